@@ -1,0 +1,139 @@
+"""Anny hand (default model): `anny.Anny(rig='anny-hand.R', topology='hand.R')`, 1,609 vertices.
+
+Canonical frame: wrist at the origin, fingers along +y at rest (Anny's own axes, metres).
+Shape vector (10): the 6 Anny phenotypes (0..1, neutral 0.5) then 4 local hand changes
+(−1..1, neutral 0): finger length, hand scale, finger diameter, finger distance.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from core.geometry import axis_angle_to_matrix
+from core.hand.base import HandModel, HandModelError
+from core.hand.pose_layout import ARTICULATED_BONES, POSE_DIM
+from core.paths import anny_cache_dir
+
+PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
+LOCAL_CHANGES = ("r-hand-fingers-length-incr", "r-hand-scale-incr",
+                 "r-hand-fingers-diameter-incr", "r-hand-fingers-distance-incr")
+SHAPE_NAMES = PHENOTYPES + tuple(c.removeprefix("r-hand-").removesuffix("-incr") for c in LOCAL_CHANGES)
+NEUTRAL_SHAPE = (0.5,) * len(PHENOTYPES) + (0.0,) * len(LOCAL_CHANGES)
+
+#: Bones whose heads are the 21 keypoints (tips are vertices, see TIP_VERTICES); -1 marks a tip.
+_KEYPOINT_BONES = ("wrist.R",) + tuple(
+    name for k in range(1, 6) for name in (f"finger{k}-1.R", f"finger{k}-2.R", f"finger{k}-3.R", None)
+)
+#: Fingertip skin vertices (thumb → pinky): the vertex of `fingerk-3.R` furthest along the bone at
+#: rest (found by `find_tip_vertices`, checked by tests/test_hand_anny.py).
+TIP_VERTICES = (782, 29, 221, 416, 605)
+
+
+def _build_anny():
+    os.environ.setdefault("ANNY_CACHE_DIR", str(anny_cache_dir()))
+    try:
+        import anny
+        from anny.paths import set_anny_cache_path
+    except Exception as exc:  # pragma: no cover - install problem
+        raise HandModelError(f"the 'anny' package cannot be imported ({exc}); run scripts/setup.sh") from exc
+    set_anny_cache_path(os.environ["ANNY_CACHE_DIR"])
+    model = anny.Anny(rig="anny-hand.R", topology="hand.R", pose_parameterization="local-bone",
+                      local_changes=list(LOCAL_CHANGES))
+    return model.to(torch.float32)
+
+
+class AnnyHand(HandModel):
+    """Anny right hand behind the `HandModel` interface (differentiable in pose and shape)."""
+
+    name = "anny"
+    pose_dim = POSE_DIM
+    shape_dim = len(SHAPE_NAMES)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anny = _build_anny()
+        labels = list(self.anny.bone_labels)
+        self.register_buffer("_art_idx", torch.tensor([labels.index(b) for b in ARTICULATED_BONES]), persistent=False)
+        kp = [labels.index(b) if b is not None else -1 for b in _KEYPOINT_BONES]
+        self._kp_bone = torch.tensor([i for i in kp if i >= 0])
+        self._kp_is_bone = torch.tensor([i >= 0 for i in kp])
+        self._faces = self.anny.get_triangular_faces().cpu().numpy().astype(np.int64)
+        # Sparse skinning data of the five tip vertices, for the joints-only path.
+        tips = torch.tensor(TIP_VERTICES)
+        self.register_buffer("_tip_w", self.anny.vertex_bone_weights[tips].float(), persistent=False)
+        self.register_buffer("_tip_i", self.anny.vertex_bone_indices[tips].long(), persistent=False)
+        self._n_bones = len(labels)
+        assert list(self.anny.phenotype_labels) == list(PHENOTYPES), self.anny.phenotype_labels
+        assert list(self.anny.local_change_labels) == list(LOCAL_CHANGES), self.anny.local_change_labels
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.anny.template_vertices.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.anny.template_vertices.device
+
+    def neutral_shape(self, batch: int = 1) -> torch.Tensor:
+        return torch.tensor(NEUTRAL_SHAPE, dtype=self.dtype, device=self.device).expand(batch, -1)
+
+    def _deltas(self, pose: torch.Tensor) -> torch.Tensor:
+        b = pose.shape[0]
+        deltas = torch.eye(4, dtype=pose.dtype, device=pose.device).repeat(b, self._n_bones, 1, 1)
+        rots = axis_angle_to_matrix(pose.reshape(b, -1, 3))
+        deltas[:, self._art_idx, :3, :3] = rots
+        return deltas
+
+    def _blend_coeffs(self, shape: torch.Tensor) -> torch.Tensor:
+        n_ph = len(PHENOTYPES)
+        return self.anny._get_phenotype_blendshape_coefficients(
+            shape[:, :n_ph], shape[:, n_ph:], shape.new_zeros(shape.shape[0], 0))
+
+    def _canonical(self, pose, shape, with_vertices):
+        coeffs = self._blend_coeffs(shape)
+        rest = self.anny.get_rest_model(coeffs)
+        transforms, bone_poses = self.anny.get_bone_transforms(self._deltas(pose), rest["rest_bone_poses"])
+        b = pose.shape[0]
+        if transforms.shape[0] != b:
+            transforms = transforms.expand(b, -1, -1, -1)
+            bone_poses = bone_poses.expand(b, -1, -1, -1)
+        rest_v = rest["rest_vertices"].expand(b, -1, -1)
+        if with_vertices:
+            verts = self.anny.get_skinned_vertices(rest_v, transforms)
+            tips = verts[:, list(TIP_VERTICES)]
+        else:
+            verts = None
+            v = rest_v[:, list(TIP_VERTICES)]  # (B,5,3)
+            t = transforms[:, :, :3, :]  # (B,J,3,4)
+            t_sel = t[torch.arange(b)[:, None, None], self._tip_i[None]]  # (B,5,K,3,4)
+            vh = torch.cat([v, torch.ones_like(v[..., :1])], -1)  # (B,5,4)
+            moved = (t_sel @ vh[:, :, None, :, None]).squeeze(-1)  # (B,5,K,3)
+            tips = (moved * self._tip_w[None, :, :, None]).sum(2)
+        heads = bone_poses[:, self._kp_bone, :3, 3]  # (B,16,3)
+        joints = torch.empty(b, 21, 3, dtype=heads.dtype, device=heads.device)
+        joints[:, self._kp_is_bone] = heads
+        joints[:, ~self._kp_is_bone] = tips
+        return joints, verts
+
+
+def find_tip_vertices(model: "AnnyHand") -> list[int]:
+    """Recompute TIP_VERTICES from the rest mesh: per distal bone, the dominant-weight vertex furthest
+    along the direction from the middle phalanx head to the distal phalanx head."""
+    a = model.anny
+    out = model.forward()
+    v = out.vertices[0].detach()
+    labels = list(a.bone_labels)
+    w, idx = a.vertex_bone_weights, a.vertex_bone_indices
+    dominant = idx.gather(1, w.argmax(1, keepdim=True)).squeeze(1)
+    heads = a(pose_parameters=None)["bone_poses"][0, :, :3, 3].float()
+    tips = []
+    for k in range(1, 6):
+        b2, b3 = labels.index(f"finger{k}-2.R"), labels.index(f"finger{k}-3.R")
+        d = heads[b3] - heads[b2]
+        d = d / d.norm()
+        cand = torch.nonzero(dominant == b3).squeeze(1)
+        proj = (v[cand] - heads[b3]) @ d
+        tips.append(int(cand[proj.argmax()]))
+    return tips

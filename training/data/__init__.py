@@ -1,0 +1,1 @@
+"""Synthetic hand data: pose/shape/camera samplers, renders and dataset shards."""
