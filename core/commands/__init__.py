@@ -1,0 +1,1 @@
+"""Headless CLI sub-commands. Each module defines `register(subparsers)` that sets `func(args) -> int`."""
