@@ -1,0 +1,1 @@
+"""Reading user files (images, pose files) and writing results (meshes, npz) safely."""
