@@ -14,6 +14,7 @@ from typing import Any
 
 from core import __version__
 from core.errors import PoseViewerError
+from core.hand.base import HandModelError
 
 #: Sub-command modules under core/commands (each has `register(subparsers)`).
 COMMANDS = ("mesh", "infer", "complete")
@@ -45,7 +46,7 @@ def run_each(paths: Iterable[str], handle: Callable[[str], Any], debug: bool = F
     for path in paths:
         try:
             handle(path)
-        except (PoseViewerError, OSError, ValueError) as exc:
+        except (PoseViewerError, HandModelError, OSError, ValueError) as exc:
             failed += 1
             if debug:
                 traceback.print_exc()
@@ -78,3 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

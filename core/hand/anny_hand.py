@@ -31,9 +31,26 @@ _KEYPOINT_BONES = ("wrist.R",) + tuple(
 TIP_VERTICES = (782, 29, 221, 416, 605)
 
 
+def _init_warp_quietly() -> None:
+    """Initialise NVIDIA Warp (Anny's skinning kernels) without its banner and the native
+    'no CUDA driver' warning on CPU machines, so CLI output stays one clean line per event."""
+    import warp
+
+    warp.config.log_level = 40
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            warp.init()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _build_anny():
     os.environ.setdefault("ANNY_CACHE_DIR", str(anny_cache_dir()))
     try:
+        _init_warp_quietly()
         import anny
         from anny.paths import set_anny_cache_path
     except Exception as exc:  # pragma: no cover - install problem

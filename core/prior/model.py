@@ -1,0 +1,103 @@
+"""DPoserPrior: the ε-network, the per-dimension z-score normaliser and the sub-VP SDE together.
+
+All pose tensors given to / returned by the public methods are in the normalised space ("z") unless
+the method name says otherwise (`sample_poses` returns radians).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.hand.pose_layout import POSE_DIM
+from core.prior.network import TimeMLP
+from core.prior.sde import SubVPSDE
+
+WEIGHTS_NAME = "dposer_hand"
+TRAIN_COMMAND = "python -m training.train_dposer"
+
+
+class DPoserPrior(nn.Module):
+    def __init__(self, mean: torch.Tensor | np.ndarray | None = None, std: torch.Tensor | np.ndarray | None = None,
+                 sde: SubVPSDE | None = None, **net_config: Any) -> None:
+        super().__init__()
+        net_config.setdefault("dim", POSE_DIM)
+        self.net = TimeMLP(**net_config)
+        dim = self.net.config["dim"]
+        self.register_buffer("mean", torch.zeros(dim) if mean is None else torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.ones(dim) if std is None else torch.as_tensor(std, dtype=torch.float32))
+        self.sde = sde or SubVPSDE()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**self.net.config, "beta_min": self.sde.beta_min, "beta_max": self.sde.beta_max}
+
+    # -- normalisation ---------------------------------------------------------------------
+    def normalize(self, pose: torch.Tensor) -> torch.Tensor:
+        return (pose - self.mean) / self.std
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.std + self.mean
+
+    # -- diffusion -------------------------------------------------------------------------
+    def eps(self, z_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=z_t.dtype, device=z_t.device)
+        if t.ndim == 0:
+            t = t.expand(z_t.shape[0])
+        return self.net(z_t, t)
+
+    @torch.no_grad()
+    def denoise(self, z_t: torch.Tensor, t: float) -> torch.Tensor:
+        """One-step denoiser x̂0 = (x_t − σ ε_φ(x_t, t)) / α (paper eq. 6), without gradient."""
+        a, s = self.sde.alpha_sigma(float(t))
+        return (z_t - s * self.eps(z_t, t)) / a
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int = 20, t_max: float = 1.0, t_min: float = 1e-3,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Deterministic DDIM from N(0, I) at t_max down to t_min; returns normalised poses (n, D)."""
+        dim = self.mean.shape[0]
+        z = torch.randn(n, dim, generator=generator)
+        ts = np.linspace(t_max, t_min, steps + 1)
+        a0, s0 = self.sde.alpha_sigma(float(ts[0]))
+        z = z * (a0 ** 2 + s0 ** 2) ** 0.5  # marginal std at t_max for unit-variance data
+        for t, t_next in zip(ts[:-1], ts[1:]):
+            a, s = self.sde.alpha_sigma(float(t))
+            e = self.eps(z, float(t))
+            x0 = (z - s * e) / a
+            a2, s2 = self.sde.alpha_sigma(float(t_next))
+            z = a2 * x0 + s2 * e
+        a, s = self.sde.alpha_sigma(float(ts[-1]))
+        return (z - s * self.eps(z, float(ts[-1]))) / a
+
+    def sample_poses(self, n: int, steps: int = 20, seed: int | None = None) -> np.ndarray:
+        """Random plausible poses (n, 45) in radians."""
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self.denormalize(self.sample(n, steps, generator=g)).numpy()
+
+    # -- weights ---------------------------------------------------------------------------
+    def export_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items()}
+
+
+def build_prior(config: dict[str, Any]) -> DPoserPrior:
+    cfg = dict(config)
+    sde = SubVPSDE(cfg.pop("beta_min", 0.1), cfg.pop("beta_max", 20.0))
+    net_keys = {"dim", "width", "blocks", "temb", "dropout", "groups"}
+    return DPoserPrior(sde=sde, **{k: v for k, v in cfg.items() if k in net_keys})
+
+
+def load_prior(name: str = WEIGHTS_NAME) -> DPoserPrior:
+    """Load the shipped prior (`resources/models/<name>.safetensors`); raises WeightsError if missing."""
+    from core.weights import load_weights
+
+    state, entry = load_weights(name)
+    prior = build_prior(entry.get("config", {}))
+    # Normaliser statistics are stored in float32 (the network weights may be fp16).
+    prior.load_state_dict(state)
+    prior.eval()
+    for p in prior.parameters():
+        p.requires_grad_(False)
+    return prior
