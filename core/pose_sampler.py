@@ -12,8 +12,12 @@ import numpy as np
 
 from core.hand.pose_layout import POSE_DIM
 
-# Local bone axes of the Anny hand rig (checked in tests): x = flexion (positive bends toward the
-# palm), y = twist along the bone, z = abduction (spread).
+# Local bone axes of the Anny hand rig (checked visually with renders, see docs/synthetic_data.md):
+# fingers: x = flexion (positive bends toward the palm), y = twist, z = sideways (positive moves the
+# finger toward the pinky side, so spreading is negative for the index and positive for the pinky).
+# Thumb CMC: x = flexion across the palm toward the pinky, z = adduction (positive presses the thumb
+# against the index side, negative lifts it out of the palm plane: palmar abduction), y = twist
+# (negative turns the thumb pad toward the finger pads: opposition).
 # Joint limits in radians, per bone (proximal, middle, distal) and axis (x, y, z).
 _FINGER_LIMITS = np.array([
     [[-0.35, 1.60], [-0.10, 0.10], [-0.35, 0.35]],   # MCP (finger k-1)
@@ -27,7 +31,7 @@ _THUMB_LIMITS = np.array([
 ])
 LIMITS = np.concatenate([_THUMB_LIMITS] + [_FINGER_LIMITS] * 4).reshape(POSE_DIM, 2)
 
-# Prototypes: curls for (index, middle, ring, pinky) in [0, 1], thumb (cmc_flex, cmc_abd, mcp, ip),
+# Prototypes: curls for (index, middle, ring, pinky) in [0, 1], thumb (cmc_flex, palmar_abd, mcp, ip),
 # spread in [-1, 1], and a sampling weight.
 _PROTOTYPES = {
     "open":       ((0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.1, 0.1), 0.6, 2.0),
@@ -81,16 +85,18 @@ def sample_poses(n: int, rng: np.random.Generator | int | None = None,
     pose = np.zeros((n, 15, 3))
     for f in range(4):
         pose[:, 3 + 3 * f: 6 + 3 * f] = _finger_bones(curls[:, f], rng, hook[:, f])
-    # Abduction: spread pattern (index +, pinky −, symmetric about middle), fading with curl.
-    spread = np.clip(spread + rng.normal(0, 0.3, n), -1, 1)
-    pattern = np.array([0.25, 0.05, -0.12, -0.30])
-    abd = spread[:, None] * pattern[None] * (1 - 0.7 * np.clip(curls, 0, 1))
+    # Abduction: spread > 0 fans the fingers out (index toward the thumb, pinky away), spread < 0 closes
+    # them; the rest pose is already a little spread, so closing is weaker. Fades with curl.
+    spread = np.clip(spread + rng.normal(0, 0.3, n), -1, 1)[:, None]
+    fan_out = np.array([-0.28, -0.05, 0.12, 0.30])
+    close_in = np.array([0.14, 0.02, -0.08, -0.18])
+    abd = np.where(spread > 0, spread * fan_out, -spread * close_in) * (1 - 0.7 * np.clip(curls, 0, 1))
     pose[:, 3::3, 2][:, :4] = abd + rng.normal(0, 0.04, (n, 4))
     # Thumb.
     thumb = thumb + rng.normal(0, 0.12, thumb.shape)
     pose[:, 0, 0] = thumb[:, 0]
-    pose[:, 0, 2] = thumb[:, 1]
-    pose[:, 0, 1] = 0.4 * thumb[:, 0] + rng.normal(0, 0.1, n)   # opposition twists the thumb
+    pose[:, 0, 2] = -thumb[:, 1]                                    # palmar abduction = −z
+    pose[:, 0, 1] = -0.4 * np.clip(thumb[:, 0], 0, None) + rng.normal(0, 0.1, n)  # opposition twist
     pose[:, 1, 0] = thumb[:, 2]
     pose[:, 2, 0] = thumb[:, 3]
     pose = pose.reshape(n, -1) + rng.normal(0, 0.03, (n, POSE_DIM))
