@@ -1,0 +1,31 @@
+"""Shared fixtures: the Anny cache location, one Anny hand per session, Qt/VTK environment."""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkXOpenGLRenderWindow")
+
+
+@pytest.fixture(scope="session")
+def anny_hand():
+    from core.hand.anny_hand import AnnyHand
+
+    return AnnyHand()
+
+
+@pytest.fixture
+def pose_npz(tmp_path):
+    """A valid pose file with a sampled pose."""
+    import numpy as np
+
+    from core.pose_sampler import sample_poses
+
+    path = tmp_path / "pose.npz"
+    np.savez(path, model="anny", global_orient=np.array([0.1, 0.2, 0.3], np.float32),
+             pose=sample_poses(1, 3)[0])
+    return path
