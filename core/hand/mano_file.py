@@ -49,6 +49,13 @@ def _newobj(cls, *args):
     return cls()
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """Protocol-2 pickles store array bytes as latin-1 text; only that encoding is allowed."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError("unexpected encoding in MANO file")
+    return text.encode("latin1")
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
@@ -59,6 +66,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _reconstructor
         if module in ("copy_reg", "copyreg") and name == "__newobj__":
             return _newobj
+        if module == "_codecs" and name == "encode":
+            return _latin1_encode
         if module in ("__builtin__", "builtins") and name == "object":
             return object
         if module.startswith("chumpy"):

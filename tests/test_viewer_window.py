@@ -1,0 +1,80 @@
+"""The first window in a real Qt window under Xvfb (pytest-xvfb): it draws a hand and opens pose files."""
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+
+@pytest.fixture
+def window(qtbot):
+    from viewer.app import qt_environment
+
+    qt_environment()
+    from viewer.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def grab(window) -> np.ndarray:
+    window.plotter.render()
+    return np.asarray(window.plotter.screenshot(return_img=True))
+
+
+def test_window_shows_a_hand_not_just_background(window):
+    img = grab(window)
+    background = img[2, 2].astype(int)
+    differs = np.abs(img.astype(int) - background).sum(-1) > 30
+    assert differs.mean() > 0.03  # the hand covers a visible part of the view
+    skin = (img[..., 0].astype(int) > img[..., 2].astype(int) + 20) & (img[..., 0] > 120)
+    assert skin.sum() > 500  # and it is skin-coloured
+    assert "CPU" in window.device_label.text() or "CUDA" in window.device_label.text()
+
+
+def test_opening_a_pose_changes_mesh_and_pixels(window, pose_npz):
+    before_pts = np.array(window.scene.mesh.points)
+    before_img = grab(window)
+    assert window.open_path(str(pose_npz))
+    after_pts = np.array(window.scene.mesh.points)
+    assert np.abs(after_pts - before_pts).max() > 0.01
+    assert window.hand.source == pose_npz.name
+    after_img = grab(window)
+    assert np.abs(after_img.astype(int) - before_img.astype(int)).sum(-1).astype(bool).mean() > 0.01
+
+
+def test_bad_file_keeps_the_current_hand(window, tmp_path, pose_npz):
+    assert window.open_path(str(pose_npz))
+    shown = np.array(window.scene.mesh.points)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, pose=np.full(45, np.nan))
+    assert not window.open_path(str(bad))
+    assert "NaN" in window.last_error
+    assert "NaN" in window.statusBar().currentMessage()
+    assert np.array_equal(np.array(window.scene.mesh.points), shown)
+    assert not window.open_path(str(tmp_path / "photo.gif"))
+    assert np.array_equal(np.array(window.scene.mesh.points), shown)
+
+
+def test_drop_a_pose_file(window, qtbot, pose_npz):
+    from PySide6 import QtCore, QtGui
+
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(pose_npz))])
+    pos = QtCore.QPointF(50, 50)
+    drop = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
+                            QtCore.Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)
+    assert window.hand.source == pose_npz.name
+
+
+def test_export_and_screenshot(window, tmp_path):
+    import trimesh
+
+    assert window.export_mesh(str(tmp_path / "hand.ply"))
+    assert len(trimesh.load(tmp_path / "hand.ply", process=False).vertices) == 1609
+    window.save_screenshot(str(tmp_path / "shot.png"))
+    assert (tmp_path / "shot.png").stat().st_size > 1000
