@@ -51,6 +51,9 @@ _PROTOTYPES = {
     "sphere":     ((0.45, 0.45, 0.45, 0.45), (0.4, 0.5, 0.3, 0.3), 0.5, 1.0),
     "claw":       ((0.3, 0.3, 0.3, 0.3), (0.3, 0.3, 0.2, 0.6), 0.3, 0.7),
     "hook":       ((0.55, 0.55, 0.55, 0.55), (0.0, -0.2, 0.1, 0.1), -0.4, 0.5),
+    "gun":        ((0.0, 0.95, 0.95, 0.95), (-0.35, 0.0, 0.0, 0.05), 0.0, 0.7),
+    "ily":        ((0.0, 0.95, 0.95, 0.0), (-0.35, 0.0, 0.0, 0.05), 0.4, 0.5),
+    "three_thumb": ((0.0, 0.0, 0.95, 0.95), (-0.3, 0.0, 0.0, 0.05), 0.6, 0.5),
 }
 PROTOTYPE_NAMES = tuple(_PROTOTYPES)
 
@@ -104,11 +107,26 @@ def sample_poses(n: int, rng: np.random.Generator | int | None = None,
 
 
 def sample_shapes(n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
-    """Anny shape vectors (n, 10): 6 phenotypes in [0, 1] and 4 local hand changes in [-1, 1]."""
+    """Anny shape vectors (n, 10): 6 phenotypes in [0, 1] and 4 local hand changes in [-1, 1].
+
+    Tuned so the hand length (wrist → middle fingertip) is about 185 ± 13 mm for adults, with ~12 %
+    children/teenagers (down to ~150 mm): height and the local scale/finger-length changes dominate
+    the size and are kept near neutral (height 0 → 1 alone spans 143 → 229 mm); Anny's adult hands
+    also grow with age (186 mm at age 0.5, 211 mm at 0.7), which the height compensates.
+    """
     rng = np.random.default_rng(rng)
     pheno = rng.beta(2.0, 2.0, (n, 6))
-    pheno[:, 1] = rng.uniform(0.35, 1.0, n)       # age: children to elderly, mostly adult
-    local = np.clip(rng.normal(0, 0.4, (n, 4)), -1, 1)
+    pheno[:, 0] = rng.uniform(0, 1, n)                                  # gender
+    child = rng.uniform(0, 1, n) < 0.12
+    pheno[:, 1] = np.where(child, rng.uniform(0.36, 0.48, n), rng.uniform(0.48, 1.0, n))  # age
+    growth_mm = np.interp(pheno[:, 1], [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], [0, 16, 25, 21, 17, 13])
+    pheno[:, 4] = np.clip(rng.normal(0.5, 0.1, n) - growth_mm / 86.0, 0.1, 0.8)  # height (86 mm per unit)
+    local = np.stack([
+        np.clip(rng.normal(0, 0.25, n), -0.6, 0.6),    # finger length
+        np.clip(rng.normal(0, 0.12, n), -0.3, 0.3),    # hand scale
+        np.clip(rng.normal(0, 0.4, n), -1, 1),         # finger diameter
+        np.clip(rng.normal(0, 0.4, n), -1, 1),         # finger distance
+    ], 1)
     return np.concatenate([pheno, local], 1).astype(np.float32)
 
 
