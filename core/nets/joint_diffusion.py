@@ -1,0 +1,112 @@
+"""Stage-1 denoiser (paper 000 §3.2, supp. A.1; D3DP with a MixSTE-style spatial transformer).
+
+One token per joint: token_j = Linear([c2D_j (2), J_t,j (3)]) + joint embedding_j. A stack of
+pre-LN transformer blocks (self-attention over the 21 joint tokens + MLP), each modulated by adaLN
+(shift / scale / gate) from the timestep embedding plus an embedding of the crop context (crop
+centre ray and log crop size, which carry the perspective cue lost by crop normalisation).
+Head: LayerNorm → Linear → 3. Predicts x0 (root-relative joints / JOINT_SCALE).
+
+Size for CPU (DESIGN §10): width 128 × 4 blocks ≈ 33 MFLOP per hypothesis and step, i.e. ≈ 17 GFLOP
+for 50 hypotheses × 10 DDIM steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.joints import NUM_JOINTS
+
+#: Joints are divided by this (metres) so a hand spans roughly ±2.
+JOINT_SCALE = 0.1
+
+
+@dataclass
+class JointDiffusionConfig:
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    cond_dim: int = 2          # per-joint condition channels (crop-normalised u, v)
+    ctx_dim: int = 3           # per-sample context (crop centre ray x, y; log crop half-size)
+    num_joints: int = NUM_JOINTS
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps (B,) → (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], -1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout),
+                                 nn.Linear(hidden, width))
+        self.ada = nn.Linear(width, 6 * width)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        b, n, w = x.shape
+        s1, g1, a1, s2, g2, a2 = self.ada(c)[:, None].chunk(6, -1)
+        h = self.norm1(x) * (1 + g1) + s1
+        q, k, v = self.qkv(h).reshape(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        h = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, w)
+        x = x + (1 + a1) * self.proj(h)
+        h = self.norm2(x) * (1 + g2) + s2
+        return x + (1 + a2) * self.mlp(h)
+
+
+class JointDiffusionNet(nn.Module):
+    """x̂0 = f(J_t, t | c2D, ctx); shapes: J_t (B,21,3), t (B,), c2d (B,21,C), ctx (B,ctx_dim)."""
+
+    def __init__(self, config: JointDiffusionConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or JointDiffusionConfig()
+        self.config = cfg
+        w = cfg.width
+        self.inp = nn.Linear(cfg.cond_dim + 3, w)
+        self.joint_emb = nn.Parameter(torch.randn(cfg.num_joints, w) * 0.02)
+        self.time_mlp = nn.Sequential(nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w))
+        self.ctx_mlp = nn.Sequential(nn.Linear(cfg.ctx_dim, w), nn.SiLU(), nn.Linear(w, w))
+        self.blocks = nn.ModuleList(Block(w, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(w, eps=1e-6)
+        self.head = nn.Linear(w, 3)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, c2d: torch.Tensor, ctx: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        b = x_t.shape[0]
+        if ctx is None:
+            ctx = x_t.new_zeros(b, self.config.ctx_dim)
+        h = self.inp(torch.cat([c2d, x_t], -1)) + self.joint_emb
+        c = F.silu(self.time_mlp(timestep_embedding(t, self.config.width)) + self.ctx_mlp(ctx))
+        for blk in self.blocks:
+            h = blk(h, c)
+        return self.head(self.norm(h))
+
+    def flops_per_sample(self) -> int:
+        """Multiply-adds × 2 of one forward for one hypothesis (matmuls only)."""
+        cfg = self.config
+        w, n = cfg.width, cfg.num_joints
+        per_tok = 2 * (3 * w * w + w * w + 2 * w * int(w * cfg.mlp_ratio))
+        attn = 2 * 2 * n * n * w
+        return cfg.depth * (n * per_tok + attn) + n * 2 * w * (cfg.cond_dim + 3 + 3)

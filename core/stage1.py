@@ -1,0 +1,270 @@
+"""Stage 1 pipeline: image → hand detection → crop-normalised 2D → N root-relative 3D joint hypotheses.
+
+`Stage1Estimator.run(image)` detects hands (MediaPipe), mirrors left hands into right hands (DESIGN
+§3), lifts each hand's 2D keypoints with the joint diffusion model (DDIM, N hypotheses in one batch,
+recorded trajectory), mirrors back, aggregates (mean, paper; optional per-joint reprojection
+aggregation, D3DP's JPMA) and solves the camera translation so that `joints + cam_t` projects onto
+the keypoints.
+
+Crop normalisation (shared with training, `normalise_rays`): keypoints are first turned into
+normalised image rays K⁻¹·[u, v, 1] (so any intrinsics work), then centred on the square crop box of
+their bounding box (`core.detector.CROP_PAD` padding) and divided by its half side → [-1, 1]. The crop
+centre ray and log half side go to the network as a context vector (perspective cue).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from core.detector import CROP_PAD, Detection, HandDetector, mirror_K, mirror_keypoints, select_hands
+from core.diffusion import GaussianDiffusion, make_schedule
+from core.errors import InputError, WeightsError
+from core.geometry import intrinsics_from_size
+from core.nets.joint_diffusion import JOINT_SCALE, JointDiffusionConfig, JointDiffusionNet
+
+WEIGHTS_NAME = "joint_diffusion"
+TRAIN_COMMAND = "python -m training.train_joint_diffusion --out runs/joint_diffusion --export"
+
+
+# --- crop normalisation (training and inference) ---------------------------------------------------
+
+def normalise_rays(rays: torch.Tensor, pad: float = CROP_PAD) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays (B,21,2) → (c2d (B,21,2) in about [-1, 1], ctx (B,3) = [2·centre_x, 2·centre_y, log half + 1.5])."""
+    lo = rays.min(1).values
+    hi = rays.max(1).values
+    centre = (lo + hi) / 2
+    half = ((hi - lo).max(-1).values / 2 * (1 + 2 * pad)).clamp_min(1e-6)
+    c2d = (rays - centre[:, None]) / half[:, None, None]
+    ctx = torch.cat([2 * centre, (half.log() + 1.5)[:, None]], -1)
+    return c2d, ctx
+
+
+def pixels_to_rays(kp2d: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(…,21,2) pixels → normalised image-plane coordinates ((u - cx)/fx, (v - cy)/fy)."""
+    K = np.asarray(K, np.float64)
+    kp = np.asarray(kp2d, np.float64)
+    return np.stack([(kp[..., 0] - K[0, 2]) / K[0, 0], (kp[..., 1] - K[1, 2]) / K[1, 1]], -1)
+
+
+def solve_cam_t(joints: np.ndarray, kp2d: np.ndarray, K: np.ndarray, weights: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Translation t (3,) minimising the (linearised) reprojection error of `joints + t` onto `kp2d`.
+
+    For each joint: X + tx − x·(Z + tz) = 0 and Y + ty − y·(Z + tz) = 0 with (x, y) its ray;
+    weighted linear least squares, then a few Gauss-Newton steps on the pixel error.
+    """
+    j = np.asarray(joints, np.float64)
+    r = pixels_to_rays(kp2d, K)
+    w = np.ones(len(j)) if weights is None else np.asarray(weights, np.float64)
+    n = len(j)
+    A = np.zeros((2 * n, 3))
+    A[0::2, 0] = 1
+    A[0::2, 2] = -r[:, 0]
+    A[1::2, 1] = 1
+    A[1::2, 2] = -r[:, 1]
+    b = np.empty(2 * n)
+    b[0::2] = r[:, 0] * j[:, 2] - j[:, 0]
+    b[1::2] = r[:, 1] * j[:, 2] - j[:, 1]
+    ww = np.repeat(np.sqrt(w), 2)
+    t = np.linalg.lstsq(A * ww[:, None], b * ww, rcond=None)[0]
+    # Refine on the true projection error (ray units).
+    for _ in range(5):
+        p = j + t
+        z = np.maximum(p[:, 2], 1e-4)
+        res = np.concatenate([(p[:, 0] / z - r[:, 0]), (p[:, 1] / z - r[:, 1])])
+        jac = np.zeros((2 * n, 3))
+        jac[:n, 0] = 1 / z
+        jac[:n, 2] = -p[:, 0] / z ** 2
+        jac[n:, 1] = 1 / z
+        jac[n:, 2] = -p[:, 1] / z ** 2
+        w2 = np.concatenate([np.sqrt(w), np.sqrt(w)])
+        step = np.linalg.lstsq(jac * w2[:, None], -res * w2, rcond=None)[0]
+        t = t + step
+        if np.abs(step).max() < 1e-7:
+            break
+    if t[2] + j[:, 2].min() <= 0:   # degenerate: keep the hand in front of the camera
+        t[2] = 0.05 - j[:, 2].min()
+    return t
+
+
+def project_np(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    p = points @ np.asarray(K, np.float64).T
+    return p[..., :2] / p[..., 2:3]
+
+
+def aggregate(hyps: np.ndarray, mode: str = "mean", kp2d: np.ndarray | None = None, K: np.ndarray | None = None,
+              cam_t: np.ndarray | None = None) -> np.ndarray:
+    """Aggregate hypotheses (N,21,3). 'mean' (paper) or 'jpma': per joint, the hypothesis whose
+    reprojection (with `cam_t`) is closest to the 2D keypoint (D3DP's joint-wise reprojection aggregation)."""
+    hyps = np.asarray(hyps, np.float64)
+    if mode == "mean":
+        return hyps.mean(0)
+    if mode == "jpma":
+        if kp2d is None or K is None or cam_t is None:
+            raise ValueError("jpma aggregation needs keypoints, K and cam_t")
+        uv = project_np(hyps + cam_t, K)                           # (N,21,2)
+        err = np.linalg.norm(uv - np.asarray(kp2d)[None], axis=-1)  # (N,21)
+        best = err.argmin(0)
+        return hyps[best, np.arange(hyps.shape[1])]
+    raise ValueError(f"unknown aggregation {mode!r} (mean, jpma)")
+
+
+# --- results -----------------------------------------------------------------------------------------
+
+@dataclass
+class Stage1Result:
+    """One hand: everything in the original image's camera axes (metres), left hands already mirrored back."""
+
+    keypoints2d: np.ndarray          # (21,2) px
+    keypoints2d_score: np.ndarray    # (21,)
+    hand_score: float
+    handedness: str                  # 'left' | 'right'
+    K: np.ndarray                    # (3,3)
+    box: np.ndarray                  # (4,) crop box px
+    joint_hypotheses: np.ndarray     # (N,21,3) root-relative
+    joints: np.ndarray               # (21,3) aggregate (mean)
+    cam_t: np.ndarray                # (3,) joints + cam_t projects onto keypoints2d
+    trajectory_xt: np.ndarray        # (S+1,N,21,3) metres root-relative, x_T … x_0
+    trajectory_x0: np.ndarray        # (S,N,21,3) x̂0 predicted at each step
+    timesteps: np.ndarray            # (S,)
+    timings: dict = field(default_factory=dict)
+    world_landmarks_mediapipe: np.ndarray | None = None
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        d = {
+            "keypoints2d": self.keypoints2d.astype(np.float32),
+            "keypoints2d_score": self.keypoints2d_score.astype(np.float32),
+            "hand_score": np.float32(self.hand_score),
+            "handedness": np.array(self.handedness),
+            "K": self.K.astype(np.float64),
+            "box": self.box.astype(np.float32),
+            "joint_hypotheses": self.joint_hypotheses.astype(np.float32),
+            "joints": self.joints.astype(np.float32),
+            "cam_t": self.cam_t.astype(np.float32),
+            "trajectory_joints_xt": self.trajectory_xt.astype(np.float32),
+            "trajectory_joints_x0": self.trajectory_x0.astype(np.float32),
+            "trajectory_timesteps": self.timesteps.astype(np.int32),
+        }
+        return d
+
+
+# --- the model -------------------------------------------------------------------------------------
+
+class JointLifter:
+    """The trained joint diffusion model: 2D keypoints (px) + K → N root-relative right-hand joint sets."""
+
+    def __init__(self, net: JointDiffusionNet, diffusion: GaussianDiffusion, device: torch.device | str = "cpu",
+                 config: dict | None = None) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.diffusion = diffusion
+        self.config = config or {}
+        self.eta = float(self.config.get("eta", 0.0))
+
+    @classmethod
+    def from_weights(cls, device: torch.device | str = "cpu", name: str = WEIGHTS_NAME, models_dir=None
+                     ) -> "JointLifter":
+        from core.weights import load_weights
+
+        kw = {} if models_dir is None else {"models_dir": models_dir}
+        state, entry = load_weights(name, **kw)
+        cfg = entry.get("config", {})
+        try:
+            net = JointDiffusionNet(JointDiffusionConfig(**cfg["net"]))
+            net.load_state_dict(state)
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise WeightsError(f"{name}.safetensors does not match the network ({exc}); retrain with: "
+                               f"{entry.get('train_command', TRAIN_COMMAND)}") from exc
+        sched = cfg.get("schedule", {"kind": "linear", "T": 1000})
+        diffusion = GaussianDiffusion(make_schedule(sched.get("kind", "linear"), sched.get("T", 1000)))
+        return cls(net, diffusion, device, cfg)
+
+    @torch.no_grad()
+    def lift_rays(self, rays: np.ndarray, n: int = 50, steps: int = 10, seed: int = 0, eta: float | None = None,
+                  progress: Callable[[int, int], None] | None = None, cancel=None, record: bool = True):
+        """Rays (21,2) of a right hand → DDIMResult in network units (divide by JOINT_SCALE)."""
+        r = torch.as_tensor(np.asarray(rays, np.float32))[None]
+        c2d, ctx = normalise_rays(r)
+        c2d = c2d.expand(n, -1, -1).to(self.device)
+        ctx = ctx.expand(n, -1).to(self.device)
+        return self.diffusion.ddim_sample(self.net, (n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
+                                          seed=seed, device=self.device, record=record, progress=progress,
+                                          cancel=cancel, c2d=c2d, ctx=ctx)
+
+    def lift(self, kp2d: np.ndarray, K: np.ndarray, mirrored: bool = False, width: int | None = None, **kw):
+        """Pixel keypoints of a hand (21,2) + K → (hyps (N,21,3) m, xs (S+1,N,21,3), x0s (S,N,21,3), timesteps).
+
+        `mirrored=True` (a left hand): keypoints and K are mirrored (needs `width`), lifted as a right
+        hand, and the results mirrored back into the original camera axes.
+        """
+        kp, Km = np.asarray(kp2d, np.float64), np.asarray(K, np.float64)
+        if mirrored:
+            if width is None:
+                raise ValueError("mirroring needs the image width")
+            kp, Km = mirror_keypoints(kp, width), mirror_K(Km, width)
+        res = self.lift_rays(pixels_to_rays(kp, Km), **kw)
+        sign = np.array([-1.0, 1.0, 1.0]) if mirrored else np.ones(3)
+        hyps = res.x0.cpu().numpy().astype(np.float64) * JOINT_SCALE * sign
+        xs = res.xs.numpy() * JOINT_SCALE * sign if res.xs is not None else None
+        x0s = res.x0_preds.numpy() * JOINT_SCALE * sign if res.x0_preds is not None else None
+        return hyps, xs, x0s, np.array(res.timesteps)
+
+
+class Stage1Estimator:
+    """Image → detections → per-hand `Stage1Result` (the stage-1 half of the cascade)."""
+
+    def __init__(self, device: torch.device | str = "cpu", lifter: JointLifter | None = None,
+                 detector: HandDetector | None = None) -> None:
+        self.lifter = lifter or JointLifter.from_weights(device)
+        self._detector = detector
+
+    @property
+    def detector(self) -> HandDetector:
+        if self._detector is None:
+            from core.detector import default_detector
+            self._detector = default_detector()
+        return self._detector
+
+    def run_detection(self, det: Detection, K: np.ndarray, n: int = 50, steps: int = 10, seed: int = 0,
+                      eta: float | None = None, aggregation: str = "mean",
+                      progress: Callable[[int, int], None] | None = None, cancel=None) -> Stage1Result:
+        t0 = time.perf_counter()
+        mirrored = det.handedness == "left"
+        hyps, xs, x0s, ts = self.lifter.lift(det.keypoints2d, K, mirrored=mirrored, width=det.image_size[0],
+                                             n=n, steps=steps, seed=seed, eta=eta, progress=progress, cancel=cancel)
+        t1 = time.perf_counter()
+        mean = hyps.mean(0)
+        cam_t = solve_cam_t(mean, det.keypoints2d, K, det.scores)
+        joints = aggregate(hyps, aggregation, det.keypoints2d, K, cam_t)
+        if aggregation != "mean":
+            cam_t = solve_cam_t(joints, det.keypoints2d, K, det.scores)
+        return Stage1Result(
+            keypoints2d=det.keypoints2d, keypoints2d_score=det.scores, hand_score=det.score,
+            handedness=det.handedness, K=np.asarray(K, np.float64), box=det.box, joint_hypotheses=hyps,
+            joints=joints, cam_t=cam_t, trajectory_xt=xs, trajectory_x0=x0s, timesteps=ts,
+            timings={"lift_s": t1 - t0, "total_s": time.perf_counter() - t0},
+            world_landmarks_mediapipe=det.world_landmarks)
+
+    def run(self, image: np.ndarray, n: int = 50, steps: int = 10, seed: int = 0, hand: str = "largest",
+            K: np.ndarray | None = None, eta: float | None = None, aggregation: str = "mean",
+            progress: Callable[[int, int], None] | None = None, cancel=None) -> list[Stage1Result]:
+        """All selected hands of an RGB uint8 image. Raises NoHandError / InputError."""
+        img = np.asarray(image)
+        if img.ndim != 3:
+            raise InputError(f"expected an RGB image, got shape {img.shape}")
+        h, w = img.shape[:2]
+        K = intrinsics_from_size(w, h) if K is None else np.asarray(K, np.float64)
+        t0 = time.perf_counter()
+        dets = select_hands(self.detector.detect(img), hand)
+        t_det = time.perf_counter() - t0
+        out = []
+        for det in dets:
+            r = self.run_detection(det, K, n=n, steps=steps, seed=seed, eta=eta, aggregation=aggregation,
+                                   progress=progress, cancel=cancel)
+            r.timings["detect_s"] = t_det
+            out.append(r)
+        return out

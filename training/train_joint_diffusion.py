@@ -1,0 +1,191 @@
+"""Train the stage-1 joint diffusion model (paper 000 §3.2, supp. A.1) on synthetic Anny data.
+
+    python -m training.train_joint_diffusion --out runs/joint_diffusion --iters 12000 --export
+
+Data: `training/data/lifting.py` (canonical joint table of sampled poses/shapes built once and cached
+under --out; random 3D orientation, camera placement, detector-like 2D noise, crop normalisation and
+scale jitter on the fly). Loss: paper's L_DDPM = ‖J0 − Ĵ0‖² (x0 prediction), t ~ U{0..T-1}.
+AdamW, linear warm-up then cosine decay, EMA of the weights (exported). Checkpoints every
+--ckpt-every iterations to --out/ckpt.pt; rerunning the same command resumes. --export writes the
+EMA weights (fp16) to resources/models/joint_diffusion.safetensors with its manifest entry.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import pathlib
+import shlex
+import sys
+import time
+
+import numpy as np
+import torch
+
+from core.diffusion import GaussianDiffusion, make_schedule
+from core.metrics import pa_mpjpe
+from core.nets.joint_diffusion import JOINT_SCALE, JointDiffusionConfig, JointDiffusionNet
+from core.stage1 import TRAIN_COMMAND, WEIGHTS_NAME
+from training.data.lifting import LiftingBatcher, make_joint_table
+
+VAL_SEED = 987_654   # held-out split: poses/shapes/cameras/noise from this seed only
+
+
+def get_table(out: pathlib.Path, n: int, seed: int, hand=None) -> np.ndarray:
+    path = out / f"table_seed{seed}_n{n}.npy"
+    if path.exists():
+        return np.load(path)
+    t0 = time.time()
+    table = make_joint_table(n, seed, hand=hand, progress=n > 20000)
+    np.save(path, table)
+    print(f"joint table {path.name}: {n} samples in {time.time() - t0:.0f} s", flush=True)
+    return table
+
+
+def val_batch(out: pathlib.Path, n: int = 512, hand=None) -> dict[str, torch.Tensor]:
+    table = get_table(out, n, VAL_SEED, hand)
+    return LiftingBatcher(table, seed=VAL_SEED).batch(n, idx=torch.arange(n))
+
+
+@torch.no_grad()
+def evaluate_val(net, diffusion, vb, n_hyp: int = 10, steps: int = 10, eta: float = 0.0, limit: int = 256
+                 ) -> dict[str, float]:
+    net.eval()
+    b = min(limit, vb["c2d"].shape[0])
+    c2d = vb["c2d"][:b].repeat_interleave(n_hyp, 0)
+    ctx = vb["ctx"][:b].repeat_interleave(n_hyp, 0)
+    res = diffusion.ddim_sample(net, (b * n_hyp, 21, 3), steps=steps, eta=eta, seed=0, record=False,
+                                c2d=c2d, ctx=ctx)
+    hyps = res.x0.reshape(b, n_hyp, 21, 3).numpy() * JOINT_SCALE * 1000
+    gt = vb["joints"][:b].numpy() * 1000
+    per = pa_mpjpe(hyps, gt[:, None])                     # (b, n_hyp)
+    mean = pa_mpjpe(hyps.mean(1), gt)
+    net.train()
+    return {"pa_mpjpe_mean_mm": float(mean.mean()), "pa_mpjpe_best_mm": float(per.min(1).mean()),
+            "pa_mpjpe_single_mm": float(per.mean())}
+
+
+def lr_at(it: int, total: int, base: float, warmup: int) -> float:
+    if it < warmup:
+        return base * (it + 1) / warmup
+    p = min(1.0, (it - warmup) / max(1, total - warmup))
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/joint_diffusion"))
+    ap.add_argument("--iters", type=int, default=12000)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--table-size", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--mlp-ratio", type=float, default=4.0)
+    ap.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
+    ap.add_argument("--sigma-max", type=float, default=0.05, help="max 2D noise σ (fraction of the hand box side)")
+    ap.add_argument("--outlier-prob", type=float, default=0.03)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--minutes", type=float, default=0, help="stop (checkpointed, resumable) after this wall time")
+    ap.add_argument("--ckpt-every", type=int, default=250)
+    ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--export", action="store_true", help="write resources/models/joint_diffusion.safetensors")
+    ap.add_argument("--export-only", action="store_true", help="export the current checkpoint and exit")
+    ap.add_argument("--eta", type=float, default=0.0, help="default DDIM η stored in the manifest")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    from core.hand.anny_hand import AnnyHand
+    hand = AnnyHand()
+    table = get_table(args.out, args.table_size, args.seed, hand)
+    vb = val_batch(args.out, hand=hand)
+
+    cfg = JointDiffusionConfig(width=args.width, depth=args.depth, heads=args.heads, mlp_ratio=args.mlp_ratio)
+    net = JointDiffusionNet(cfg)
+    ema = copy.deepcopy(net).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    diffusion = GaussianDiffusion(make_schedule(args.schedule))
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    ckpt_path = args.out / "ckpt.pt"
+    it = 0
+    log = []
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        net.load_state_dict(ck["net"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        it = int(ck["iter"])
+        log = json.loads(ck.get("log", "[]"))
+        print(f"resumed from {ckpt_path} at iteration {it}", flush=True)
+    print(f"params {sum(p.numel() for p in net.parameters())/1e6:.2f} M, "
+          f"{net.flops_per_sample() * 500 / 1e9:.1f} GFLOP per image (50 hyps x 10 steps)", flush=True)
+
+    def save_ckpt():
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "iter": it,
+                    "args": vars(args) | {"out": str(args.out)}, "log": json.dumps(log)}, tmp)
+        tmp.replace(ckpt_path)
+
+    batcher = LiftingBatcher(table, seed=args.seed * 1_000_003 + it, sigma_range=(0.005, args.sigma_max),
+                             outlier_prob=args.outlier_prob)
+    t_start = time.time()
+    running = 0.0
+    net.train()
+    while it < args.iters and not args.export_only:
+        b = batcher.batch(args.batch)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(it, args.iters, args.lr, args.warmup)
+        loss = diffusion.training_loss(net, b["x0"], c2d=b["c2d"], ctx=b["ctx"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(args.ema, (1 + it) / (10 + it))
+            for pe, pn in zip(ema.parameters(), net.parameters()):
+                pe.mul_(d).add_(pn.detach(), alpha=1 - d)
+        it += 1
+        running = 0.98 * running + 0.02 * loss.item() if it > 1 else loss.item()
+        if it % 50 == 0:
+            el = time.time() - t_start
+            print(f"it {it} loss {running:.4f} lr {opt.param_groups[0]['lr']:.2e} {el:.0f}s", flush=True)
+        if it % args.eval_every == 0 or it == args.iters:
+            m = evaluate_val(ema, diffusion, vb)
+            log.append({"iter": it, "loss": running, **m})
+            print(f"val it {it}: " + " ".join(f"{k} {v:.2f}" for k, v in m.items()), flush=True)
+        if it % args.ckpt_every == 0 or it == args.iters:
+            save_ckpt()
+        if args.minutes and time.time() - t_start > 60 * args.minutes:
+            save_ckpt()
+            print(f"time budget reached at iteration {it}; rerun to resume", flush=True)
+            break
+
+    if args.export or args.export_only:
+        m = evaluate_val(ema, diffusion, vb, n_hyp=10)
+        config = {"net": cfg.to_dict(), "schedule": diffusion.schedule.config(), "joint_scale": JOINT_SCALE,
+                  "eta": args.eta, "crop": "rays K^-1 uv, square bbox, pad 0.25",
+                  "data": {"table_size": args.table_size, "seed": args.seed, "val_seed": VAL_SEED,
+                           "sigma_max": args.sigma_max, "outlier_prob": args.outlier_prob},
+                  "iters_done": it, "batch": args.batch}
+        cmd = "python -m training.train_joint_diffusion " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        path = save_weights_ema(ema, config, cmd or TRAIN_COMMAND, {"synthetic_val_10hyp_10steps": m})
+        print(f"exported {path}: {m}", flush=True)
+    return 0
+
+
+def save_weights_ema(ema, config, cmd, metrics):
+    from core.weights import save_weights
+    return save_weights(WEIGHTS_NAME, ema.state_dict(), config, cmd, metrics)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
