@@ -1,0 +1,139 @@
+"""Camera sampling for synthetic crops, and detector-like noise on 2D keypoints.
+
+A sample places a posed hand (wrist-rooted, canonical frame rotated by a global orientation) in the
+OpenCV camera frame (x right, y down, z forward) so that its 2D extent fills a random 40-80 % of a
+256-pixel crop, at a random in-plane offset, seen by a pinhole camera with f ≈ 300-600 px and the
+principal point at the crop centre. Orientations are biased towards palm- or back-facing views.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from core.geometry import project
+from core.joints import FINGERTIPS
+from core.pose_sampler import sample_global_orient
+
+CROP_SIZE = 256
+FOCAL_RANGE = (300.0, 600.0)
+FILL_RANGE = (0.4, 0.8)
+#: Palm normal of the Anny right hand in its canonical frame (the palm faces −x, fingers along +y).
+PALM_NORMAL = np.array([-1.0, 0.0, 0.0])
+
+
+@dataclass
+class CameraSample:
+    """One hand placed in front of one camera."""
+
+    K: np.ndarray            # (3,3) intrinsics
+    global_orient: np.ndarray  # (3,) axis-angle of the hand in the camera frame (about the wrist)
+    transl: np.ndarray       # (3,) camera-frame position of the wrist, metres
+    joints_cam: np.ndarray   # (21,3) metres
+    vertices_cam: np.ndarray | None  # (V,3) metres, when vertices were given
+    kp2d: np.ndarray         # (21,2) pixels
+
+
+def sample_intrinsics(rng: np.random.Generator, size: int = CROP_SIZE, pp_jitter: float = 0.25) -> np.ndarray:
+    """K (3,3) with f ~ U(300, 600) px (for a 256 crop, scaled with `size`). Half of the time the
+    principal point is the crop centre; otherwise it is shifted by up to `pp_jitter`·size, as in crops
+    cut out of a larger image (the real hgc crops have e.g. (66, 104) for a 256 crop)."""
+    f = rng.uniform(*FOCAL_RANGE) * size / CROP_SIZE
+    c = size / 2 + (rng.uniform(-pp_jitter, pp_jitter, 2) * size if rng.random() < 0.5 else np.zeros(2))
+    return np.array([[f, 0, c[0]], [0, f, c[1]], [0, 0, 1]], dtype=np.float64)
+
+
+def sample_orientations(n: int, rng: np.random.Generator, face_bias: float = 0.7) -> np.ndarray:
+    """Global orientations (n,3) from the pose sampler, re-weighted towards palm/back facing the camera.
+
+    A rotation is kept with probability 1 − face_bias·(1 − |n_z|), n the rotated palm normal: edge-on
+    views (n_z ≈ 0) are kept 30 % as often as frontal ones with the default bias.
+    """
+    out = np.empty((0, 3), dtype=np.float32)
+    while len(out) < n:
+        cand = sample_global_orient(2 * (n - len(out)) + 8, rng)
+        nz = Rotation.from_rotvec(cand).apply(PALM_NORMAL)[:, 2]
+        keep = rng.uniform(0, 1, len(cand)) < 1 - face_bias * (1 - np.abs(nz))
+        out = np.concatenate([out, cand[keep]])
+    return out[:n]
+
+
+def place_in_camera(joints: np.ndarray, vertices: np.ndarray | None, K: np.ndarray,
+                    rng: np.random.Generator, size: int = CROP_SIZE,
+                    fill_range: tuple[float, float] = FILL_RANGE) -> tuple[np.ndarray, float]:
+    """Translation (3,) for wrist-rooted, already rotated points so that they fill a random fraction
+    of the crop at a random offset that keeps the hand inside the image. Returns (transl, fill)."""
+    pts = vertices if vertices is not None else joints
+    fill = rng.uniform(*fill_range)
+    f = float(K[1, 1])
+    centre3 = 0.5 * (pts.min(0) + pts.max(0))
+    extent = float(np.max(pts.max(0)[:2] - pts.min(0)[:2]))
+    z = extent * f / (fill * size) - centre3[2]
+    transl = np.array([-centre3[0], -centre3[1], z])
+    # One refinement for perspective: rescale depth so the projected extent matches the target.
+    for _ in range(2):
+        uv = project(pts + transl, K)
+        ext2 = float(np.max(uv.max(0) - uv.min(0)))
+        transl[2] = (centre3[2] + transl[2]) * ext2 / (fill * size) - centre3[2]
+    uv = project(pts + transl, K)
+    lo, hi = uv.min(0), uv.max(0)
+    # Random offset of the bounding box inside the crop (a small margin may be crossed, like real crops).
+    margin = 0.03 * size
+    shift = np.array([rng.uniform(min(0, -lo[i] - margin), max(0, size - hi[i] + margin)) for i in range(2)])
+    zc = centre3[2] + transl[2]
+    transl[:2] += shift * zc / f
+    return transl, fill
+
+
+def sample_camera(joints: np.ndarray, vertices: np.ndarray | None, global_orient: np.ndarray,
+                  rng: np.random.Generator, size: int = CROP_SIZE) -> CameraSample:
+    """Place one hand posed with `global_orient` (joints (21,3)/vertices (V,3) wrist at origin, already
+    rotated) in a random camera; returns intrinsics, translation and camera-frame geometry."""
+    K = sample_intrinsics(rng, size)
+    transl, _ = place_in_camera(joints, vertices, K, rng, size)
+    jc = joints + transl
+    vc = vertices + transl if vertices is not None else None
+    return CameraSample(K, np.asarray(global_orient, np.float64), transl, jc, vc, project(jc, K))
+
+
+# --- detector-like noise --------------------------------------------------------------------------
+
+#: Joints of the same rank on the neighbouring finger(s), used to simulate a snapped detection.
+def _neighbour_joint(j: int, rng: np.random.Generator) -> int:
+    if j == 0:
+        return int(rng.choice([1, 5, 17]))
+    finger, part = divmod(j - 1, 4)
+    options = [f for f in (finger - 1, finger + 1) if 0 <= f <= 4]
+    return 1 + 4 * int(rng.choice(options)) + part
+
+
+def add_keypoint_noise(kp2d: np.ndarray, rng: np.random.Generator, sigma_rel: tuple[float, float] = (0.008, 0.02),
+                       outlier_prob: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy 2D keypoints (n,21,2) and confidences (n,21) in [0,1] from clean ones (n,21,2) pixels.
+
+    Gaussian noise with σ = s·(hand size in px), s ~ U(sigma_rel) per sample (≈1-3 px for a 150 px
+    hand), 1.6× at fingertips; with probability `outlier_prob` a sample gets 1-2 outlier joints: snapped
+    to the same joint of a neighbouring finger, or a random jump of 8-25 % of the hand size. Outliers
+    get a low confidence (0.05-0.45); other joints 0.75-1.0, decreasing with their own noise.
+    """
+    kp = np.asarray(kp2d, dtype=np.float64)
+    single = kp.ndim == 2
+    kp = kp[None] if single else kp
+    n = kp.shape[0]
+    size = np.linalg.norm(kp.max(1) - kp.min(1), axis=-1)  # (n,) bbox diagonal
+    sigma = rng.uniform(*sigma_rel, n)[:, None] * size[:, None] * np.ones((1, 21))
+    sigma[:, list(FINGERTIPS)] *= 1.6
+    eps = rng.normal(0, 1, (n, 21, 2))
+    noisy = kp + eps * sigma[..., None]
+    conf = np.clip(rng.uniform(0.85, 1.0, (n, 21)) - 0.05 * np.linalg.norm(eps, axis=-1), 0.5, 1.0)
+    for i in np.nonzero(rng.uniform(0, 1, n) < outlier_prob)[0]:
+        for j in rng.choice(np.arange(1, 21), size=int(rng.integers(1, 3)), replace=False):
+            if rng.random() < 0.5:
+                noisy[i, j] = kp[i, _neighbour_joint(int(j), rng)] + rng.normal(0, sigma[i, j], 2)
+            else:
+                ang = rng.uniform(0, 2 * np.pi)
+                noisy[i, j] = kp[i, j] + rng.uniform(0.08, 0.25) * size[i] * np.array([np.cos(ang), np.sin(ang)])
+            conf[i, j] = rng.uniform(0.05, 0.45)
+    noisy, conf = noisy.astype(np.float32), conf.astype(np.float32)
+    return (noisy[0], conf[0]) if single else (noisy, conf)
