@@ -51,6 +51,19 @@ def bone_ratios(j: np.ndarray) -> np.ndarray:
     return lengths / lengths[:, 8:9]  # bone index 8 = joint 9 (middle MCP) − wrist
 
 
+def palm_frame(j: np.ndarray) -> np.ndarray:
+    """(n,21,3) → joints in a palm frame, in palm lengths: x toward the thumb side, y wrist → middle MCP,
+    z the palm normal (palmar side positive for a right hand)."""
+    y = j[:, 9] - j[:, 0]
+    length = np.linalg.norm(y, axis=-1, keepdims=True)
+    y = y / length
+    z = np.cross(j[:, 5] - j[:, 0], j[:, 17] - j[:, 0])
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    x = np.cross(y, z)
+    rot = np.stack([x, y, z], 1)
+    return np.einsum("nij,nkj->nki", rot, j - j[:, :1]) / length[:, None]
+
+
 def load_real(real_data: pathlib.Path) -> np.ndarray:
     """Real joints (n,21,3) metres as right hands (left hands mirrored in x)."""
     path = real_data / "annotated" / "hgc_realworld" / "annotations.json"
@@ -106,6 +119,10 @@ def report(real: np.ndarray, synth: np.ndarray) -> str:
         _table("Spread between neighbouring proximal phalanges (degrees)", ["index-middle", "middle-ring", "ring-pinky"],
                spread_angles(real), spread_angles(synth), ".0f"),
         _table("Bone length / palm length", bone_names, bone_ratios(real), bone_ratios(synth), ".2f"),
+        _table("Thumb keypoints in the palm frame (palm lengths; x thumb side, y along the palm, z palmar)",
+               [f"{JOINT_NAMES[k]} {ax}" for k in (1, 2, 4) for ax in "xyz"],
+               palm_frame(real)[:, (1, 2, 4)].reshape(len(real), -1),
+               palm_frame(synth)[:, (1, 2, 4)].reshape(len(synth), -1), ".2f"),
     ])
 
 
