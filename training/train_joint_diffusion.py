@@ -66,10 +66,11 @@ def evaluate_val(net, diffusion, vb, n_hyp: int = 10, steps: int = 10, eta: floa
             "pa_mpjpe_single_mm": float(per.mean())}
 
 
-def lr_at(it: int, total: int, base: float, warmup: int) -> float:
+def lr_at(it: int, progress: float, base: float, warmup: int) -> float:
+    """Linear warm-up over `warmup` iterations, then cosine decay over `progress` ∈ [0, 1] to 2 %."""
     if it < warmup:
         return base * (it + 1) / warmup
-    p = min(1.0, (it - warmup) / max(1, total - warmup))
+    p = min(1.0, max(0.0, progress))
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sigma-max", type=float, default=0.05, help="max 2D noise σ (fraction of the hand box side)")
     ap.add_argument("--outlier-prob", type=float, default=0.03)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--minutes", type=float, default=0, help="stop (checkpointed, resumable) after this wall time")
+    ap.add_argument("--minutes", type=float, default=0,
+                    help="training wall-time budget: the cosine decay follows max(iteration/iters, time/minutes) "
+                         "and training stops when either is reached (on a shared CPU the time usually binds)")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--export", action="store_true", help="write resources/models/joint_diffusion.safetensors")
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     ckpt_path = args.out / "ckpt.pt"
     it = 0
+    elapsed0 = 0.0
     log = []
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         it = int(ck["iter"])
+        elapsed0 = float(ck.get("elapsed", 0.0))
         log = json.loads(ck.get("log", "[]"))
         print(f"resumed from {ckpt_path} at iteration {it}", flush=True)
     print(f"params {sum(p.numel() for p in net.parameters())/1e6:.2f} M, "
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     def save_ckpt():
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "iter": it,
-                    "args": vars(args) | {"out": str(args.out)}, "log": json.dumps(log)}, tmp)
+                    "elapsed": elapsed0 + time.time() - t_start, "args": vars(args) | {"out": str(args.out)}, "log": json.dumps(log)}, tmp)
         tmp.replace(ckpt_path)
 
     batcher = LiftingBatcher(table, seed=args.seed * 1_000_003 + it, sigma_range=(0.005, args.sigma_max),
@@ -140,10 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     running = 0.0
     net.train()
-    while it < args.iters and not args.export_only:
+
+    def progress() -> float:
+        p = it / args.iters
+        if args.minutes:
+            p = max(p, (elapsed0 + time.time() - t_start) / (60 * args.minutes))
+        return p
+
+    while progress() < 1 and not args.export_only:
         b = batcher.batch(args.batch)
         for g in opt.param_groups:
-            g["lr"] = lr_at(it, args.iters, args.lr, args.warmup)
+            g["lr"] = lr_at(it, progress(), args.lr, args.warmup)
         loss = diffusion.training_loss(net, b["x0"], c2d=b["c2d"], ctx=b["ctx"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -158,16 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         if it % 50 == 0:
             el = time.time() - t_start
             print(f"it {it} loss {running:.4f} lr {opt.param_groups[0]['lr']:.2e} {el:.0f}s", flush=True)
-        if it % args.eval_every == 0 or it == args.iters:
+        last = progress() >= 1
+        if it % args.eval_every == 0 or last:
             m = evaluate_val(ema, diffusion, vb)
-            log.append({"iter": it, "loss": running, **m})
+            log.append({"iter": it, "loss": running, "minutes": (elapsed0 + time.time() - t_start) / 60, **m})
             print(f"val it {it}: " + " ".join(f"{k} {v:.2f}" for k, v in m.items()), flush=True)
-        if it % args.ckpt_every == 0 or it == args.iters:
+        if it % args.ckpt_every == 0 or last:
             save_ckpt()
-        if args.minutes and time.time() - t_start > 60 * args.minutes:
-            save_ckpt()
-            print(f"time budget reached at iteration {it}; rerun to resume", flush=True)
-            break
 
     if args.export or args.export_only:
         m = evaluate_val(ema, diffusion, vb, n_hyp=10)

@@ -1,0 +1,100 @@
+"""`pose-viewer infer IMAGE... --out DIR`: detect hands and estimate 3D joint hypotheses, headless.
+
+For each input, `DIR/<image stem>/result.npz` holds (stage 1):
+  keypoints2d (21,2) px · keypoints2d_score (21,) · hand_score · handedness ('left'|'right') ·
+  K (3,3) (from the image size when unknown: focal = max(w,h), centre principal point) ·
+  image_size (w,h) · box (4,) crop box px · joint_hypotheses (N,21,3) metres, root-relative, camera
+  axes · joints (21,3) aggregate (mean of the hypotheses, paper) · cam_t (3,) so that joints + cam_t
+  projects onto the keypoints · trajectory_joints_xt (S+1,N,21,3) / trajectory_joints_x0 (S,N,21,3) /
+  trajectory_timesteps (S,) the recorded DDIM trajectory · n_hands, hand_index.
+With `--hand all`, further hands go to `result_hand1.npz`, `result_hand2.npz`, ….
+Exit 0 when every input succeeded, else 2 with one `error: <path>: <reason>` line per failed input.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+
+def _mesh_stage_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("core.cascade") is not None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from core.cli import add_common_options
+
+    p = sub.add_parser("infer", help="estimate 3D hand joint hypotheses from images",
+                       description="Detect hands (MediaPipe) and lift them to N 3D joint hypotheses "
+                                   "(joint diffusion, DDIM). Writes DIR/<image stem>/result.npz per input.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="input image file(s)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("-n", "--num-hypotheses", type=int, default=50, dest="n", help="hypotheses per hand (default 50)")
+    p.add_argument("--steps", type=int, default=10, help="DDIM steps, 1-50 (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--hand", default="largest", choices=["largest", "left", "right", "all"],
+                   help="which detected hand(s) to process (default: largest)")
+    p.add_argument("--stage", type=int, choices=[1, 2], default=None,
+                   help="1: joints only; 2: joints + meshes (default 2 once the mesh stage exists, else 1)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM η (default: the model's)")
+    add_common_options(p)
+    p.set_defaults(func=run)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from core.errors import InputError
+
+    if not 1 <= args.n <= 1000:
+        raise InputError(f"-n must be in [1, 1000], got {args.n}")
+    if not 1 <= args.steps <= 50:
+        raise InputError(f"--steps must be in [1, 50], got {args.steps}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.cli import run_each
+    from core.device import pick_device
+    from core.io.export import save_npz
+    from core.io.images import load_image
+    from core.stage1 import Stage1Estimator
+
+    _validate(args)
+    stage = args.stage if args.stage is not None else (2 if _mesh_stage_available() else 1)
+    if stage == 2 and not _mesh_stage_available():
+        print("note: the mesh stage is not available yet; running stage 1 (joints) only", file=sys.stderr)
+    try:
+        device = pick_device(args.device)
+    except (RuntimeError, ValueError) as exc:
+        from core.errors import InputError
+        raise InputError(str(exc)) from exc
+    out_root = pathlib.Path(args.out)
+    est = Stage1Estimator(device=device)
+    used: dict[str, int] = {}
+
+    def handle(path: str) -> None:
+        t0 = time.perf_counter()
+        image = load_image(path)
+        h, w = image.shape[:2]
+        results = est.run(image, n=args.n, steps=args.steps, seed=args.seed, hand=args.hand, eta=args.eta)
+        stem = pathlib.Path(path).stem or "image"
+        k = used.get(stem, 0)
+        used[stem] = k + 1
+        folder = out_root / (stem if k == 0 else f"{stem}_{k + 1}")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, r in enumerate(results):
+            arrays = r.to_npz_dict()
+            arrays.update(image_size=np.array([w, h], np.int32), n_hands=np.int32(len(results)),
+                          hand_index=np.int32(i), stage=np.int32(1), seed=np.int32(args.seed),
+                          steps=np.int32(args.steps))
+            name = "result.npz" if i == 0 else f"result_hand{i}.npz"
+            save_npz(folder / name, **arrays)
+        dt = time.perf_counter() - t0
+        sides = ", ".join(r.handedness for r in results)
+        print(f"{path}: {len(results)} hand(s) ({sides}), {args.n} hypotheses, {dt:.2f} s -> {folder}/result.npz")
+
+    return run_each(args.images, handle, args.debug)
