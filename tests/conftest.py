@@ -9,6 +9,10 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkXOpenGLRenderWindow")
+# Qt settings (QSettings) of the tests go to a throw-away folder, not the user's config.
+import tempfile  # noqa: E402
+
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="pose-viewer-test-config-")
 
 
 @pytest.fixture(scope="session")

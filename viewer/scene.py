@@ -1,10 +1,20 @@
-"""The 3D scene: one embedded pyvista `QtInteractor`; meshes are created once and updated in place."""
+"""The 3D scene: one embedded pyvista `QtInteractor`; every actor is created once and updated in place.
+
+Everything is drawn in the camera axes of the photo (OpenCV: x right, y down, z forward), wrist at
+the origin, so the front view looks at the hand the way the camera saw it.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from core.joints import BONES
+
 SKIN = (0.91, 0.74, 0.64)
+CLOUD = (0.55, 0.75, 1.0)
+SELECTED = (1.0, 0.85, 0.2)
 BACKGROUND = "#1e2126"
+FINGER_COLOURS = np.array([[0.9, 0.9, 0.9], [0.95, 0.35, 0.35], [0.95, 0.75, 0.2], [0.35, 0.85, 0.4],
+                           [0.3, 0.6, 0.95], [0.75, 0.45, 0.95]])
 
 
 def faces_to_vtk(faces: np.ndarray) -> np.ndarray:
@@ -13,29 +23,167 @@ def faces_to_vtk(faces: np.ndarray) -> np.ndarray:
     return np.hstack([np.full((f.shape[0], 1), 3, np.int64), f]).ravel()
 
 
+def joint_colours() -> np.ndarray:
+    """RGB per keypoint: wrist white, then one colour per finger (thumb → pinky)."""
+    return np.array([FINGER_COLOURS[0]] + [FINGER_COLOURS[1 + (j - 1) // 4] for j in range(1, 21)])
+
+
+def _lines(n_sets: int, points_per_set: int, edges: list[tuple[int, int]]) -> np.ndarray:
+    base = np.array(edges, np.int64)
+    cells = [np.hstack([np.full((len(base), 1), 2), base + k * points_per_set]) for k in range(n_sets)]
+    return np.vstack(cells).ravel()
+
+
 class HandScene:
-    """Draws the current hand mesh inside a QtInteractor (`plotter`)."""
+    """Actors: the single hand (neutral / pose file), the hypothesis cloud (meshes or skeletons), the
+    aggregate mesh (optionally coloured by spread) and the selected hypothesis' skeleton."""
 
     def __init__(self, plotter, faces: np.ndarray, vertices: np.ndarray) -> None:
         import pyvista as pv
 
+        self.pv = pv
         self.plotter = plotter
+        self.faces = np.asarray(faces)
         self.plotter.set_background(BACKGROUND)
         self.mesh = pv.PolyData(np.asarray(vertices, np.float32).copy(), faces_to_vtk(faces))
-        self.actor = self.plotter.add_mesh(self.mesh, color=SKIN, smooth_shading=True, specular=0.2,
-                                           name="hand")
+        self.actor = self.plotter.add_mesh(self.mesh, color=SKIN, smooth_shading=True, specular=0.2, name="hand")
+        self.cloud: pv.PolyData | None = None
+        self.cloud_actor = None
+        self._cloud_key: tuple | None = None
+        self.aggregate: pv.PolyData | None = None
+        self.aggregate_actor = None
+        self.skeleton: pv.PolyData | None = None
+        self.skeleton_actor = None
+        self.points_per_hypothesis = 0
         self.plotter.add_axes()
         self.view_front()
 
+    # -- single hand --------------------------------------------------------------------------
     def set_vertices(self, vertices: np.ndarray, reset_camera: bool = False) -> None:
-        """Update the hand's points in place (no new actor)."""
+        """Update the single hand's points in place (no new actor) and show it alone."""
         self.mesh.points = np.asarray(vertices, np.float32)
+        self.actor.SetVisibility(True)
+        self.show_hypotheses(False)
         if reset_camera:
-            self.plotter.reset_camera()
+            self.view_front()
+        self.plotter.render()
+
+    # -- hypotheses ---------------------------------------------------------------------------
+    def show_hypotheses(self, visible: bool) -> None:
+        for actor in (self.cloud_actor, self.aggregate_actor, self.skeleton_actor):
+            if actor is not None:
+                actor.SetVisibility(visible)
+        self.actor.SetVisibility(not visible)
+
+    def set_cloud(self, points: np.ndarray, kind: str) -> None:
+        """Hypotheses as one translucent cloud: `points` (N,V,3) meshes (kind 'mesh') or (N,21,3)
+        skeletons (kind 'joints'). Same sizes as last time → points updated in place."""
+        pv = self.pv
+        n, p = points.shape[:2]
+        key = (kind, n, p)
+        flat = np.asarray(points, np.float32).reshape(-1, 3)
+        if self._cloud_key != key:
+            if self.cloud_actor is not None:
+                self.plotter.remove_actor(self.cloud_actor)
+            if kind == "mesh":
+                f = self.faces
+                cells = np.vstack([np.hstack([np.full((len(f), 1), 3), f + k * p]) for k in range(n)]).ravel()
+                self.cloud = pv.PolyData(flat.copy(), cells)
+                self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.12, name="cloud",
+                                                         pickable=True, reset_camera=False)
+            else:
+                self.cloud = pv.PolyData(flat.copy(), lines=_lines(n, p, BONES))
+                self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.35, line_width=1.5,
+                                                         name="cloud", pickable=True, reset_camera=False)
+            self._cloud_key = key
+            self.points_per_hypothesis = p
+        else:
+            self.cloud.points = flat
+        self.cloud_actor.SetVisibility(True)
+
+    def hide_cloud(self) -> None:
+        if self.cloud_actor is not None:
+            self.cloud_actor.SetVisibility(False)
+
+    def set_aggregate(self, vertices: np.ndarray | None, spread: np.ndarray | None = None) -> None:
+        """The opaque aggregate mesh (V,3); `spread` (V,) in metres colours it (mm colour bar)."""
+        pv = self.pv
+        if vertices is None:
+            if self.aggregate_actor is not None:
+                self.aggregate_actor.SetVisibility(False)
+            return
+        want_scalars = spread is not None
+        rebuild = (self.aggregate is None or self.aggregate.n_points != len(vertices)
+                   or want_scalars != ("spread_mm" in self.aggregate.point_data))
+        if rebuild:
+            if self.aggregate_actor is not None:
+                self.plotter.remove_actor(self.aggregate_actor)
+                self.plotter.remove_scalar_bar() if self.plotter.scalar_bars else None
+            self.aggregate = pv.PolyData(np.asarray(vertices, np.float32).copy(), faces_to_vtk(self.faces))
+            if want_scalars:
+                self.aggregate.point_data["spread_mm"] = np.asarray(spread, np.float32) * 1000
+                self.aggregate_actor = self.plotter.add_mesh(
+                    self.aggregate, scalars="spread_mm", cmap="viridis", smooth_shading=True, name="aggregate",
+                    scalar_bar_args={"title": "spread (mm)", "vertical": True}, reset_camera=False)
+            else:
+                self.aggregate_actor = self.plotter.add_mesh(self.aggregate, color=SKIN, smooth_shading=True,
+                                                             name="aggregate", reset_camera=False)
+        else:
+            self.aggregate.points = np.asarray(vertices, np.float32)
+            if want_scalars:
+                self.aggregate.point_data["spread_mm"] = np.asarray(spread, np.float32) * 1000
+        self.aggregate_actor.SetVisibility(True)
+
+    def set_skeleton(self, joints: np.ndarray | None) -> None:
+        """Joints (21,3) and bones of the selected hypothesis."""
+        pv = self.pv
+        if joints is None:
+            if self.skeleton_actor is not None:
+                self.skeleton_actor.SetVisibility(False)
+            return
+        pts = np.asarray(joints, np.float32)
+        if self.skeleton is None:
+            self.skeleton = pv.PolyData(pts.copy(), lines=_lines(1, 21, BONES))
+            self.skeleton.point_data["rgb"] = (joint_colours() * 255).astype(np.uint8)
+            self.skeleton_actor = self.plotter.add_mesh(self.skeleton, scalars="rgb", rgb=True, line_width=4,
+                                                        point_size=12, render_points_as_spheres=True,
+                                                        name="skeleton", reset_camera=False, pickable=False)
+        else:
+            self.skeleton.points = pts
+        self.skeleton_actor.SetVisibility(True)
+
+    def pick_hypothesis(self, x: int, y: int) -> int | None:
+        """Index of the hypothesis under display pixel (x, y) (VTK coordinates, origin bottom-left)."""
+        import vtk
+
+        if self.cloud_actor is None or not self.cloud_actor.GetVisibility() or not self.points_per_hypothesis:
+            return None
+        picker = vtk.vtkPointPicker()
+        picker.SetTolerance(0.01)
+        picker.PickFromListOn()
+        picker.AddPickList(self.cloud_actor)
+        if not picker.Pick(x, y, 0, self.plotter.renderer):
+            return None
+        pid = picker.GetPointId()
+        return None if pid < 0 else pid // self.points_per_hypothesis
+
+    # -- camera -------------------------------------------------------------------------------
+    def _centre(self) -> np.ndarray:
+        for mesh, actor in ((self.aggregate, self.aggregate_actor), (self.cloud, self.cloud_actor),
+                            (self.mesh, self.actor)):
+            if mesh is not None and actor is not None and actor.GetVisibility():
+                return np.asarray(mesh.points).mean(0)
+        return np.zeros(3)
+
+    def view(self, direction: str = "front") -> None:
+        """Front = the photo's camera view (looking along +z, y down); side = from +x; top = from −y."""
+        c = self._centre()
+        d = 0.6
+        eye, up = {"front": (c + [0, 0, -d], (0, -1, 0)), "side": (c + [d, 0, 0], (0, -1, 0)),
+                   "top": (c + [0, -d, 0], (0, 0, 1))}[direction]
+        self.plotter.camera_position = [tuple(eye), tuple(c), up]
+        self.plotter.reset_camera()
         self.plotter.render()
 
     def view_front(self) -> None:
-        """Camera facing the palm of the canonical hand (fingers up), framing the whole mesh."""
-        self.plotter.camera_position = [(-0.6, 0.09, 0.0), (0.0, 0.09, 0.0), (0.0, 1.0, 0.0)]
-        self.plotter.reset_camera()
-        self.plotter.render()
+        self.view("front")

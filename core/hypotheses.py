@@ -1,0 +1,43 @@
+"""Summaries of a set of hypotheses for display and reports: reprojection errors, best, spread."""
+from __future__ import annotations
+
+import numpy as np
+
+from core.geometry import project
+
+
+def reprojection_errors(joint_hyps: np.ndarray, cam_t: np.ndarray, keypoints2d: np.ndarray, K: np.ndarray,
+                        weights: np.ndarray | None = None) -> np.ndarray:
+    """Mean 2D distance (px) between each hypothesis (N,21,3) + cam_t projected with K and the keypoints."""
+    uv = project(np.asarray(joint_hyps, np.float64) + np.asarray(cam_t, np.float64), K)
+    err = np.linalg.norm(uv - np.asarray(keypoints2d, np.float64)[None], axis=-1)   # (N,21)
+    if weights is None:
+        return err.mean(-1)
+    w = np.asarray(weights, np.float64)
+    return (err * w).sum(-1) / max(w.sum(), 1e-9)
+
+
+def per_point_spread(hyps: np.ndarray) -> np.ndarray:
+    """Spread of each point across hypotheses (N,P,3) → (P,): RMS distance to the mean point (metres)."""
+    h = np.asarray(hyps, np.float64)
+    return np.sqrt(((h - h.mean(0, keepdims=True)) ** 2).sum(-1).mean(0))
+
+
+def trajectory_frames(result) -> list[tuple[str, str, np.ndarray]]:
+    """The denoising trajectory of a cascade/stage-1 result as display frames, noise → result.
+
+    Each frame is (label, kind, points): stage-1 frames are x_t of the joint hypotheses ('joints',
+    (N,21,3)); stage-2 frames, when the result has them (`mesh_trajectory_vertices`, (S,N,V,3), the
+    decoded x̂0 at each step), are meshes ('mesh', (N,V,3)).
+    """
+    frames: list[tuple[str, str, np.ndarray]] = []
+    xt = getattr(result, "trajectory_xt", None)
+    if xt is not None:
+        steps = len(xt) - 1
+        for k, x in enumerate(xt):
+            frames.append((f"joints {k}/{steps}", "joints", np.asarray(x)))
+    meshes = getattr(result, "mesh_trajectory_vertices", None)
+    if meshes is not None:
+        for k, v in enumerate(meshes):
+            frames.append((f"mesh {k + 1}/{len(meshes)}", "mesh", np.asarray(v)))
+    return frames

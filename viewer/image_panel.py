@@ -1,0 +1,107 @@
+"""The photo with detected 2D keypoints, hand boxes and the reprojected result drawn over it."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from core.joints import BONES
+from viewer.scene import joint_colours
+
+
+def _qcolor(rgb, alpha: int = 255) -> QtGui.QColor:
+    return QtGui.QColor(int(rgb[0] * 255), int(rgb[1] * 255), int(rgb[2] * 255), alpha)
+
+
+class ImagePanel(QtWidgets.QWidget):
+    """Shows the current image scaled to fit; clicking inside a detected hand's box chooses that hand."""
+
+    hand_clicked = QtCore.Signal(int)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(240, 200)
+        self._qimage: QtGui.QImage | None = None
+        self._image: np.ndarray | None = None
+        self.boxes: list[np.ndarray] = []           # (4,) x0, y0, x1, y1 px per detected hand
+        self.chosen = 0
+        self.keypoints: np.ndarray | None = None    # (21,2) detected keypoints of the chosen hand
+        self.reprojected: np.ndarray | None = None  # (21,2) reprojected aggregate
+        self.highlight: np.ndarray | None = None    # (21,2) reprojected selected hypothesis
+        self.message = "Drop a photo of a hand here (or File ▸ Open)"
+        self.setToolTip("The photo: detected keypoints (dots), reprojected result (white skeleton), "
+                        "selected hypothesis (yellow). Click a hand to choose it.")
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        self._image = None if image is None else np.ascontiguousarray(image)
+        if self._image is None:
+            self._qimage = None
+        else:
+            h, w = self._image.shape[:2]
+            self._qimage = QtGui.QImage(self._image.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
+        self.update()
+
+    def set_overlay(self, boxes=None, chosen: int = 0, keypoints=None, reprojected=None, highlight=None) -> None:
+        self.boxes = [] if boxes is None else [np.asarray(b) for b in boxes]
+        self.chosen, self.keypoints, self.reprojected, self.highlight = chosen, keypoints, reprojected, highlight
+        self.update()
+
+    # -- geometry -------------------------------------------------------------------------------
+    def _transform(self) -> tuple[float, float, float]:
+        """Scale and offset mapping image pixels to widget pixels (aspect kept, centred)."""
+        if self._qimage is None:
+            return 1.0, 0.0, 0.0
+        w, h = self._qimage.width(), self._qimage.height()
+        s = min(self.width() / w, self.height() / h)
+        return s, (self.width() - w * s) / 2, (self.height() - h * s) / 2
+
+    def image_to_widget(self, uv: np.ndarray) -> np.ndarray:
+        s, ox, oy = self._transform()
+        return np.asarray(uv, np.float64) * s + [ox, oy]
+
+    def widget_to_image(self, x: float, y: float) -> tuple[float, float]:
+        s, ox, oy = self._transform()
+        return (x - ox) / s, (y - oy) / s
+
+    # -- painting -------------------------------------------------------------------------------
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt API
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), QtGui.QColor("#15171a"))
+        if self._qimage is None:
+            p.setPen(QtGui.QColor("#aaaaaa"))
+            p.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter, self.message)
+            return
+        s, ox, oy = self._transform()
+        target = QtCore.QRectF(ox, oy, self._qimage.width() * s, self._qimage.height() * s)
+        p.drawImage(target, self._qimage)
+        for i, box in enumerate(self.boxes):
+            a = self.image_to_widget(box[:2])
+            b = self.image_to_widget(box[2:4])
+            pen = QtGui.QPen(QtGui.QColor("#ffd23f" if i == self.chosen else "#888888"), 2 if i == self.chosen else 1)
+            pen.setStyle(QtCore.Qt.PenStyle.SolidLine if i == self.chosen else QtCore.Qt.PenStyle.DashLine)
+            p.setPen(pen)
+            p.drawRect(QtCore.QRectF(a[0], a[1], b[0] - a[0], b[1] - a[1]))
+        if self.reprojected is not None:
+            self._draw_skeleton(p, self.reprojected, QtGui.QColor(255, 255, 255, 200), 2)
+        if self.highlight is not None:
+            self._draw_skeleton(p, self.highlight, QtGui.QColor(255, 210, 63, 230), 2)
+        if self.keypoints is not None:
+            cols = joint_colours()
+            for j, uv in enumerate(self.image_to_widget(self.keypoints)):
+                p.setPen(QtGui.QPen(QtGui.QColor("black"), 1))
+                p.setBrush(_qcolor(cols[j]))
+                p.drawEllipse(QtCore.QPointF(*uv), 3.5, 3.5)
+
+    def _draw_skeleton(self, p: QtGui.QPainter, uv: np.ndarray, colour: QtGui.QColor, width: int) -> None:
+        pts = self.image_to_widget(uv)
+        p.setPen(QtGui.QPen(colour, width))
+        for a, b in BONES:
+            p.drawLine(QtCore.QPointF(*pts[a]), QtCore.QPointF(*pts[b]))
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt API
+        u, v = self.widget_to_image(event.position().x(), event.position().y())
+        for i, box in enumerate(self.boxes):
+            if box[0] <= u <= box[2] and box[1] <= v <= box[3]:
+                self.hand_clicked.emit(i)
+                return
+        super().mousePressEvent(event)
