@@ -26,12 +26,29 @@ def run_app(args: argparse.Namespace) -> int:
     window = MainWindow(mano_dir=args.mano_dir)
     window.show()
     status = 0
-    if args.file and not window.open_path(args.file):
-        print(f"error: {args.file}: {window.last_error.split(': ', 1)[-1]}", file=sys.stderr)
-        status = 2
+    if args.file:
+        ok = window.open_path(args.file)
+        if ok and args.screenshot:
+            ok = wait_for_run(window)
+        if not ok:
+            print(f"error: {args.file}: {window.last_error.split(': ', 1)[-1]}", file=sys.stderr)
+            status = 2
     if args.screenshot:
         QtWidgets.QApplication.processEvents()
         window.save_screenshot(args.screenshot)
         window.close()
         return status
     return app.exec() or status
+
+
+def wait_for_run(window, timeout_s: float = 600.0) -> bool:
+    """Run the event loop until the window's engine run ends (scripted use); False if it failed."""
+    from PySide6 import QtCore
+
+    if not window.runs.busy:
+        return window.last_error is None
+    loop = QtCore.QEventLoop()
+    window.runs.busy_changed.connect(lambda busy: loop.quit() if not busy else None)
+    QtCore.QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    return window.last_error is None and not window.runs.busy
