@@ -62,27 +62,28 @@ def sample_orientations(n: int, rng: np.random.Generator, face_bias: float = 0.7
 def place_in_camera(joints: np.ndarray, vertices: np.ndarray | None, K: np.ndarray,
                     rng: np.random.Generator, size: int = CROP_SIZE,
                     fill_range: tuple[float, float] = FILL_RANGE) -> tuple[np.ndarray, float]:
-    """Translation (3,) for wrist-rooted, already rotated points so that they fill a random fraction
-    of the crop at a random offset that keeps the hand inside the image. Returns (transl, fill)."""
+    """Translation (3,) for wrist-rooted, already rotated points (vertices if given, else joints) so
+    that their projected bounding box spans a random fraction `fill` of the crop (longer side) at a
+    random position inside it (a 3 % margin may be crossed, as in real crops). Returns (transl, fill)."""
     pts = vertices if vertices is not None else joints
     fill = rng.uniform(*fill_range)
-    f = float(K[1, 1])
+    f, c = float(K[1, 1]), K[:2, 2]
     centre3 = 0.5 * (pts.min(0) + pts.max(0))
     extent = float(np.max(pts.max(0)[:2] - pts.min(0)[:2]))
-    z = extent * f / (fill * size) - centre3[2]
-    transl = np.array([-centre3[0], -centre3[1], z])
-    # One refinement for perspective: rescale depth so the projected extent matches the target.
-    for _ in range(2):
+    zc = extent * f / (fill * size)  # depth of the box centre
+    aim = c.copy()  # pixel that the 3D box centre is projected to
+    wanted = None   # pixel for the centre of the projected box
+    for _ in range(5):  # fixed point: perspective shifts and scales the projected box a little
+        transl = np.append((aim - c) / f * zc - centre3[:2], zc - centre3[2])
         uv = project(pts + transl, K)
-        ext2 = float(np.max(uv.max(0) - uv.min(0)))
-        transl[2] = (centre3[2] + transl[2]) * ext2 / (fill * size) - centre3[2]
-    uv = project(pts + transl, K)
-    lo, hi = uv.min(0), uv.max(0)
-    # Random offset of the bounding box inside the crop (a small margin may be crossed, like real crops).
-    margin = 0.03 * size
-    shift = np.array([rng.uniform(min(0, -lo[i] - margin), max(0, size - hi[i] + margin)) for i in range(2)])
-    zc = centre3[2] + transl[2]
-    transl[:2] += shift * zc / f
+        lo, hi = uv.min(0), uv.max(0)
+        if wanted is None:  # a random position that keeps the box inside (up to a small margin)
+            half, margin = 0.5 * (hi - lo) * fill * size / np.max(hi - lo), 0.03 * size
+            wanted = np.array([rng.uniform(min(half[i] - margin, size / 2), max(size - half[i] + margin, size / 2))
+                               for i in range(2)])
+        aim += wanted - 0.5 * (lo + hi)
+        zc *= float(np.max(hi - lo)) / (fill * size)
+    transl = np.append((aim - c) / f * zc - centre3[:2], zc - centre3[2])
     return transl, fill
 
 

@@ -41,10 +41,17 @@ def _smooth(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
     return cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1)
 
 
+def _colour(rng: np.random.Generator) -> np.ndarray:
+    """A random colour (3,) in 0..1, mostly muted like indoor scenes, sometimes saturated."""
+    grey = rng.uniform(0.05, 0.95)
+    sat = rng.beta(1.2, 3.0)
+    return np.clip(grey + sat * (rng.uniform(0, 1, 3) - grey), 0, 1)
+
+
 def random_background(rng: np.random.Generator, size: int = IMAGE_SIZE) -> np.ndarray:
     """A random background (size,size,3) float 0..1: solid, linear gradient, smooth noise or patches."""
     kind = rng.choice(4, p=[0.2, 0.25, 0.3, 0.25])
-    c1, c2 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+    c1, c2 = _colour(rng), _colour(rng)
     if kind == 0:
         bg = np.broadcast_to(c1, (size, size, 3)).copy()
     elif kind == 1:
@@ -60,7 +67,7 @@ def random_background(rng: np.random.Generator, size: int = IMAGE_SIZE) -> np.nd
 
         bg = np.broadcast_to(c1, (size, size, 3)).copy()
         for _ in range(int(rng.integers(3, 12))):
-            col = tuple(float(v) for v in rng.uniform(0, 1, 3))
+            col = tuple(float(v) for v in _colour(rng))
             x0, y0 = (int(v) for v in rng.integers(-size // 4, size, 2))
             w, h = (int(v) for v in rng.integers(size // 8, size // 2, 2))
             if rng.random() < 0.5:
@@ -126,15 +133,22 @@ def forearm_faces(ring: int) -> np.ndarray:
 
 
 def forearm_points(loop_pts: np.ndarray, hand_centroid: np.ndarray, rng: np.random.Generator,
-                   length: float = 0.45) -> tuple[np.ndarray, int]:
-    """Forearm vertices extruded from the wrist loop (L,3) away from the hand, with a random wrist bend
-    (≤ 35°) and a random sleeve start; returns (points, index of the first sleeve vertex)."""
+                   length: float = 0.45) -> tuple[np.ndarray, int] | None:
+    """Forearm vertices (camera frame) extruded from the wrist loop (L,3) away from the hand, with a
+    random wrist bend (≤ 35°) and a random sleeve start; returns (points, index of the first sleeve
+    vertex), or None when the arm would pass through the camera. An arm coming toward the camera is
+    lengthened to end behind it, so its end never shows as a stump."""
     c0 = loop_pts.mean(0)
     _, _, vt = np.linalg.svd(loop_pts - c0)
     n = vt[2] if np.dot(vt[2], c0 - hand_centroid) > 0 else -vt[2]
     tilt = np.cross(n, rng.normal(0, 1, 3))
     d = n + np.tan(np.radians(rng.uniform(0, 35))) * tilt / max(np.linalg.norm(tilt), 1e-9)
     d /= np.linalg.norm(d)
+    if d[2] < 0:
+        length = max(length, c0[2] / -d[2] + 0.1)
+        t_near = np.clip(-np.dot(c0, d), 0, length)  # closest approach of the axis to the camera
+        if np.linalg.norm(c0 + t_near * d) < 0.1:
+            return None
     sleeve = rng.uniform(0.05, 0.25) if rng.random() < 0.6 else length
     ts = np.concatenate([np.linspace(0, sleeve, _SKIN_RINGS), np.linspace(sleeve, length, _SLEEVE_RINGS)])
     widen = 1 + 0.22 * (1 - np.exp(-ts / 0.05))
@@ -197,7 +211,7 @@ class HandRenderer:
         """Render one hand (V,3 camera frame, metres) → uint8 RGB (size,size,3) over a random background."""
         v = np.asarray(vertices_cam, dtype=np.float64)
         self.mesh.points = v
-        self.mesh.point_data["Normals"] = vertex_normals(v, self.faces)
+        normals = vertex_normals(v, self.faces)
         self.set_camera(K)
         skin = sample_skin_tone(rng) if skin is None else np.asarray(skin, dtype=np.float64)
         self.prop.color = tuple(skin)
@@ -205,7 +219,8 @@ class HandRenderer:
         self.prop.diffuse = float(rng.uniform(0.6, 0.95))
         self.prop.specular = float(rng.uniform(0.0, 0.25))
         self.prop.specular_power = float(rng.uniform(5, 30))
-        self._update_forearm(v, skin, rng)
+        self._update_forearm(v, normals, skin, rng)
+        self.mesh.point_data["Normals"] = normals
         # Camera-light coordinates: the camera sits at (0,0,1) looking at the origin. Key light from a
         # random direction on the camera side; a weaker fill light from anywhere.
         self.key.position = (float(rng.normal(0, 0.7)), float(rng.normal(0, 0.7)), 1.0)
@@ -223,15 +238,21 @@ class HandRenderer:
         img = img * rng.uniform(0.85, 1.15) + rng.normal(0, 0.01, img.shape)  # exposure, noise
         return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
-    def _update_forearm(self, v: np.ndarray, skin: np.ndarray, rng: np.random.Generator) -> None:
-        """Place the forearm (shown with probability `forearm_prob`) at the wrist with the same skin and material."""
-        show = rng.random() < self.forearm_prob
-        self.arm_actor.visibility = bool(show)
-        if not show:
+    def _update_forearm(self, v: np.ndarray, normals: np.ndarray, skin: np.ndarray, rng: np.random.Generator) -> None:
+        """Place the forearm (shown with probability `forearm_prob`) at the wrist with the same skin and
+        material; the normals of the shared wrist ring are averaged (in place) so no seam shows."""
+        arm = forearm_points(v[self.loop], v.mean(0), rng) if rng.random() < self.forearm_prob else None
+        self.arm_actor.visibility = arm is not None
+        if arm is None:
             return
-        pts, sleeve_start = forearm_points(v[self.loop], v.mean(0), rng)
+        pts, sleeve_start = arm
         self.arm.points = pts
-        self.arm.point_data["Normals"] = vertex_normals(pts, self.arm_faces)
+        arm_normals = vertex_normals(pts, self.arm_faces)
+        ring = len(self.loop)
+        shared = normals[self.loop] + arm_normals[:ring]
+        shared /= np.maximum(np.linalg.norm(shared, axis=1, keepdims=True), 1e-12)
+        normals[self.loop] = arm_normals[:ring] = shared
+        self.arm.point_data["Normals"] = arm_normals
         rgb = np.empty((len(pts), 3))
         rgb[:sleeve_start] = skin
         rgb[sleeve_start:] = rng.uniform(0, 1, 3) * rng.uniform(0.3, 1.0)
