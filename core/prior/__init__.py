@@ -7,7 +7,8 @@
 """
 from core.prior.model import DPoserPrior, load_prior
 from core.prior.sde import SubVPSDE
-from core.prior.tto import Schedule, TTOConfig, TTOResult, complete_pose, fit_joints, fit_2d
+from core.prior.tto import Schedule, TTOConfig, TTOResult, complete_pose, fit_2d, fit_joints
+
 
 __all__ = ["DPoserPrior", "load_prior", "SubVPSDE", "Schedule", "TTOConfig", "TTOResult",
            "complete_pose", "fit_joints", "fit_2d"]

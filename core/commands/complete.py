@@ -1,0 +1,183 @@
+"""`pose-viewer complete POSE... --out DIR`: complete hidden joints under the DPoser prior, headless.
+
+POSE is our `.npz` (pose parameters and/or joints) or a JSON of 21×3 joints in metres (any real hand,
+any bone lengths; optional `"side": "left"|"right"`, default right — a left hand is mirrored in and
+out). With joints, the hand's orientation, position, scale and shape are fitted together with the pose
+(loss on visible joints only); with pose parameters only, the visible pose dimensions are held and the
+dimensions that move hidden joints are completed. `--mask` lists the HIDDEN joints (MediaPipe order).
+
+Each input gives `DIR/<stem>.npz` with keys: joints (S,21,3) metres in the input's frame, vertices
+(S,V,3), faces (F,3), pose (S,45) (right-hand model parameters), mask (21,) bool (True = hidden),
+observed (21,3), t_schedule (iters,), plus global_orient (S,3), shape (S,10), scale (S,), transl (S,3),
+trajectory_pose (iters+1,S,45), trajectory_joints (iters+1,S,21,3), side, prior, schedule.
+Exit 0 when every input succeeded, else 2 with one `error: <path>: <reason>` line per failed input.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+from core.joints import FINGERS, FINGERTIPS, finger_joints
+
+SCHEDULES = ("truncated", "uniform", "fixed", "random")
+PRIORS = ("dposer", "none", "l2")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from core.cli import add_common_options
+
+    p = sub.add_parser("complete", help="complete hidden hand joints with the DPoser prior",
+                       description="Complete masked joints of 3D hand poses with S hypotheses (DPoser-hand "
+                                   "test-time optimisation). Writes DIR/<stem>.npz per input.")
+    p.add_argument("poses", nargs="+", metavar="POSE", help="pose file(s): our .npz or a joints .json")
+    p.add_argument("--out", required=True, help="output folder")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--mask", default=None, help="comma-separated indices of the HIDDEN joints, e.g. 4,8,12,16,20")
+    g.add_argument("--mask-preset", default=None,
+                   help="fingertips | finger:thumb|index|middle|ring|pinky | random:FRACTION (e.g. random:0.6)")
+    p.add_argument("-n", "--num-hypotheses", type=int, default=10, dest="n", help="hypotheses (default 10)")
+    p.add_argument("--prior", default="dposer", choices=PRIORS, help="regulariser (default dposer)")
+    p.add_argument("--schedule", default="truncated", choices=SCHEDULES, help="timestep schedule (default truncated)")
+    p.add_argument("--t-max", type=float, default=0.15, help="truncated schedule start (default 0.15)")
+    p.add_argument("--t-min", type=float, default=0.05, help="truncated schedule end (default 0.05)")
+    p.add_argument("--iters", type=int, default=None, help="optimisation iterations (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_common_options(p)
+    p.set_defaults(func=run)
+
+
+def parse_mask(mask: str | None, preset: str | None, seed: int = 0) -> np.ndarray | None:
+    """--mask / --mask-preset → (21,) bool (True = hidden), or None when neither is given."""
+    from core.errors import InputError
+
+    if mask is not None:
+        out = np.zeros(21, bool)
+        try:
+            idx = [int(x) for x in mask.replace(" ", "").split(",") if x != ""]
+        except ValueError as exc:
+            raise InputError(f"--mask must be comma-separated joint indices 0..20, got {mask!r}") from exc
+        if not idx or any(i < 0 or i > 20 for i in idx):
+            raise InputError(f"--mask indices must be in 0..20, got {mask!r}")
+        out[idx] = True
+        return out
+    if preset is None:
+        return None
+    out = np.zeros(21, bool)
+    if preset == "fingertips":
+        out[list(FINGERTIPS)] = True
+        return out
+    if preset.startswith("finger:"):
+        name = preset.split(":", 1)[1]
+        if name not in FINGERS:
+            raise InputError(f"--mask-preset finger:NAME needs one of {', '.join(FINGERS)}, got {name!r}")
+        out[list(finger_joints(name))] = True
+        return out
+    if preset.startswith("random:"):
+        try:
+            frac = float(preset.split(":", 1)[1])
+        except ValueError as exc:
+            raise InputError(f"--mask-preset random:FRACTION needs a number, got {preset!r}") from exc
+        if not 0 < frac < 1:
+            raise InputError(f"--mask-preset random:FRACTION needs 0 < FRACTION < 1, got {frac}")
+        k = max(1, int(round(frac * 21)))
+        out[np.random.default_rng(seed).choice(21, k, replace=False)] = True
+        return out
+    raise InputError(f"unknown --mask-preset {preset!r} (fingertips, finger:NAME, random:FRACTION)")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from core.errors import InputError
+
+    if not 1 <= args.n <= 200:
+        raise InputError(f"-n must be in [1, 200], got {args.n}")
+    if args.iters is not None and not 1 <= args.iters <= 10000:
+        raise InputError(f"--iters must be in [1, 10000], got {args.iters}")
+    for name in ("t_max", "t_min"):
+        v = getattr(args, name)
+        if not 0 <= v <= 1:
+            raise InputError(f"--{name.replace('_', '-')} must be in [0, 1], got {v}")
+    if args.t_min > args.t_max:
+        raise InputError(f"--t-min ({args.t_min}) must not exceed --t-max ({args.t_max})")
+
+
+def _mirror_faces(faces: np.ndarray) -> np.ndarray:
+    return faces[:, ::-1].copy()
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from core.cli import run_each
+    from core.errors import InputError
+    from core.hand.anny_hand import AnnyHand
+    from core.io.export import save_npz
+    from core.io.poses import load_pose_file
+    from core.joints import mirror_x
+    from core.prior.tto import Schedule, TTOConfig, complete_pose, fit_joints
+
+    _validate(args)
+    cli_mask = parse_mask(args.mask, args.mask_preset, args.seed)
+    schedule = Schedule(args.schedule, args.t_max, args.t_min)
+    cfg = TTOConfig(prior=args.prior, schedule=schedule, seed=args.seed)
+    if args.iters is not None:
+        cfg.iters = args.iters
+    prior = None
+    if args.prior == "dposer":
+        from core.prior.model import load_prior
+        prior = load_prior()  # WeightsError → one error line, exit 2
+    hand = AnnyHand()
+    out_root = pathlib.Path(args.out)
+
+    def handle(path: str) -> None:
+        t0 = time.perf_counter()
+        pf = load_pose_file(path)
+        mask = cli_mask if cli_mask is not None else (pf.mask if pf.mask is not None else np.zeros(21, bool))
+        if mask.all():
+            raise InputError("every joint is hidden: nothing to complete from")
+        left = pf.side == "left"
+        if pf.joints is not None:
+            observed = np.asarray(pf.joints, np.float32)
+            obs_right = mirror_x(observed) if left else observed
+            shape = None
+            if pf.shape is not None and pf.model == "anny" and pf.shape.shape == (hand.shape_dim,):
+                shape = pf.shape
+            res = fit_joints(prior, hand, obs_right, mask, n=args.n, cfg=cfg, shape=shape)
+        else:
+            if pf.model != "anny":
+                raise InputError(f"pose parameters of model '{pf.model}' need that hand model "
+                                 "(only 'anny' is available here); give joints instead")
+            shape = pf.shape
+            if shape is not None and shape.shape != (hand.shape_dim,):
+                raise InputError(f"'shape' has {shape.size} values, the Anny hand takes {hand.shape_dim}")
+            with torch.no_grad():
+                obs_right = hand.joints(torch.from_numpy(pf.global_orient[None]), torch.from_numpy(pf.pose[None]),
+                                        None if shape is None else torch.from_numpy(shape[None]))[0].numpy()
+            observed = mirror_x(obs_right) if left else obs_right
+            res = complete_pose(prior, pf.pose, mask, n=args.n, cfg=cfg, hand=hand,
+                                global_orient=pf.global_orient, shape=shape)
+        verts = res.vertices(hand)
+        joints = res.joints
+        faces = hand.faces
+        traj_j = res.traj_joints
+        if left:
+            joints, verts, faces = mirror_x(joints), mirror_x(verts), _mirror_faces(faces)
+            traj_j = None if traj_j is None else mirror_x(traj_j)
+        arrays = dict(joints=joints.astype(np.float32), vertices=verts.astype(np.float32),
+                      faces=faces.astype(np.int64), pose=res.pose, mask=mask.astype(bool),
+                      observed=np.asarray(observed, np.float32), t_schedule=res.t_schedule.astype(np.float32),
+                      global_orient=res.global_orient, shape=res.shape, scale=res.scale, transl=res.transl,
+                      side=np.array(pf.side), prior=np.array(args.prior), schedule=np.array(args.schedule))
+        if res.traj_pose is not None:
+            arrays["trajectory_pose"] = res.traj_pose.astype(np.float32)
+        if traj_j is not None:
+            arrays["trajectory_joints"] = traj_j.astype(np.float32)
+        dest = out_root / f"{pathlib.Path(path).stem}.npz"
+        save_npz(dest, **arrays)
+        print(f"{path}: {args.n} completions of {int(mask.sum())} hidden joints -> {dest} "
+              f"({time.perf_counter() - t0:.2f} s)", file=sys.stderr)
+
+    return run_each(args.poses, handle, getattr(args, "debug", False))

@@ -1,0 +1,203 @@
+"""Train the DPoser-hand prior (DESIGN §7) on poses drawn on the fly from `core.pose_sampler`.
+
+    python -m training.train_dposer --minutes 50 --out runs/dposer
+
+ε-prediction with unweighted MSE, t ~ U(1e-5, 1) on the sub-VP SDE (β 0.1 → 20), RAdam with linear
+warm-up + cosine decay, gradient clipping at 1, EMA of the weights. Poses are z-score normalised per
+dimension with statistics from a fixed-seed sample. The held-out split is a fixed-seed pose set
+(seed 2024_11, never used for training: training draws from seeds derived from the step number with
+a different base). Checkpoints (`runs/dposer/last.pt`, resumable) are torch files under runs/
+(gitignored); the final EMA weights go to resources/models/dposer_hand.safetensors via save_weights.
+
+Real data: when the MANO backend is configured, `--poses FILE.npz` (key `pose`, (N,45) axis-angle in
+our pose layout — MANO's 15 joints in the same finger order) replaces the sampler; a random 5% of it is
+held out.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import pathlib
+import sys
+import time
+
+import numpy as np
+import torch
+
+from core.hand.pose_layout import POSE_DIM
+from core.pose_sampler import sample_poses
+from core.prior.model import TRAIN_COMMAND, WEIGHTS_NAME, DPoserPrior
+
+HELDOUT_SEED = 202411
+STATS_SEED = 7
+TRAIN_SEED_BASE = 10_000_000
+
+
+class PoseSource:
+    """Training batches: from the synthetic sampler (default) or from a real pose file."""
+
+    def __init__(self, poses_file: str | None, seed: int) -> None:
+        self.file_poses = None
+        self.rng = np.random.default_rng(seed)
+        if poses_file:
+            data = np.load(poses_file, allow_pickle=False)
+            poses = np.asarray(data["pose"], np.float32).reshape(-1, POSE_DIM)
+            perm = np.random.default_rng(0).permutation(len(poses))
+            n_test = max(1, len(poses) // 20)
+            self.heldout = poses[perm[:n_test]]
+            self.file_poses = poses[perm[n_test:]]
+        else:
+            self.heldout = sample_poses(4096, HELDOUT_SEED)
+
+    def stats_sample(self) -> np.ndarray:
+        if self.file_poses is not None:
+            return self.file_poses
+        return sample_poses(200_000, STATS_SEED)
+
+    def batch(self, n: int, step: int) -> np.ndarray:
+        if self.file_poses is not None:
+            return self.file_poses[self.rng.integers(0, len(self.file_poses), n)]
+        return sample_poses(n, TRAIN_SEED_BASE + step)
+
+
+def diffusion_loss(prior: DPoserPrior, z0: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    b = z0.shape[0]
+    t = torch.rand(b, generator=gen) * (1 - prior.sde.eps) + prior.sde.eps
+    noise = torch.randn(z0.shape, generator=gen)
+    zt = prior.sde.perturb(z0, t, noise)
+    return ((prior.eps(zt, t) - noise) ** 2).mean()
+
+
+@torch.no_grad()
+def heldout_metrics(prior: DPoserPrior, heldout: np.ndarray) -> dict[str, float]:
+    """ε-MSE on held-out poses (fixed noise) at several t, and the one-step x̂0 error in radians."""
+    prior.eval()
+    g = torch.Generator().manual_seed(0)
+    z0 = prior.normalize(torch.from_numpy(heldout))
+    out = {}
+    losses = []
+    for t in (0.05, 0.1, 0.15, 0.3, 0.5, 0.8):
+        noise = torch.randn(z0.shape, generator=g)
+        zt = prior.sde.perturb(z0, torch.full((len(z0),), t), noise)
+        e = prior.eps(zt, t)
+        losses.append(float(((e - noise) ** 2).mean()))
+        if t in (0.1, 0.3):
+            x0 = prior.denormalize(prior.denoise(zt, t))
+            out[f"x0_rmse_rad_t{t}"] = float(((x0 - torch.from_numpy(heldout)) ** 2).mean().sqrt())
+    out["heldout_eps_mse"] = float(np.mean(losses))
+    # Random-t loss like training, fixed seed.
+    out["heldout_loss"] = float(diffusion_loss(prior, z0, torch.Generator().manual_seed(1)))
+    prior.train()
+    return out
+
+
+def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/dposer")
+    ap.add_argument("--steps", type=int, default=30000, help="total optimisation steps (schedule length)")
+    ap.add_argument("--minutes", type=float, default=0, help="stop (and export) after this wall time; 0 = no limit")
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--lr", type=float, default=2e-4 * 4)
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--blocks", type=int, default=2)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--poses", default=None, help="optional real pose file (.npz with 'pose' (N,45)) instead of the sampler")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-export", action="store_true", help="do not write resources/models")
+    ap.add_argument("--export-only", action="store_true", help="export the EMA weights of the last checkpoint and exit")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "last.pt"
+
+    source = PoseSource(args.poses, args.seed)
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        mean, std = ckpt["mean"], ckpt["std"]
+    else:
+        ckpt = None
+        stats = source.stats_sample()
+        mean = torch.from_numpy(stats.mean(0)).float()
+        std = torch.from_numpy(stats.std(0)).float().clamp_min(1e-3)
+    prior = DPoserPrior(mean, std, width=args.width, blocks=args.blocks, dropout=args.dropout)
+    ema = copy.deepcopy(prior)
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.RAdam(prior.net.parameters(), lr=args.lr)
+    step = 0
+    if ckpt is not None:
+        prior.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["opt"])
+        step = int(ckpt["step"])
+        print(f"resumed from {ckpt_path} at step {step}", flush=True)
+    n_params = sum(p.numel() for p in prior.net.parameters())
+    print(f"params {n_params/1e6:.2f} M, batch {args.batch}, steps {args.steps}", flush=True)
+
+    def save_ckpt():
+        tmp = ckpt_path.with_suffix(".part")
+        torch.save({"model": prior.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                    "step": step, "mean": mean, "std": std, "args": vars(args)}, tmp)
+        tmp.replace(ckpt_path)
+
+    t0 = time.time()
+    last_save = t0
+    running = None
+    while step < args.steps and not args.export_only:
+        if args.minutes and time.time() - t0 > args.minutes * 60:
+            print("time limit reached", flush=True)
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        z0 = prior.normalize(torch.from_numpy(source.batch(args.batch, step)))
+        loss = diffusion_loss(prior, z0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(prior.net.parameters(), 1.0)
+        opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), prior.parameters()):
+                pe.mul_(decay).add_(p, alpha=1 - decay)
+        step += 1
+        running = float(loss) if running is None else 0.99 * running + 0.01 * float(loss)
+        if step % 200 == 0:
+            print(f"step {step} loss {running:.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                  f"{(time.time() - t0) / 60:.1f} min", flush=True)
+        if step % 2000 == 0:
+            m = heldout_metrics(ema, source.heldout)
+            print(f"  heldout(ema) {m}", flush=True)
+        if time.time() - last_save > 120:
+            save_ckpt()
+            last_save = time.time()
+    save_ckpt()
+    ema.eval()
+    metrics = heldout_metrics(ema, source.heldout)
+    metrics["steps"] = step
+    print(f"final heldout(ema) {metrics}", flush=True)
+    if not args.no_export:
+        from core.weights import save_weights
+
+        cmd = TRAIN_COMMAND + " " + " ".join(sys.argv[1:] if argv is None else argv)
+        path = save_weights(WEIGHTS_NAME, ema.export_state(), ema.config, cmd.strip(), metrics,
+                            extra={"data": args.poses or "core.pose_sampler.sample_poses on the fly",
+                                   "heldout": f"sample_poses(4096, seed={HELDOUT_SEED})"})
+        print(f"wrote {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
