@@ -1,0 +1,116 @@
+"""Stage 1: crop normalisation, camera translation, aggregation, the trained lifter and the pipeline."""
+from __future__ import annotations
+
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.errors import WeightsError
+from core.metrics import apd, pa_mpjpe
+from core.stage1 import (JointLifter, Stage1Estimator, aggregate, normalise_rays, pixels_to_rays, project_np,
+                         solve_cam_t)
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def lifter():
+    return JointLifter.from_weights("cpu")
+
+
+@pytest.fixture(scope="module")
+def gt():
+    return np.load(DATA / "anny_right_256_gt.npz")
+
+
+def test_normalise_rays_is_translation_and_scale_invariant():
+    g = torch.Generator().manual_seed(0)
+    rays = torch.rand(3, 21, 2, generator=g) * 0.3
+    c2d, ctx = normalise_rays(rays)
+    assert c2d.abs().max() <= 1.0
+    c2d_b, ctx_b = normalise_rays(rays * 2 + 0.1)
+    torch.testing.assert_close(c2d, c2d_b)
+    assert not torch.allclose(ctx, ctx_b)     # the context carries position and size
+    assert ctx.shape == (3, 3)
+
+
+def test_solve_cam_t_recovers_translation():
+    rng = np.random.default_rng(0)
+    joints = rng.normal(0, 0.04, (21, 3))
+    joints -= joints[0]
+    K = np.array([[480.0, 0, 100], [0, 470, 150], [0, 0, 1]])
+    t = np.array([0.05, -0.03, 0.6])
+    kp = project_np(joints + t, K)
+    np.testing.assert_allclose(solve_cam_t(joints, kp, K), t, atol=1e-6)
+    # With noisy keypoints the reprojection error stays close to the noise level.
+    noisy = kp + rng.normal(0, 2.0, kp.shape)
+    t2 = solve_cam_t(joints, noisy, K)
+    assert np.linalg.norm(project_np(joints + t2, K) - noisy, axis=1).mean() < 4.0
+
+
+def test_aggregate_mean_and_jpma():
+    rng = np.random.default_rng(1)
+    hyps = rng.normal(0, 0.02, (5, 21, 3))
+    np.testing.assert_allclose(aggregate(hyps), hyps.mean(0))
+    K = np.array([[500.0, 0, 128], [0, 500, 128], [0, 0, 1]])
+    cam_t = np.array([0, 0, 0.5])
+    kp = project_np(hyps[3] + cam_t, K)
+    np.testing.assert_allclose(aggregate(hyps, "jpma", kp, K, cam_t), hyps[3])
+    with pytest.raises(ValueError):
+        aggregate(hyps, "median")
+
+
+def test_missing_weights_name_the_file_and_command(tmp_path):
+    with pytest.raises(WeightsError, match="joint_diffusion.safetensors"):
+        JointLifter.from_weights("cpu", models_dir=tmp_path)
+
+
+def test_lifter_recovers_a_synthetic_hand(lifter, gt):
+    """Ground-truth 2D of the test render → 3D close to the true joints, hypotheses distinct."""
+    hyps, xs, x0s, ts = lifter.lift(gt["kp2d"], gt["K"], n=20, steps=10, seed=0)
+    assert hyps.shape == (20, 21, 3) and xs.shape == (11, 20, 21, 3) and x0s.shape == (10, 20, 21, 3)
+    assert len(ts) == 10
+    np.testing.assert_allclose(xs[-1], hyps, atol=1e-6)
+    true = gt["joints_cam"] - gt["joints_cam"][0]
+    err_mm = 1000 * pa_mpjpe(hyps.mean(0), true)
+    assert err_mm < 15.0, err_mm
+    assert 1000 * np.abs(hyps.mean(0)[0]).max() < 10.0               # root-relative: wrist near 0
+    assert apd(hyps) > 1e-4                                          # 50 distinct hypotheses, not one
+    # A hand is 10-25 cm long.
+    length = np.linalg.norm(hyps.mean(0)[12] - hyps.mean(0)[0])
+    assert 0.08 < length < 0.30
+
+
+def test_lifter_seed_reproducible_and_left_hand_is_the_mirror(lifter, gt):
+    a = lifter.lift(gt["kp2d"], gt["K"], n=6, steps=5, seed=3)[0]
+    b = lifter.lift(gt["kp2d"], gt["K"], n=6, steps=5, seed=3)[0]
+    c = lifter.lift(gt["kp2d"], gt["K"], n=6, steps=5, seed=4)[0]
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    w = 256
+    kp_left = gt["kp2d"].copy()
+    kp_left[:, 0] = w - kp_left[:, 0]
+    K_left = gt["K"].copy()
+    K_left[0, 2] = w - K_left[0, 2]
+    left = lifter.lift(kp_left, K_left, mirrored=True, width=w, n=6, steps=5, seed=3)[0]
+    np.testing.assert_allclose(left * [-1, 1, 1], a, atol=1e-5)
+
+
+def test_pipeline_on_image(lifter):
+    img = cv2.cvtColor(cv2.imread(str(DATA / "anny_right_256.jpg")), cv2.COLOR_BGR2RGB)
+    est = Stage1Estimator(lifter=lifter)
+    seen = []
+    (r,) = est.run(img, n=10, steps=4, seed=0, progress=lambda i, n: seen.append(i))
+    assert seen == [1, 2, 3, 4]
+    assert r.handedness == "right" and r.joint_hypotheses.shape == (10, 21, 3)
+    np.testing.assert_allclose(r.joints, r.joint_hypotheses.mean(0))
+    np.testing.assert_allclose(r.K, [[256, 0, 128], [0, 256, 128], [0, 0, 1]])
+    reproj = project_np(r.joints + r.cam_t, r.K)
+    assert np.linalg.norm(reproj - r.keypoints2d, axis=1).mean() < 8.0   # px
+    assert r.cam_t[2] > 0.1
+    d = r.to_npz_dict()
+    assert d["trajectory_joints_xt"].shape == (5, 10, 21, 3) and str(d["handedness"]) == "right"
+    assert pixels_to_rays(r.keypoints2d, r.K).shape == (21, 2)
