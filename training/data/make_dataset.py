@@ -41,9 +41,11 @@ class SampleGenerator:
         self.size = size
         self.renderer = None
         if render:
-            from training.data.render import HandRenderer
+            from training.data.render import HandRenderer, palm_weights
 
-            self.renderer = HandRenderer(self.hand.faces, size)
+            with torch.no_grad():
+                rest = self.hand(torch.zeros(1, 3), torch.zeros(1, 45), self.hand.neutral_shape(1)).vertices[0]
+            self.renderer = HandRenderer(self.hand.faces, size, palm_weights(rest.numpy(), self.hand.faces))
 
     def _hands(self, orient: np.ndarray, pose: np.ndarray, shape: np.ndarray):
         import torch

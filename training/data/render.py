@@ -79,6 +79,40 @@ def random_background(rng: np.random.Generator, size: int = IMAGE_SIZE) -> np.nd
     return np.clip(bg, 0, 1)
 
 
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(x) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+#: Palms are lighter and pinker than the back of the hand, markedly so for dark skin.
+_PALM_TONE = np.array([0.87, 0.68, 0.58])
+
+
+def skin_colours(skin: np.ndarray, palm_weight: np.ndarray) -> np.ndarray:
+    """Per-vertex colours (V,3): the skin colour, blended toward a palm tone on the palm side."""
+    darkness = 1 - float(skin @ [0.3, 0.59, 0.11]) / 0.9
+    amount = np.clip(0.1 + 0.5 * darkness, 0, 0.6) * palm_weight[:, None]
+    return skin[None] * (1 - amount) + _PALM_TONE[None] * amount
+
+
+def palm_weights(rest_vertices: np.ndarray, faces: np.ndarray, palm_normal=(-1.0, 0.0, 0.0)) -> np.ndarray:
+    """Palm-side weight (V,) in [0, 1] from the rest-pose normals (Anny canonical frame: palm faces −x)."""
+    d = vertex_normals(np.asarray(rest_vertices, np.float64), faces) @ np.asarray(palm_normal)
+    return np.clip((d - 0.1) / 0.5, 0, 1)
+
+
+def camera_degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Webcam-like degradations on a uint8 RGB image: slight blur (60 %), JPEG re-encoding (50 %)."""
+    import cv2
+
+    if rng.random() < 0.6:
+        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.2)))
+    if rng.random() < 0.5:
+        _, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]),
+                              [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 95))])
+        img = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    return img
+
+
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V,3) of a triangle mesh."""
     tri = vertices[faces]
@@ -133,7 +167,7 @@ def forearm_faces(ring: int) -> np.ndarray:
 
 
 def forearm_points(loop_pts: np.ndarray, hand_centroid: np.ndarray, rng: np.random.Generator,
-                   length: float = 0.45) -> tuple[np.ndarray, int] | None:
+                   length: float = 0.8) -> tuple[np.ndarray, int] | None:
     """Forearm vertices (camera frame) extruded from the wrist loop (L,3) away from the hand, with a
     random wrist bend (≤ 35°) and a random sleeve start; returns (points, index of the first sleeve
     vertex), or None when the arm would pass through the camera. An arm coming toward the camera is
@@ -161,7 +195,8 @@ def forearm_points(loop_pts: np.ndarray, hand_centroid: np.ndarray, rng: np.rand
 class HandRenderer:
     """Renders camera-frame hand meshes to uint8 RGB images with one reused off-screen plotter."""
 
-    def __init__(self, faces: np.ndarray, size: int = IMAGE_SIZE) -> None:
+    def __init__(self, faces: np.ndarray, size: int = IMAGE_SIZE, palm_weight: np.ndarray | None = None) -> None:
+        """`palm_weight` (V,) in [0, 1] marks the palm side (see `palm_weights`); it gets a lighter tint."""
         import pyvista as pv
 
         self.size = size
@@ -173,7 +208,9 @@ class HandRenderer:
         self.mesh.point_data.active_normals_name = "Normals"
         self.plotter = pv.Plotter(off_screen=True, window_size=(size, size), lighting="none")
         self.plotter.set_background("black")
-        self.actor = self.plotter.add_mesh(self.mesh, color="white", smooth_shading=False)
+        self.palm_weight = np.zeros(n_vertices) if palm_weight is None else np.asarray(palm_weight, np.float64)
+        self.mesh.point_data["rgb"] = np.zeros((n_vertices, 3), dtype=np.uint8)
+        self.actor = self.plotter.add_mesh(self.mesh, scalars="rgb", rgb=True, smooth_shading=False)
         # Forearm extruded from the wrist opening, coloured per vertex (skin, then an optional sleeve).
         self.loop = boundary_loop(self.faces)
         ff = forearm_faces(len(self.loop))
@@ -214,7 +251,7 @@ class HandRenderer:
         normals = vertex_normals(v, self.faces)
         self.set_camera(K)
         skin = sample_skin_tone(rng) if skin is None else np.asarray(skin, dtype=np.float64)
-        self.prop.color = tuple(skin)
+        self.mesh.point_data["rgb"] = _to_uint8(skin_colours(skin, self.palm_weight))
         self.prop.ambient = float(rng.uniform(0.1, 0.35))
         self.prop.diffuse = float(rng.uniform(0.6, 0.95))
         self.prop.specular = float(rng.uniform(0.0, 0.25))
@@ -236,7 +273,7 @@ class HandRenderer:
         bg = random_background(rng, self.size) if background is None else background
         img = fg * alpha + bg * (1 - alpha)
         img = img * rng.uniform(0.85, 1.15) + rng.normal(0, 0.01, img.shape)  # exposure, noise
-        return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+        return camera_degrade(_to_uint8(img), rng)
 
     def _update_forearm(self, v: np.ndarray, normals: np.ndarray, skin: np.ndarray, rng: np.random.Generator) -> None:
         """Place the forearm (shown with probability `forearm_prob`) at the wrist with the same skin and
@@ -256,7 +293,7 @@ class HandRenderer:
         rgb = np.empty((len(pts), 3))
         rgb[:sleeve_start] = skin
         rgb[sleeve_start:] = rng.uniform(0, 1, 3) * rng.uniform(0.3, 1.0)
-        self.arm.point_data["rgb"] = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+        self.arm.point_data["rgb"] = _to_uint8(rgb)
         for name in ("ambient", "diffuse", "specular", "specular_power"):
             setattr(self.arm_actor.prop, name, getattr(self.prop, name))
 
