@@ -33,3 +33,27 @@ def pose_npz(tmp_path):
     np.savez(path, model="anny", global_orient=np.array([0.1, 0.2, 0.3], np.float32),
              pose=sample_poses(1, 3)[0])
     return path
+
+
+@pytest.fixture
+def window(qtbot):
+    """A real MainWindow under Xvfb; on teardown checks that no plotter or top-level widget leaked."""
+    from viewer.app import qt_environment
+
+    qt_environment()
+    import pyvista as pv
+    from PySide6 import QtWidgets
+
+    from viewer.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+    qtbot.wait(10)
+    assert w.plotter._closed
+    assert w.plotter._id_name not in pv.plotting.plotter._ALL_PLOTTERS, "leaked VTK plotter"
+    visible = [t for t in QtWidgets.QApplication.topLevelWidgets() if t.isVisible() and t is not w]
+    assert not visible, f"leaked top-level widgets: {visible}"

@@ -5,21 +5,6 @@ import pytest
 pytest.importorskip("pytestqt")
 
 
-@pytest.fixture
-def window(qtbot):
-    from viewer.app import qt_environment
-
-    qt_environment()
-    from viewer.main_window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
 def grab(window) -> np.ndarray:
     window.plotter.render()
     return np.asarray(window.plotter.screenshot(return_img=True))

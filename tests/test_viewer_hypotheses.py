@@ -1,0 +1,112 @@
+"""Image → hypotheses in a real window (Xvfb): cloud, image overlay, display modes, denoising steps, export."""
+import pathlib
+
+import numpy as np
+import pytest
+
+DATA = pathlib.Path(__file__).parent / "data"
+IMAGE = DATA / "anny_right_256.jpg"
+
+
+@pytest.fixture
+def small_run(window):
+    """The window with a fast engine setting (20 hypotheses, 5 steps); needs the stage-1 weights."""
+    from core.paths import MODELS_DIR
+
+    if not (MODELS_DIR / "joint_diffusion.safetensors").exists():
+        pytest.fail("stage-1 weights are missing: resources/models/joint_diffusion.safetensors")
+    window.settings_panel.n.setValue(20)
+    window.settings_panel.steps.setValue(5)
+    return window
+
+
+def open_and_wait(small_run, qtbot, path):
+    with qtbot.waitSignal(window.runs.busy_changed, timeout=120_000, check_params_cb=lambda busy: not busy):
+        assert window.open_path(str(path))
+
+
+def grab(window) -> np.ndarray:
+    window.plotter.render()
+    return np.asarray(window.plotter.screenshot(return_img=True)).astype(int)
+
+
+def test_image_gives_a_cloud_of_hypotheses(small_run, qtbot):
+    window = small_run
+    open_and_wait(small_run, qtbot, IMAGE)
+    assert window.last_error is None, window.last_error
+    r = window.result_state.result
+    n = r.joint_hypotheses.shape[0]
+    assert n == 20
+    assert window.scene.cloud is not None and window.scene.cloud_actor.GetVisibility()
+    assert window.scene.cloud.n_points == n * window.scene.points_per_hypothesis
+    hyps = np.asarray(window.scene.cloud.points).reshape(n, -1, 3)
+    assert np.ptp(hyps, axis=0).max() > 1e-4          # the hypotheses differ
+    # Image panel shows the photo with keypoints and the reprojection.
+    assert window.image_panel.keypoints is not None and window.image_panel.reprojected is not None
+    panel = window.image_panel.grab().toImage()
+    assert panel.width() > 100
+    assert "hypotheses" in window.display_panel.info.text()
+    assert window.timing_label.text().endswith(window.engine.kind)
+
+
+def test_display_modes_and_selection(small_run, qtbot):
+    window = small_run
+    open_and_wait(small_run, qtbot, IMAGE)
+    all_img = grab(window)
+    window.display.update(mode="best")
+    assert not window.scene.cloud_actor.GetVisibility()
+    best = window.result_state.best
+    err = window.result_state.reprojection_px
+    assert err[best] == err.min()
+    sk = np.asarray(window.scene.skeleton.points)
+    assert np.allclose(sk, window.result_state.result.joint_hypotheses[best], atol=1e-6)
+    assert np.abs(grab(window) - all_img).sum() > 0
+    window.display.update(mode="single", index=3)
+    assert np.allclose(np.asarray(window.scene.skeleton.points), window.result_state.result.joint_hypotheses[3],
+                       atol=1e-6)
+    assert window.display_panel.index.value() == 3
+
+
+def test_denoising_slider_steps_through_the_trajectory(small_run, qtbot):
+    window = small_run
+    open_and_wait(small_run, qtbot, IMAGE)
+    t = window.trajectory
+    assert t.n_steps >= 6 and t.step == t.n_steps - 1
+    last = np.asarray(window.scene.cloud.points).copy()
+    t.set_step(0)
+    noise = np.asarray(window.scene.cloud.points).copy()
+    assert np.abs(noise - last).max() > 1e-3
+    assert np.ptp(noise, axis=0).max() > np.ptp(last, axis=0).max()   # step 0 is noise: wider
+    qtbot.keyClick(window, "."); assert t.step == 1
+    qtbot.keyClick(window, ","); assert t.step == 0
+    window.denoise_panel.set_playing(True)
+    qtbot.waitUntil(lambda: t.step == t.n_steps - 1, timeout=10_000)
+    assert "result" in window.denoise_panel.label.text()
+
+
+def test_no_hand_keeps_the_previous_result(small_run, qtbot, tmp_path):
+    window = small_run
+    import cv2
+
+    open_and_wait(small_run, qtbot, IMAGE)
+    before = window.result_state.result
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 200, np.uint8))
+    open_and_wait(small_run, qtbot, blank)
+    assert window.last_error and "hand" in window.last_error.lower()
+    assert window.result_state.result is before
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    open_and_wait(small_run, qtbot, bad)
+    assert "image" in window.last_error.lower()
+    assert window.result_state.result is before
+
+
+def test_export_result_and_screenshot(small_run, qtbot, tmp_path):
+    window = small_run
+    open_and_wait(small_run, qtbot, IMAGE)
+    assert window.export_npz(str(tmp_path / "result.npz"))
+    with np.load(tmp_path / "result.npz") as z:
+        assert z["joint_hypotheses"].shape == (20, 21, 3) and z["K"].shape == (3, 3)
+    window.save_screenshot(str(tmp_path / "shot.png"))
+    assert (tmp_path / "shot.png").stat().st_size > 1000
