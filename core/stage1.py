@@ -218,9 +218,14 @@ class JointLifter:
             kp, Km = mirror_keypoints(kp, width), mirror_K(Km, width)
         res = self.lift_rays(pixels_to_rays(kp, Km), **kw)
         sign = np.array([-1.0, 1.0, 1.0]) if mirrored else np.ones(3)
-        hyps = res.x0.cpu().numpy().astype(np.float64) * JOINT_SCALE * sign
-        xs = res.xs.numpy() * JOINT_SCALE * sign if res.xs is not None else None
-        x0s = res.x0_preds.numpy() * JOINT_SCALE * sign if res.x0_preds is not None else None
+
+        def metres(x):   # network units → metres, mirrored back, wrist moved to the origin (root-relative)
+            x = x.cpu().numpy().astype(np.float64) * JOINT_SCALE * sign
+            return x - x[..., :1, :]
+
+        hyps = metres(res.x0)
+        xs = metres(res.xs) if res.xs is not None else None
+        x0s = metres(res.x0_preds) if res.x0_preds is not None else None
         return hyps, xs, x0s, np.array(res.timesteps)
 
 

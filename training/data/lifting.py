@@ -142,4 +142,4 @@ class LiftingBatcher:
         lo, hi = self.scale_jitter
         c2d = c2d * (lo + (hi - lo) * torch.rand(b, 1, 1, generator=g))
         return {"c2d": c2d, "ctx": ctx, "x0": j / JOINT_SCALE, "joints": j, "cam": cam, "rays_clean": clean,
-                "rays": rays}
+                "rays": rays, "R": r, "shift": pos - centre, "idx": idx}
