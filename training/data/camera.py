@@ -109,14 +109,15 @@ def _neighbour_joint(j: int, rng: np.random.Generator) -> int:
     return 1 + 4 * int(rng.choice(options)) + part
 
 
-def add_keypoint_noise(kp2d: np.ndarray, rng: np.random.Generator, sigma_rel: tuple[float, float] = (0.008, 0.02),
+def add_keypoint_noise(kp2d: np.ndarray, rng: np.random.Generator, sigma_rel: tuple[float, float] = (0.006, 0.016),
                        outlier_prob: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """Noisy 2D keypoints (n,21,2) and confidences (n,21) in [0,1] from clean ones (n,21,2) pixels.
 
-    Gaussian noise with σ = s·(hand size in px), s ~ U(sigma_rel) per sample (≈1-3 px for a 150 px
-    hand), 1.6× at fingertips; with probability `outlier_prob` a sample gets 1-2 outlier joints: snapped
-    to the same joint of a neighbouring finger, or a random jump of 8-25 % of the hand size. Outliers
-    get a low confidence (0.05-0.45); other joints 0.75-1.0, decreasing with their own noise.
+    Gaussian noise with σ = s·(keypoint box diagonal in px), s ~ U(sigma_rel) per sample (≈1-2.5 px
+    for a 160 px diagonal), 1.6× at fingertips. With probability `outlier_prob` a sample gets 1-2
+    outlier joints: snapped to the same joint of a neighbouring finger, or a random jump of 8-25 % of
+    the hand size; outliers get a low confidence (0.05-0.45), the other joints 0.5-1.0, decreasing
+    with their own noise.
     """
     kp = np.asarray(kp2d, dtype=np.float64)
     single = kp.ndim == 2

@@ -95,7 +95,8 @@ def sample_joints(n: int, seed: int) -> np.ndarray:
 
 
 def _table(title: str, names: list[str], real: np.ndarray, synth: np.ndarray, fmt: str) -> str:
-    lines = [f"\n**{title}**\n", "| joint | real min | real median | real max | sampled 1% | sampled median | sampled 99% |",
+    lines = [f"\n**{title}**\n",
+             "| joint | real min | real median | real max | sampled 1% | sampled median | sampled 99% |",
              "|---|---|---|---|---|---|---|"]
     for i, name in enumerate(names):
         r, s = real[:, i], synth[:, i]
@@ -116,8 +117,8 @@ def report(real: np.ndarray, synth: np.ndarray) -> str:
         head,
         _table("Bend angle at each joint (degrees)", [JOINT_NAMES[k] for k in BEND_JOINTS],
                bend_angles(real), bend_angles(synth), ".0f"),
-        _table("Spread between neighbouring proximal phalanges (degrees)", ["index-middle", "middle-ring", "ring-pinky"],
-               spread_angles(real), spread_angles(synth), ".0f"),
+        _table("Spread between neighbouring proximal phalanges (degrees)",
+               ["index-middle", "middle-ring", "ring-pinky"], spread_angles(real), spread_angles(synth), ".0f"),
         _table("Bone length / palm length", bone_names, bone_ratios(real), bone_ratios(synth), ".2f"),
         _table("Thumb keypoints in the palm frame (palm lengths; x thumb side, y along the palm, z palmar)",
                [f"{JOINT_NAMES[k]} {ax}" for k in (1, 2, 4) for ax in "xyz"],

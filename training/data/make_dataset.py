@@ -1,7 +1,7 @@
 """Write synthetic hand samples as .npz shards (and a contact sheet) for training and evaluation.
 
     python -m training.data.make_dataset --split train|val|test --n N --out DIR [--seed S]
-        [--shard-size 512] [--no-render]
+        [--shard-size 512] [--no-render] [--sheet-tile 256]
 
 Each `shard_XXXXX.npz` holds, for n samples: images (n,256,256,3) uint8 (unless --no-render),
 K (n,3,3), pose (n,45), shape (n,10), global_orient (n,3) (camera frame, about the wrist), transl (n,3)
@@ -9,7 +9,8 @@ K (n,3,3), pose (n,45), shape (n,10), global_orient (n,3) (camera frame, about t
 (n,21,2) px, kp_conf (n,21). joints_cam = AnnyHand(global_orient, pose, shape).joints + transl.
 Shard i is generated from numpy SeedSequence((seed, i)), so shards are reproducible one by one, and
 labels do not depend on --no-render (images draw from their own stream). Default seeds: train 0,
-val 1, test 2026 (the fixed held-out split). `meta.json` records the arguments.
+val 1, test 2026 (the fixed held-out split). `meta.json` records the arguments; `contact_sheet.png`
+shows the first 16 samples of shard 0 with their projected keypoints.
 """
 from __future__ import annotations
 
@@ -110,6 +111,21 @@ def contact_sheet(data: dict[str, np.ndarray], n: int = 16, cols: int = 4, keypo
     return np.concatenate(rows, 0)
 
 
+def save_contact_sheet(data: dict[str, np.ndarray], path: pathlib.Path, tile: int = 256) -> None:
+    """Write `contact_sheet` as PNG; with `tile` < 256 the tiles are shrunk and the PNG palette-coded
+    (small enough for docs/)."""
+    import cv2
+    from PIL import Image
+
+    sheet = contact_sheet(data)
+    if tile == CROP_SIZE:
+        cv2.imwrite(str(path), sheet[..., ::-1])
+        return
+    scale = tile / CROP_SIZE
+    sheet = cv2.resize(sheet, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=sorted(DEFAULT_SEEDS), required=True)
@@ -118,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="default: train 0, val 1, test 2026")
     ap.add_argument("--shard-size", type=int, default=512)
     ap.add_argument("--no-render", action="store_true", help="labels only (no images)")
+    ap.add_argument("--sheet-tile", type=int, default=CROP_SIZE, help="tile size of contact_sheet.png")
     args = ap.parse_args(argv)
     seed = DEFAULT_SEEDS[args.split] if args.seed is None else args.seed
     args.out.mkdir(parents=True, exist_ok=True)
@@ -129,10 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         data = gen.shard(seed, s, n)
         np.savez(args.out / f"shard_{s:05d}.npz", **data)
         if s == 0 and "images" in data:
-            import cv2
-
-            sheet = contact_sheet(data)
-            cv2.imwrite(str(args.out / "contact_sheet.png"), sheet[..., ::-1])
+            save_contact_sheet(data, args.out / "contact_sheet.png", args.sheet_tile)
         print(f"shard {s + 1}/{n_shards}: {n} samples, {time.time() - t0:.1f} s", flush=True)
     meta = dict(split=args.split, seed=seed, n=args.n, shard_size=args.shard_size, rendered=not args.no_render,
                 image_size=CROP_SIZE, shards=n_shards, generator="training.data.make_dataset")
