@@ -42,7 +42,8 @@ def _ring_order(center: np.ndarray, normal: np.ndarray, ref: np.ndarray, pts: np
     e1 = e1 / n1
     e2 = np.cross(normal, e1)
     d = pts - center
-    ang = np.arctan2(d @ e2, d @ e1) % (2 * np.pi)
+    ang = np.arctan2(d @ e2, d @ e1)
+    ang = np.where(ang < -1e-9, ang + 2 * np.pi, np.maximum(ang, 0.0))   # the reference direction is 0
     return np.argsort(ang, kind="stable")
 
 
