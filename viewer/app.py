@@ -29,7 +29,11 @@ def run_app(args: argparse.Namespace) -> int:
     if args.file:
         ok = window.open_path(args.file)
         if ok and args.screenshot:
-            ok = wait_for_run(window)
+            ok = wait_for_run(window, window.runs)
+        if ok and (args.mask or args.mask_preset or args.complete):
+            ok = apply_dposer_options(window, args)
+            if ok and args.complete:
+                ok = window.complete() and wait_for_run(window, window.prior_runs)
         if not ok:
             print(f"error: {args.file}: {window.last_error.split(': ', 1)[-1]}", file=sys.stderr)
             status = 2
@@ -41,14 +45,39 @@ def run_app(args: argparse.Namespace) -> int:
     return app.exec() or status
 
 
-def wait_for_run(window, timeout_s: float = 600.0) -> bool:
-    """Run the event loop until the window's engine run ends (scripted use); False if it failed."""
+def apply_dposer_options(window, args: argparse.Namespace) -> bool:
+    """--mask / --mask-preset / --prior / --schedule / --t-max / --t-min / -n onto the DPoser panel."""
+    from core.cli import one_line
+    from core.commands.complete import parse_mask
+    from core.errors import InputError
+
+    panel = window.dposer_panel
+    try:
+        hidden = parse_mask(args.mask, args.mask_preset)
+    except InputError as exc:
+        return window.show_error(one_line(exc))
+    if hidden is not None:
+        window.mask.set(hidden)
+    panel.prior.setCurrentText(args.prior)
+    panel.kind.setCurrentText(args.schedule)
+    if args.t_max is not None:
+        panel.t_max.setValue(args.t_max)
+    if args.t_min is not None:
+        panel.t_min.setValue(args.t_min)
+    if args.n is not None:
+        panel.n.setValue(args.n)
+    window._rerun_timer.stop()
+    return True
+
+
+def wait_for_run(window, runs, timeout_s: float = 600.0) -> bool:
+    """Run the event loop until `runs` (a RunManager) is idle (scripted use); False if it failed."""
     from PySide6 import QtCore
 
-    if not window.runs.busy:
+    if not runs.busy:
         return window.last_error is None
     loop = QtCore.QEventLoop()
-    window.runs.busy_changed.connect(lambda busy: loop.quit() if not busy else None)
+    runs.busy_changed.connect(lambda busy: loop.quit() if not busy else None)
     QtCore.QTimer.singleShot(int(timeout_s * 1000), loop.quit)
     loop.exec()
-    return window.last_error is None and not window.runs.busy
+    return window.last_error is None and not runs.busy

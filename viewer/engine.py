@@ -92,3 +92,79 @@ class Engine:
         result = est.run_detection(det, K, **kwargs)
         err = reprojection_errors(result.joint_hypotheses, result.cam_t, result.keypoints2d, result.K)
         return Estimate(path, image, detections, chosen, result, err, time.perf_counter() - t0)
+
+
+class PriorEngine:
+    """DPoser completion for the viewer: loads the prior once and runs the test-time optimisation."""
+
+    def __init__(self, hand) -> None:
+        self.hand = hand
+        self._prior = None
+        self._lock = threading.Lock()
+
+    def prior(self):
+        with self._lock:
+            if self._prior is None:
+                from core.prior import load_prior
+
+                self._prior = load_prior()
+            return self._prior
+
+    def source_from_pose(self, label: str, pose: np.ndarray, global_orient: np.ndarray,
+                         shape: np.ndarray | None = None, mirror: bool = False):
+        """A completion source from pose parameters (joints and mesh from the hand model)."""
+        import torch
+
+        from viewer.state import PoseSource
+
+        with torch.inference_mode():
+            out = self.hand(torch.as_tensor(global_orient, dtype=torch.float32)[None],
+                            torch.as_tensor(pose, dtype=torch.float32)[None],
+                            None if shape is None else torch.as_tensor(shape, dtype=torch.float32)[None])
+        joints, verts = out.joints[0].numpy(), out.vertices[0].numpy()
+        return PoseSource(label, joints, np.asarray(pose, np.float32), np.asarray(global_orient, np.float32),
+                          None if shape is None else np.asarray(shape, np.float32), verts)
+
+    def random_source(self, seed: int):
+        """A pose sampled from the prior, palm to the camera."""
+        from core.hand.base import FACING_CAMERA_ORIENT
+
+        pose = self.prior().sample_poses(1, seed=seed)[0]
+        return self.source_from_pose(f"random pose (seed {seed})", pose, np.array(FACING_CAMERA_ORIENT))
+
+    def complete(self, source, hidden: np.ndarray, settings: dict, progress, cancel):
+        """S completions of the hidden joints; returns (TTOResult, vertices (S,V,3))."""
+        import torch
+
+        from core.prior import Schedule, TTOConfig, complete_pose, fit_joints
+
+        prior = self.prior()
+        sched = Schedule(kind=settings.get("schedule", "truncated"), t_max=settings.get("t_max", 0.15),
+                         t_min=settings.get("t_min", 0.05))
+        cfg = TTOConfig(prior=settings.get("prior", "dposer"), schedule=sched, iters=settings.get("iters", 100),
+                        seed=settings.get("seed", 0))
+        n = settings.get("n", 10)
+        every = max(1, cfg.iters // 25)
+        shape_t = None if source.shape is None else torch.as_tensor(source.shape)[None].expand(n, -1)
+
+        if source.pose is not None:
+            go = torch.as_tensor(source.global_orient, dtype=torch.float32)[None].expand(n, -1)
+
+            def callback(it, total, t, pose):
+                if (it + 1) % every == 0 or it + 1 == total:
+                    with torch.inference_mode():
+                        joints = self.hand.joints(go, torch.as_tensor(pose, dtype=torch.float32), shape_t).numpy()
+                    progress(it + 1, total, "completing", (it + 1, joints))
+                else:
+                    progress(it + 1, total, "completing")
+
+            result = complete_pose(prior, source.pose, hidden, n=n, cfg=cfg, hand=self.hand,
+                                   global_orient=source.global_orient, shape=source.shape,
+                                   callback=callback, cancel=cancel)
+        else:
+            def callback(it, total, t, pose):
+                progress(it + 1, total, "fitting")
+
+            result = fit_joints(prior, self.hand, source.joints, hidden, n=n, cfg=cfg, callback=callback,
+                                cancel=cancel)
+        return result, result.vertices(self.hand)

@@ -12,7 +12,8 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.device import describe_device, pick_device
-from viewer.state import DisplayState, HandState, ImageState, ResultState, TrajectoryState
+from viewer.state import (CompletionState, DisplayState, HandState, ImageState, MaskState, PoseSource, ResultState,
+                          TrajectoryState)
 
 log = logging.getLogger("pose-viewer")
 POSE_SUFFIXES = (".npz", ".json")
@@ -24,7 +25,8 @@ SHORTCUTS = (
     ("Space", "play / pause the denoising"), (", or ←", "previous denoising step"),
     (". or →", "next denoising step"), ("Home / End", "first / last step"), ("A", "show all hypotheses"),
     ("G", "aggregate only"), ("B", "best hypothesis"), ("R", "front view / reset camera"),
-    ("Esc", "cancel the running estimate"), ("Ctrl+Q", "quit"),
+    ("Esc", "cancel the running estimate"), ("Ctrl+Return", "complete the pose with DPoser"),
+    ("Ctrl+Z", "undo the last mask change"), ("Click a joint", "hide / show it (pose mode)"), ("Ctrl+Q", "quit"),
     ("Mouse", "left-drag rotate, right-drag / wheel zoom, middle-drag pan; hover a hypothesis for its error"),
 )
 
@@ -38,7 +40,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         from core.hand.anny_hand import AnnyHand
         from core.hand.base import FACING_CAMERA_ORIENT
-        from viewer.engine import Engine
+        from viewer.dposer_panel import DPoserPanel
+        from viewer.engine import Engine, PriorEngine
         from viewer.image_panel import ImagePanel
         from viewer.panels import DenoisePanel, DisplayPanel, SettingsPanel
         from viewer.scene import HandScene
@@ -53,6 +56,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_error: str | None = None
         self.engine = Engine()
         self.runs = RunManager(self)
+        self.prior_runs = RunManager(self)
+        self.view_mode = "pose"                  # 'pose' (a hand / DPoser completion) or 'image'
 
         # State.
         self.hand = HandState()
@@ -62,9 +67,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.trajectory = TrajectoryState()
         self._frames: list = []
         self._running_path: str | None = None
+        self.mask = MaskState()
+        self.completion = CompletionState()
+        self._press_pos: tuple[int, int] | None = None
 
         # 3D view with the neutral hand, palm to the camera.
         self.hand_model = AnnyHand()
+        self.prior_engine = PriorEngine(self.hand_model)
         self.plotter = QtInteractor(self)
         self.setCentralWidget(self.plotter.interactor)
         import torch
@@ -79,9 +88,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings_panel = SettingsPanel()
         self.display_panel = DisplayPanel(self.display)
         self.denoise_panel = DenoisePanel(self.trajectory)
+        self.dposer_panel = DPoserPanel(self.mask, self.completion)
         self._dock("Image", self.image_panel, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Settings", self.settings_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        settings_dock = self._dock("Settings", self.settings_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Hypotheses", self.display_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        dposer_dock = self._dock("DPoser", self.dposer_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(settings_dock, dposer_dock)
+        settings_dock.raise_()
         self._dock("Denoising", self.denoise_panel, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
 
         # Status bar: message, timings, progress + cancel, device.
@@ -95,7 +108,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cancel_button.setIcon(qta.icon("fa5s.times-circle"))
         self.cancel_button.setToolTip("Cancel the running estimate (Esc)")
         self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.runs.cancel)
+        self.cancel_button.clicked.connect(self.cancel_runs)
         self.device_label = QtWidgets.QLabel(describe_device(pick_device("auto")))
         self.device_label.setToolTip("Device the engine runs on")
         for w in (self.timing_label, self.progress, self.cancel_button, self.device_label):
@@ -103,6 +116,20 @@ class MainWindow(QtWidgets.QMainWindow):
 
         # Wiring.
         self.hand.changed.connect(lambda s: self.scene.set_vertices(s.vertices))
+        self.mask.changed.connect(lambda _: self._render_pose())
+        self.completion.changed.connect(lambda _: self._render_pose())
+        self.dposer_panel.complete_requested.connect(self.complete)
+        self.dposer_panel.source_requested.connect(self.set_source)
+        self.dposer_panel.schedule_changed.connect(self._on_schedule_changed)
+        self.dposer_panel.hypothesis.valueChanged.connect(lambda _: self._render_pose())
+        self.dposer_panel.export_requested.connect(self._export_completion_dialog)
+        self.prior_runs.progress.connect(self._on_progress)
+        self.prior_runs.partial.connect(lambda p: self.completion.set_live(p[1], p[0]))
+        self.prior_runs.finished.connect(self._on_completion)
+        self.prior_runs.failed.connect(self._on_failed)
+        self.prior_runs.busy_changed.connect(self._on_busy)
+        self._rerun_timer = QtCore.QTimer(self, singleShot=True, interval=200)
+        self._rerun_timer.timeout.connect(self.complete)
         self.result_state.changed.connect(self._on_result)
         self.display.changed.connect(lambda _: self._render())
         self.trajectory.changed.connect(lambda _: self._render())
@@ -114,11 +141,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runs.cancelled.connect(lambda: self.statusBar().showMessage("Cancelled; the previous result is kept."))
         self.runs.busy_changed.connect(self._on_busy)
         self.plotter.iren.add_observer("MouseMoveEvent", self._on_mouse_move)
-        self.plotter.iren.add_observer("LeftButtonPressEvent", self._on_left_click)
+        self.plotter.iren.add_observer("LeftButtonPressEvent", self._on_left_press)
+        self.plotter.iren.add_observer("LeftButtonReleaseEvent", self._on_left_release)
 
         self._build_menus()
         self._restore_settings()
         self.hand.set(verts, joints, "neutral hand")
+        self.dposer_panel.refresh_plot()
+        self.completion.set_source(PoseSource("neutral hand", joints, np.zeros(45, np.float32),
+                                              np.asarray(FACING_CAMERA_ORIENT, np.float32), None, verts))
         self.statusBar().showMessage("Neutral hand. Drop a photo of a hand or a pose file (or Ctrl+O).")
 
     # -- construction helpers -----------------------------------------------------------------------
@@ -176,8 +207,16 @@ class MainWindow(QtWidgets.QMainWindow):
         for act in (self.open_action, export, shot):
             toolbar.addAction(act)
         toolbar.addSeparator()
-        toolbar.addAction(self._action(None, "fa5s.times-circle", "Cancel", self.runs.cancel, "Esc",
-                                       "Cancel the running estimate"))
+        toolbar.addAction(self._action(None, "fa5s.times-circle", "Cancel", self.cancel_runs, "Esc",
+                                       "Cancel the running estimate / completion"))
+        toolbar.addAction(self._action(None, "fa5s.magic", "Complete", self.complete, "Ctrl+Return",
+                                       "Complete the hidden joints with DPoser"))
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self._action(edit_menu, "fa5s.undo", "&Undo mask change", self.mask.undo, K.StandardKey.Undo)
+        self._action(edit_menu, None, "Hide &fingertips", lambda: self.dposer_panel.apply_preset("fingertips"))
+        self._action(edit_menu, None, "Hide &random 60%", lambda: self.dposer_panel.apply_preset("random:0.6"))
+        self._action(edit_menu, None, "&Clear mask", lambda: self.mask.set(np.zeros(21, bool)))
+        self.menuBar().insertMenu(view_menu.menuAction(), edit_menu)
 
         # Playback keys (work whatever widget has focus, as in aitviewer).
         for key, slot in ((" ", self.denoise_panel.toggle), (",", lambda: self.trajectory.advance(-1)),
@@ -263,32 +302,36 @@ class MainWindow(QtWidgets.QMainWindow):
                                "(open an image or a .npz / .json pose file)")
 
     def open_pose(self, path: str) -> bool:
+        """Show a pose file and make it the DPoser source (a left hand is shown mirrored as a right hand)."""
         from core.cli import one_line
-        from core.commands.mesh import mesh_from_pose_file
-        from core.errors import PoseViewerError
+        from core.errors import InputError, PoseViewerError
         from core.hand.base import HandModelError
+        from core.io.poses import load_pose_file
+        from core.joints import mirror_x
 
         p = pathlib.Path(path)
         try:
-            verts, _ = mesh_from_pose_file(str(p), self.mano_dir)
-            joints = self._joints_of(str(p))
+            pf = load_pose_file(str(p))
+            if pf.model != "anny":
+                raise InputError("MANO pose files are shown with `pose-viewer mesh --mano-dir`; "
+                                 "the viewer's DPoser works on the Anny pose layout")
+            if pf.pose is not None:
+                source = self.prior_engine.source_from_pose(p.name, pf.pose, pf.global_orient, pf.shape)
+            else:
+                joints = mirror_x(pf.joints) if pf.side == "left" else pf.joints
+                source = PoseSource(p.name + (" (left, mirrored)" if pf.side == "left" else ""),
+                                    (joints - joints[:1]).astype(np.float32))
         except (PoseViewerError, HandModelError, OSError, ValueError) as exc:
             return self.show_error(f"{p.name}: {one_line(exc)}")
         self.last_error = None
-        self.hand.set(verts, joints, p.name)
+        if source.vertices is not None:
+            self.hand.set(source.vertices, source.joints, p.name)
+        if pf.mask is not None:
+            self.mask.set(pf.mask)
+        self.set_source(source)
         self._add_recent(path)
         self.statusBar().showMessage(f"Showing {p.name}")
         return True
-
-    def _joints_of(self, path: str) -> np.ndarray:
-        import torch
-
-        from core.io.poses import load_pose_file
-
-        pf = load_pose_file(path)
-        with torch.inference_mode():
-            j = self.hand_model.joints(torch.from_numpy(pf.global_orient)[None], torch.from_numpy(pf.pose)[None])
-        return j[0].numpy() * (np.array([-1, 1, 1], np.float32) if pf.side == "left" else 1)
 
     def open_image(self, path: str) -> bool:
         """Start load → detect → estimate on a worker; the current result stays until it succeeds."""
@@ -339,6 +382,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.show_error(f"{name}: {message}" if name else message)
 
     def _on_estimate(self, est) -> None:
+        self.view_mode = "image"
+        self.scene.set_joint_markers(None)
         self.image_state.set(est.path, est.image, est.detections, est.chosen)
         self.display.update(index=min(self.display.index, est.result.joint_hypotheses.shape[0] - 1))
         self.result_state.set(est.result, est.reprojection_px)
@@ -369,7 +414,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from core.hypotheses import per_point_spread
 
         r = self.result_state.result
-        if r is None:
+        if r is None or self.view_mode != "image":
             return
         sel = self.selected_index()
         meshes = getattr(r, "vertex_hypotheses", None)
@@ -422,11 +467,185 @@ class MainWindow(QtWidgets.QMainWindow):
             self.plotter.interactor.setToolTip(text)
             self.statusBar().showMessage(text, 2000)
 
-    def _on_left_click(self, obj, _event) -> None:
+    def _on_left_press(self, obj, _event) -> None:
+        self._press_pos = obj.GetEventPosition()
+
+    def _on_left_release(self, obj, _event) -> None:
+        """A click (press and release without dragging) toggles a joint (pose mode) or picks a hypothesis."""
         x, y = obj.GetEventPosition()
+        if self._press_pos is None or abs(x - self._press_pos[0]) + abs(y - self._press_pos[1]) > 4:
+            return
+        self.click_at(x, y)
+
+    def click_at(self, x: int, y: int) -> None:
+        """Handle a click at VTK display pixel (x, y)."""
+        if self.view_mode == "pose":
+            j = self.scene.pick_joint(x, y)
+            if j is not None:
+                self.mask.toggle(j)
+                from core.joints import JOINT_NAMES
+
+                state = "hidden" if self.mask.hidden[j] else "visible"
+                self.statusBar().showMessage(f"joint {j} ({JOINT_NAMES[j]}) {state}", 3000)
+            return
         k = self.scene.pick_hypothesis(x, y)
         if k is not None:
             self.display.update(index=k)
+
+    # -- DPoser completion ------------------------------------------------------------------------------
+    def cancel_runs(self) -> None:
+        self.runs.cancel()
+        self.prior_runs.cancel()
+
+    def set_source(self, source) -> None:
+        """Make `source` (a PoseSource, or 'result' / 'random' / 'neutral') the pose to complete."""
+        from core.hand.base import FACING_CAMERA_ORIENT
+
+        if isinstance(source, str):
+            if source == "result":
+                r = self.result_state.result
+                if r is None:
+                    self.show_error("no image result yet: open a photo first")
+                    return
+                sel = self.selected_index() if self.display.mode in ("best", "single") else None
+                joints = r.joint_hypotheses[sel] if sel is not None else getattr(r, "mesh_joints", r.joints)
+                label = f"{pathlib.Path(self.image_state.path or '').name} " + (
+                    f"hypothesis #{sel}" if sel is not None else "aggregate")
+                source = PoseSource(label, np.asarray(joints, np.float32))
+            elif source == "random":
+                try:
+                    source = self.prior_engine.random_source(int(np.random.default_rng().integers(1 << 30)))
+                except Exception as exc:  # noqa: BLE001 - e.g. missing prior weights
+                    from core.cli import one_line
+
+                    self.show_error(one_line(exc))
+                    return
+            else:
+                source = self.prior_engine.source_from_pose("neutral hand", np.zeros(45, np.float32),
+                                                            np.asarray(FACING_CAMERA_ORIENT, np.float32))
+        self.prior_runs.cancel()
+        self.view_mode = "pose"
+        self.completion.set_source(source)
+        self.dposer_panel.source_label.setText(f"Source: {source.label}")
+        self.scene.view("front")
+
+    def complete(self) -> bool:
+        """Run DPoser on the current source and mask (cancels a completion in flight)."""
+        src = self.completion.source
+        if src is None:
+            return self.show_error("nothing to complete: open a pose or a photo first")
+        if not self.mask.hidden.any():
+            return self.show_error("no joint is hidden: click joints (or use a preset) to hide them first")
+        if self.mask.hidden.all():
+            return self.show_error("all joints are hidden: leave some visible")
+        self.last_error = None
+        hidden = self.mask.hidden.copy()
+        settings = self.dposer_panel.settings()
+        self._running_path = None
+        self.view_mode = "pose"
+        self.prior_runs.start(lambda progress, cancel: self.prior_engine.complete(src, hidden, settings,
+                                                                                  progress, cancel))
+        self.statusBar().showMessage(f"Completing {int(hidden.sum())} hidden joints with {settings['prior']}…")
+        return True
+
+    def _on_schedule_changed(self) -> None:
+        self.dposer_panel.refresh_plot()
+        if self.completion.result is not None or self.prior_runs.busy:
+            self._rerun_timer.start()   # debounced: dragging a handle re-runs once it settles
+
+    def _on_completion(self, payload) -> None:
+        result, vertices = payload
+        self.dposer_panel.hypothesis.setRange(0, len(result.pose) - 1)
+        self.dposer_panel.iteration.setRange(0, len(result.t_schedule))
+        self.completion.set_result(result, vertices)
+        self.timing_label.setText(f"DPoser {result.seconds * 1000:.0f} ms")
+        self.statusBar().showMessage(f"{len(result.pose)} completions ({self.dposer_panel.prior.currentText()}, "
+                                     f"{self.dposer_panel.kind.currentText()} schedule)")
+
+    def completion_display_joints(self) -> np.ndarray | None:
+        """(S,21,3) joints shown now: live during a run, the scrubbed iteration, or the final result."""
+        c = self.completion
+        if c.live_joints is not None:
+            return c.live_joints
+        if c.result is None:
+            return None
+        if c.result.traj_joints is not None and c.iteration < len(c.result.t_schedule):
+            return c.result.traj_joints[c.iteration]
+        return c.result.joints
+
+    def _render_pose(self) -> None:
+        from core.hypotheses import per_point_spread
+        from core.joints import JOINT_NAMES
+
+        if self.view_mode != "pose":
+            return
+        c, scene, panel = self.completion, self.scene, self.dposer_panel
+        if c.source is None:
+            return
+        scene.set_joint_markers(c.source.joints, self.mask.hidden)
+        joints = self.completion_display_joints()
+        sel = min(panel.hypothesis.value(), 0 if joints is None else len(joints) - 1)
+        final = c.result is not None and c.live_joints is None and c.iteration >= len(c.result.t_schedule)
+        if joints is None:
+            scene.hide_cloud()
+            scene.set_aggregate(None)
+            scene.set_skeleton(None)
+            if c.source.vertices is not None:
+                scene.mesh.points = c.source.vertices
+                scene.actor.SetVisibility(True)
+            else:
+                scene.actor.SetVisibility(False)
+            panel.spread_label.setText("")
+        else:
+            scene.actor.SetVisibility(False)
+            if final and c.vertices is not None:
+                scene.set_cloud(c.vertices, "mesh")
+                scene.set_aggregate(c.vertices[sel])
+            else:
+                scene.set_cloud(joints, "joints")
+                scene.set_aggregate(None)
+            scene.set_skeleton(joints[sel])
+            spread = per_point_spread(joints) * 1000
+            hidden = np.flatnonzero(self.mask.hidden)
+            worst = hidden[np.argsort(-spread[hidden])][:3] if len(hidden) else []
+            panel.spread_label.setText(
+                "spread of hidden joints (mm): " + ", ".join(f"{JOINT_NAMES[j]} {spread[j]:.1f}" for j in worst)
+                if len(worst) else "")
+        if c.result is not None:
+            n_it = len(c.result.t_schedule)
+            panel.iteration.blockSignals(True)
+            panel.iteration.setValue(c.iteration)
+            panel.iteration.blockSignals(False)
+            t = c.result.t_schedule[min(c.iteration, n_it - 1)]
+            panel.iteration_label.setText(f"{c.iteration}/{n_it} (t = {t:.3f})")
+        panel.plot.set_iteration(c.iteration)
+        self.plotter.render()
+
+    def _export_completion_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export completion", "completion.obj",
+                                                        "Meshes (*.obj *.ply *.glb);;Pose (*.npz)")
+        if path:
+            self.export_completion(path)
+
+    def export_completion(self, path: str) -> bool:
+        """The highlighted completion: a mesh (.obj/.ply/.glb) or our pose .npz (pose + joints)."""
+        from core.io.export import save_mesh
+        from core.io.poses import save_pose_npz
+
+        c = self.completion
+        if c.result is None:
+            return self.show_error("no completion to export yet: press Complete first")
+        k = self.dposer_panel.hypothesis.value()
+        try:
+            if path.lower().endswith(".npz"):
+                save_pose_npz(path, c.result.global_orient[k], c.result.pose[k],
+                              c.result.shape[k] if c.result.shape.size else None, c.result.joints[k])
+            else:
+                save_mesh(path, c.vertices[k], self.hand_model.faces)
+        except Exception as exc:  # noqa: BLE001
+            return self.show_error(f"export failed: {exc}")
+        self.statusBar().showMessage(f"Exported completion #{k} to {path}")
+        return True
 
     # -- export ----------------------------------------------------------------------------------------
     def displayed_mesh(self) -> np.ndarray:
@@ -512,8 +731,10 @@ class MainWindow(QtWidgets.QMainWindow):
             event.acceptProposedAction()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt API
-        self.runs.cancel()
+        self._rerun_timer.stop()
+        self.cancel_runs()
         self.runs.wait(3000)
+        self.prior_runs.wait(3000)
         self.denoise_panel.set_playing(False)
         self._save_settings()
         self.plotter.close()

@@ -55,6 +55,10 @@ class HandScene:
         self.skeleton: pv.PolyData | None = None
         self.skeleton_actor = None
         self.points_per_hypothesis = 0
+        self.marker_joints: np.ndarray | None = None
+        self.markers_visible: pv.PolyData | None = None
+        self.markers_visible_actor = None
+        self.markers_hidden_actor = None
         self.plotter.add_axes()
         self.view_front()
 
@@ -151,6 +155,49 @@ class HandScene:
         else:
             self.skeleton.points = pts
         self.skeleton_actor.SetVisibility(True)
+
+    def set_joint_markers(self, joints: np.ndarray | None, hidden: np.ndarray | None = None) -> None:
+        """Clickable joint spheres of the pose being completed: visible ones solid and coloured,
+        hidden ones hollow (wireframe) and grey."""
+        pv = self.pv
+        for actor in (self.markers_visible_actor, self.markers_hidden_actor):
+            if actor is not None:
+                self.plotter.remove_actor(actor)
+        self.markers_visible_actor = self.markers_hidden_actor = None
+        self.marker_joints = None if joints is None else np.asarray(joints, np.float32)
+        if joints is None:
+            return
+        hidden = np.zeros(21, bool) if hidden is None else np.asarray(hidden, bool)
+        pts = self.marker_joints
+        if (~hidden).any():
+            vis = pv.PolyData(pts[~hidden].copy())
+            vis.point_data["rgb"] = (joint_colours()[~hidden] * 255).astype(np.uint8)
+            self.markers_visible_actor = self.plotter.add_mesh(
+                vis, scalars="rgb", rgb=True, point_size=16, render_points_as_spheres=True, name="markers_visible",
+                reset_camera=False, pickable=False)
+        if hidden.any():
+            balls = pv.PolyData(pts[hidden].copy()).glyph(geom=pv.Sphere(radius=0.006, theta_resolution=10,
+                                                                          phi_resolution=8), scale=False, orient=False)
+            self.markers_hidden_actor = self.plotter.add_mesh(balls, color="#9a9a9a", style="wireframe", line_width=1,
+                                                              name="markers_hidden", reset_camera=False, pickable=False)
+
+    def display_coords(self, points: np.ndarray) -> np.ndarray:
+        """VTK display coordinates (x, y from the bottom-left, pixels) of world points (P,3)."""
+        ren = self.plotter.renderer
+        out = np.zeros((len(points), 2))
+        for i, p in enumerate(np.asarray(points, np.float64)):
+            ren.SetWorldPoint(p[0], p[1], p[2], 1.0)
+            ren.WorldToDisplay()
+            out[i] = ren.GetDisplayPoint()[:2]
+        return out
+
+    def pick_joint(self, x: int, y: int, tolerance_px: float = 14.0) -> int | None:
+        """The joint marker nearest to display pixel (x, y), if within `tolerance_px`."""
+        if self.marker_joints is None:
+            return None
+        d = np.linalg.norm(self.display_coords(self.marker_joints) - [x, y], axis=1)
+        j = int(np.argmin(d))
+        return j if d[j] <= tolerance_px else None
 
     def pick_hypothesis(self, x: int, y: int) -> int | None:
         """Index of the hypothesis under display pixel (x, y) (VTK coordinates, origin bottom-left)."""

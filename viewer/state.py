@@ -111,3 +111,77 @@ class TrajectoryState:
 
     def advance(self, delta: int = 1) -> None:
         self.set_step(self.step + delta)
+
+
+@dataclass
+class PoseSource:
+    """A pose to complete: pose parameters when known (pose file, random, neutral), else only joints
+    (an image result, a joints JSON). Joints (21,3) metres are what the user sees and masks."""
+
+    label: str
+    joints: np.ndarray
+    pose: np.ndarray | None = None
+    global_orient: np.ndarray | None = None
+    shape: np.ndarray | None = None
+    vertices: np.ndarray | None = None
+
+
+@dataclass
+class MaskState:
+    """Hidden joints (True = hidden) with an undo history (Ctrl+Z)."""
+
+    hidden: np.ndarray = field(default_factory=lambda: np.zeros(21, bool))
+    history: list[np.ndarray] = field(default_factory=list, repr=False)
+    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
+
+    def set(self, hidden: np.ndarray) -> None:
+        hidden = np.asarray(hidden, bool).reshape(21)
+        if np.array_equal(hidden, self.hidden):
+            return
+        self.history.append(self.hidden.copy())
+        self.hidden = hidden.copy()
+        self.changed.emit(self)
+
+    def toggle(self, joint: int) -> None:
+        h = self.hidden.copy()
+        h[joint] = not h[joint]
+        self.set(h)
+
+    def undo(self) -> bool:
+        if not self.history:
+            return False
+        self.hidden = self.history.pop()
+        self.changed.emit(self)
+        return True
+
+
+@dataclass
+class CompletionState:
+    """The pose being completed, the DPoser run's result and the iteration shown by the scrubber."""
+
+    source: PoseSource | None = None
+    result: Any = None                     # core.prior.TTOResult
+    vertices: np.ndarray | None = None     # (S,V,3) meshes of the final hypotheses
+    live_joints: np.ndarray | None = None  # (S,21,3) while a run is going
+    iteration: int = 0
+    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
+
+    def set_source(self, source: PoseSource) -> None:
+        self.source, self.result, self.vertices, self.live_joints, self.iteration = source, None, None, None, 0
+        self.changed.emit(self)
+
+    def set_result(self, result: Any, vertices: np.ndarray | None) -> None:
+        self.result, self.vertices, self.live_joints = result, vertices, None
+        self.iteration = len(result.t_schedule)
+        self.changed.emit(self)
+
+    def set_live(self, joints: np.ndarray, iteration: int) -> None:
+        self.live_joints, self.iteration = joints, iteration
+        self.changed.emit(self)
+
+    def set_iteration(self, iteration: int) -> None:
+        if self.result is not None:
+            iteration = int(np.clip(iteration, 0, len(self.result.t_schedule)))
+        if iteration != self.iteration:
+            self.iteration = iteration
+            self.changed.emit(self)

@@ -1,7 +1,7 @@
 """Engine calls on worker threads with progress and cancel (napari's qthreading pattern, small).
 
 `RunManager.start(fn, ...)` cancels the run in flight (a new image cancels the previous one), runs
-`fn(progress, cancel)` on a QThreadPool thread and posts `progress(done, total, label)`,
+`fn(progress, cancel)` on a QThreadPool thread and posts `progress(done, total, label[, partial])`,
 `finished(result)` or `failed(message)` back to the GUI thread. Results of a superseded run are dropped.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from core.errors import Cancelled
 
 class _Signals(QtCore.QObject):
     progress = QtCore.Signal(int, int, int, str)   # run id, done, total, label
+    partial = QtCore.Signal(int, object)           # run id, intermediate result (live display)
     finished = QtCore.Signal(int, object)          # run id, result
     failed = QtCore.Signal(int, str, str)          # run id, message, traceback
 
@@ -29,10 +30,12 @@ class _Job(QtCore.QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:  # worker thread
-        def progress(done: int, total: int, label: str = "") -> None:
+        def progress(done: int, total: int, label: str = "", partial: object = None) -> None:
             if self.cancel.is_set():
                 raise Cancelled("cancelled")
             self.signals.progress.emit(self.run_id, int(done), int(total), label)
+            if partial is not None:
+                self.signals.partial.emit(self.run_id, partial)
 
         try:
             result = self.fn(progress, self.cancel)
@@ -51,6 +54,7 @@ class RunManager(QtCore.QObject):
     """One kind of engine run (e.g. 'estimate'): at most one live run; starting another cancels it."""
 
     progress = QtCore.Signal(int, int, str)
+    partial = QtCore.Signal(object)
     finished = QtCore.Signal(object)
     failed = QtCore.Signal(str, str)
     cancelled = QtCore.Signal()
@@ -60,6 +64,7 @@ class RunManager(QtCore.QObject):
         super().__init__(parent)
         self._signals = _Signals()
         self._signals.progress.connect(self._on_progress)
+        self._signals.partial.connect(lambda rid, obj: self.partial.emit(obj) if self._current(rid) else None)
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
         self._pool = QtCore.QThreadPool()

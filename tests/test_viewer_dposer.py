@@ -1,0 +1,141 @@
+"""DPoser in a real window (Xvfb): click joints to mask them, complete, re-run on schedule changes, scrub."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+
+@pytest.fixture
+def pose_window(window, pose_npz):
+    from core.paths import MODELS_DIR
+
+    if not (MODELS_DIR / "dposer_hand.safetensors").exists():
+        pytest.fail("DPoser weights are missing: resources/models/dposer_hand.safetensors")
+    assert window.open_path(str(pose_npz))
+    window.dposer_panel.iters.setValue(40)
+    window._rerun_timer.stop()
+    return window
+
+
+def click_joint(window, qtbot, j: int) -> None:
+    """A real mouse click on the 3D widget at the joint's projected screen position."""
+    window.plotter.render()
+    x, y = window.scene.display_coords(window.scene.marker_joints[j:j + 1])[0]
+    widget = window.plotter.interactor
+    ratio = widget.devicePixelRatioF()
+    height = widget.height() * ratio
+    pos = QtCore.QPoint(int(round(x / ratio)), int(round((height - y) / ratio)))
+    qtbot.mouseClick(widget, QtCore.Qt.MouseButton.LeftButton, pos=pos)
+
+
+def complete_and_wait(window, qtbot):
+    with qtbot.waitSignal(window.prior_runs.busy_changed, timeout=120_000, check_params_cb=lambda b: not b):
+        assert window.complete()
+    assert window.last_error is None, window.last_error
+
+
+def test_clicking_a_joint_toggles_it(pose_window, qtbot):
+    w = pose_window
+    assert not w.mask.hidden[8]
+    click_joint(w, qtbot, 8)
+    assert w.mask.hidden[8] and w.mask.hidden.sum() == 1
+    assert w.dposer_panel.joint_list.item(8).checkState() == QtCore.Qt.CheckState.Checked
+    assert w.scene.markers_hidden_actor is not None
+    click_joint(w, qtbot, 8)
+    assert not w.mask.hidden.any()
+    w.dposer_panel.joint_list.item(12).setCheckState(QtCore.Qt.CheckState.Checked)
+    assert w.mask.hidden[12]
+    qtbot.keyClick(w, "z", QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert not w.mask.hidden[12]
+
+
+def test_complete_keeps_visible_joints_and_varies_hidden_ones(pose_window, qtbot):
+    w = pose_window
+    for j in (4, 8, 12):
+        click_joint(w, qtbot, j)
+    assert w.mask.hidden.sum() == 3
+    complete_and_wait(w, qtbot)
+    r = w.completion.result
+    s = w.dposer_panel.n.value()
+    assert r.joints.shape == (s, 21, 3) and w.completion.vertices.shape[0] == s
+    obs = w.completion.source.joints
+    visible = ~w.mask.hidden
+    assert np.abs(r.joints[:, visible] - obs[visible]).max() < 2e-3   # visible joints stay put (< 2 mm)
+    assert np.ptp(r.joints[:, w.mask.hidden], axis=0).max() > 1e-3    # hypotheses differ where hidden
+    assert w.scene.cloud_actor.GetVisibility()
+    assert w.scene.cloud.n_points == s * w.scene.points_per_hypothesis
+
+
+def test_changing_t_max_reruns_and_changes_the_schedule(pose_window, qtbot):
+    w = pose_window
+    w.dposer_panel.apply_preset("fingertips")
+    complete_and_wait(w, qtbot)
+    first = w.completion.result
+    assert first.t_schedule[0] == pytest.approx(w.dposer_panel.t_max.value(), abs=1e-6)
+    with qtbot.waitSignal(w.prior_runs.finished, timeout=120_000):
+        w.dposer_panel.t_max.setValue(0.4)   # re-runs by itself (debounced)
+    second = w.completion.result
+    assert second is not first
+    assert second.t_schedule[0] == pytest.approx(0.4, abs=1e-6)
+    assert w.dposer_panel.plot.t_max == pytest.approx(0.4)
+    assert not np.allclose(second.joints, first.joints)
+
+
+def test_dragging_the_plot_handle_changes_t_max(pose_window, qtbot):
+    w = pose_window
+    plot = w.dposer_panel.plot
+    w.dposer_panel.raise_()
+    plot.resize(300, 180)
+    h = plot.handle_positions()["t_max"]
+    target = plot.to_widget(0, 0.5)
+    qtbot.mousePress(plot, QtCore.Qt.MouseButton.LeftButton, pos=h.toPoint())
+    ev_pos = QtCore.QPointF(h.x(), target.y())
+    from PySide6 import QtGui
+
+    move = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, ev_pos, plot.mapToGlobal(ev_pos),
+                             QtCore.Qt.MouseButton.NoButton, QtCore.Qt.MouseButton.LeftButton,
+                             QtCore.Qt.KeyboardModifier.NoModifier)
+    QtCore.QCoreApplication.sendEvent(plot, move)
+    qtbot.mouseRelease(plot, QtCore.Qt.MouseButton.LeftButton, pos=ev_pos.toPoint())
+    assert w.dposer_panel.t_max.value() == pytest.approx(0.5, abs=0.02)
+
+
+def test_scrubber_changes_the_displayed_pose(pose_window, qtbot):
+    w = pose_window
+    w.dposer_panel.apply_preset("finger:index")
+    complete_and_wait(w, qtbot)
+    final = np.asarray(w.scene.skeleton.points).copy()
+    w.dposer_panel.iteration.setValue(0)
+    start = np.asarray(w.scene.skeleton.points).copy()
+    assert np.abs(final - start).max() > 1e-3
+    assert w.dposer_panel.iteration_label.text().startswith("0/")
+    assert w.dposer_panel.plot.iteration == 0
+
+
+def test_export_a_completion(pose_window, qtbot, tmp_path):
+    import trimesh
+
+    from core.io.poses import load_pose_file
+
+    w = pose_window
+    w.dposer_panel.apply_preset("fingertips")
+    complete_and_wait(w, qtbot)
+    w.dposer_panel.hypothesis.setValue(2)
+    assert w.export_completion(str(tmp_path / "c.ply"))
+    assert len(trimesh.load(tmp_path / "c.ply", process=False).vertices) == 1609
+    assert w.export_completion(str(tmp_path / "c.npz"))
+    pf = load_pose_file(tmp_path / "c.npz")
+    assert np.allclose(pf.pose, w.completion.result.pose[2])
+
+
+def test_scripted_completion_screenshot(tmp_path, pose_npz):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ)
+    r = subprocess.run([sys.executable, "-m", "viewer.launch", str(pose_npz), "--mask", "4,8,12,16,20",
+                        "--complete", "--schedule", "truncated", "--t-max", "0.2", "-n", "5",
+                        "--screenshot", str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 5000

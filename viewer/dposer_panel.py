@@ -1,0 +1,175 @@
+"""DPoser dock: pose source, joint mask (list + presets + undo), schedule, Complete, iteration scrubber."""
+from __future__ import annotations
+
+import numpy as np
+import qtawesome as qta
+from PySide6 import QtCore, QtWidgets
+
+from core.joints import FINGERS, JOINT_NAMES
+from viewer.schedule_plot import SchedulePlot
+from viewer.state import CompletionState, MaskState
+
+SCHEDULE_KINDS = ("truncated", "uniform", "fixed", "random")
+PRIOR_KINDS = ("dposer", "none", "l2")
+
+
+class DPoserPanel(QtWidgets.QWidget):
+    """Edits the mask and the schedule; asks the window to complete (signals), shows the schedule."""
+
+    complete_requested = QtCore.Signal()
+    source_requested = QtCore.Signal(str)     # 'result' | 'random' | 'neutral'
+    schedule_changed = QtCore.Signal()        # any schedule / prior / S / iterations change
+    export_requested = QtCore.Signal()
+
+    def __init__(self, mask: MaskState, completion: CompletionState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.mask, self.completion = mask, completion
+        outer = QtWidgets.QVBoxLayout(self)
+
+        # Source.
+        src = QtWidgets.QHBoxLayout()
+        for key, text, tip in (("result", "From result", "Complete the aggregate of the current image result"),
+                               ("random", "Random", "A pose sampled from the DPoser prior"),
+                               ("neutral", "Neutral", "The neutral hand")):
+            b = QtWidgets.QPushButton(text)
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _=False, k=key: self.source_requested.emit(k))
+            src.addWidget(b)
+        outer.addLayout(src)
+        self.source_label = QtWidgets.QLabel("Source: –")
+        outer.addWidget(self.source_label)
+
+        # Mask: joint list + presets.
+        self.joint_list = QtWidgets.QListWidget()
+        self.joint_list.setToolTip("Ticked joints are hidden (also: click a joint in the 3D view)")
+        for j, name in enumerate(JOINT_NAMES):
+            item = QtWidgets.QListWidgetItem(f"{j:2d} {name}")
+            item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(QtCore.Qt.CheckState.Unchecked)
+            self.joint_list.addItem(item)
+        self.joint_list.setMaximumHeight(150)
+        self.joint_list.itemChanged.connect(self._on_item_changed)
+        outer.addWidget(self.joint_list)
+        presets = QtWidgets.QHBoxLayout()
+        tips = QtWidgets.QPushButton("Fingertips")
+        tips.setToolTip("Hide the five fingertips")
+        tips.clicked.connect(lambda: self.apply_preset("fingertips"))
+        self.finger = QtWidgets.QComboBox()
+        self.finger.addItems(FINGERS)
+        finger_btn = QtWidgets.QPushButton("Finger")
+        finger_btn.setToolTip("Hide the chosen finger")
+        finger_btn.clicked.connect(lambda: self.apply_preset(f"finger:{self.finger.currentText()}"))
+        rnd = QtWidgets.QPushButton("Random 60%")
+        rnd.clicked.connect(lambda: self.apply_preset("random:0.6"))
+        clear = QtWidgets.QPushButton("Clear")
+        clear.clicked.connect(lambda: self.mask.set(np.zeros(21, bool)))
+        undo = QtWidgets.QToolButton()
+        undo.setIcon(qta.icon("fa5s.undo"))
+        undo.setToolTip("Undo the last mask change (Ctrl+Z)")
+        undo.clicked.connect(self.mask.undo)
+        for w in (tips, self.finger, finger_btn, rnd, clear, undo):
+            presets.addWidget(w)
+        outer.addLayout(presets)
+
+        # Run settings.
+        form = QtWidgets.QFormLayout()
+        self.n = QtWidgets.QSpinBox(minimum=1, maximum=100, value=10)
+        self.n.setToolTip("Number of completions (hypotheses) S")
+        self.prior = QtWidgets.QComboBox()
+        self.prior.addItems(PRIOR_KINDS)
+        self.prior.setToolTip("dposer: diffusion prior; none / l2: baselines in the same loop")
+        self.kind = QtWidgets.QComboBox()
+        self.kind.addItems(SCHEDULE_KINDS)
+        self.t_max = QtWidgets.QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3, value=0.15)
+        self.t_min = QtWidgets.QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3, value=0.05)
+        self.iters = QtWidgets.QSpinBox(minimum=1, maximum=2000, value=100)
+        for label, w in (("Hypotheses", self.n), ("Prior", self.prior), ("Schedule", self.kind),
+                         ("t max", self.t_max), ("t min", self.t_min), ("Iterations", self.iters)):
+            form.addRow(label, w)
+        outer.addLayout(form)
+        self.complete_button = QtWidgets.QPushButton(qta.icon("fa5s.magic"), "Complete")
+        self.complete_button.setToolTip("Complete the hidden joints with DPoser (S hypotheses)")
+        self.complete_button.clicked.connect(self.complete_requested.emit)
+        outer.addWidget(self.complete_button)
+
+        # Schedule plot + iteration scrubber + hypothesis choice.
+        self.plot = SchedulePlot()
+        outer.addWidget(self.plot)
+        scrub = QtWidgets.QHBoxLayout()
+        self.iteration = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.iteration.setToolTip("Optimisation iteration shown (0 = start, last = result)")
+        self.iteration_label = QtWidgets.QLabel("–")
+        scrub.addWidget(QtWidgets.QLabel("Iteration"))
+        scrub.addWidget(self.iteration)
+        scrub.addWidget(self.iteration_label)
+        outer.addLayout(scrub)
+        pick = QtWidgets.QHBoxLayout()
+        self.hypothesis = QtWidgets.QSpinBox(minimum=0, maximum=0)
+        self.hypothesis.setToolTip("Completion to highlight and export")
+        export = QtWidgets.QPushButton(qta.icon("fa5s.file-export"), "Export")
+        export.clicked.connect(self.export_requested.emit)
+        pick.addWidget(QtWidgets.QLabel("Hypothesis"))
+        pick.addWidget(self.hypothesis)
+        pick.addWidget(export)
+        outer.addLayout(pick)
+        self.spread_label = QtWidgets.QLabel("")
+        self.spread_label.setWordWrap(True)
+        outer.addWidget(self.spread_label)
+        outer.addStretch(1)
+
+        # Wiring.
+        self.mask.changed.connect(self._sync_mask)
+        self.iteration.valueChanged.connect(self.completion.set_iteration)
+        self.plot.range_dragged.connect(self._on_drag)
+        self.plot.range_released.connect(lambda *_: self.schedule_changed.emit())
+        for w in (self.t_max, self.t_min):
+            w.valueChanged.connect(self._on_spin)
+        for w in (self.kind, self.prior):
+            w.currentTextChanged.connect(lambda *_: self.schedule_changed.emit())
+        for w in (self.iters, self.n):
+            w.valueChanged.connect(lambda *_: self.schedule_changed.emit())
+
+    # -- mask -------------------------------------------------------------------------------------
+    def apply_preset(self, preset: str) -> None:
+        from core.commands.complete import parse_mask
+
+        self.mask.set(parse_mask(None, preset, seed=int(np.random.default_rng().integers(1 << 30))))
+
+    def _on_item_changed(self, item: QtWidgets.QListWidgetItem) -> None:
+        j = self.joint_list.row(item)
+        hidden = item.checkState() == QtCore.Qt.CheckState.Checked
+        if bool(self.mask.hidden[j]) != hidden:
+            self.mask.toggle(j)
+
+    def _sync_mask(self, mask: MaskState) -> None:
+        self.joint_list.blockSignals(True)
+        for j in range(21):
+            self.joint_list.item(j).setCheckState(
+                QtCore.Qt.CheckState.Checked if mask.hidden[j] else QtCore.Qt.CheckState.Unchecked)
+        self.joint_list.blockSignals(False)
+
+    # -- schedule ---------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        return {"n": self.n.value(), "prior": self.prior.currentText(), "schedule": self.kind.currentText(),
+                "t_max": self.t_max.value(), "t_min": self.t_min.value(), "iters": self.iters.value()}
+
+    def _on_drag(self, t_max: float, t_min: float) -> None:
+        for w, v in ((self.t_max, t_max), (self.t_min, t_min)):
+            w.blockSignals(True)
+            w.setValue(v)
+            w.blockSignals(False)
+        self.refresh_plot()
+
+    def _on_spin(self) -> None:
+        if self.t_min.value() > self.t_max.value():
+            self.t_min.blockSignals(True)
+            self.t_min.setValue(self.t_max.value())
+            self.t_min.blockSignals(False)
+        self.schedule_changed.emit()
+
+    def refresh_plot(self) -> None:
+        from core.prior import Schedule
+
+        s = self.settings()
+        times = Schedule(kind=s["schedule"], t_max=s["t_max"], t_min=s["t_min"]).times(s["iters"])
+        self.plot.set_schedule(times, s["schedule"], s["t_max"], s["t_min"])
