@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from core import __version__
-from core.errors import PoseViewerError
-from core.hand.base import HandModelError
+from core.errors import HandModelError, PoseViewerError
 
 #: Sub-command modules under core/commands (each has `register(subparsers)`).
 COMMANDS = ("mesh", "infer", "complete")

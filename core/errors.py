@@ -20,3 +20,7 @@ class WeightsError(PoseViewerError):
 
 class Cancelled(PoseViewerError):
     """A long run was cancelled by the user."""
+
+
+class HandModelError(PoseViewerError):
+    """A hand model cannot be built or used (missing / invalid model file, bad parameters)."""

@@ -50,6 +50,7 @@ def window(qtbot):
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: w.ready, timeout=120_000)
     yield w
     w.close()
     qtbot.wait(10)

@@ -26,6 +26,8 @@ def run_app(args: argparse.Namespace) -> int:
     window = MainWindow(mano_dir=args.mano_dir)
     window.show()
     status = 0
+    if args.file or args.screenshot:
+        wait_for_run(window, window.model_loader)   # the hand model loads in the background
     if args.file:
         ok = window.open_path(args.file)
         if ok and args.screenshot:

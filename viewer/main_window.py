@@ -11,7 +11,6 @@ import pathlib
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.device import describe_device, pick_device
 from viewer.state import (CompletionState, DisplayState, HandState, ImageState, MaskState, PoseSource, ResultState,
                           TrajectoryState)
 
@@ -31,20 +30,33 @@ SHORTCUTS = (
 )
 
 
+def _load_hand_model():
+    """Worker-thread job: the Anny hand, its neutral pose facing the camera, and the device label."""
+    import torch
+
+    from core.device import describe_device, pick_device
+    from core.hand.anny_hand import AnnyHand
+    from core.hand.base import FACING_CAMERA_ORIENT
+
+    hand = AnnyHand()
+    with torch.inference_mode():
+        neutral = hand.forward(torch.tensor([FACING_CAMERA_ORIENT]))
+    return hand, neutral.vertices[0].numpy(), neutral.joints[0].numpy(), describe_device(pick_device("auto"))
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """pose-viewer's window. Engine calls go through `core`; this class only displays."""
+
+    model_ready = QtCore.Signal()
 
     def __init__(self, mano_dir: str | None = None, settings: QtCore.QSettings | None = None) -> None:
         super().__init__()
         from pyvistaqt import QtInteractor
 
-        from core.hand.anny_hand import AnnyHand
-        from core.hand.base import FACING_CAMERA_ORIENT
         from viewer.dposer_panel import DPoserPanel
         from viewer.engine import Engine, PriorEngine
         from viewer.image_panel import ImagePanel
         from viewer.panels import DenoisePanel, DisplayPanel, SettingsPanel
-        from viewer.scene import HandScene
         from viewer.workers import RunManager
 
         self.setWindowTitle("pose-viewer")
@@ -71,17 +83,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.completion = CompletionState()
         self._press_pos: tuple[int, int] | None = None
 
-        # 3D view with the neutral hand, palm to the camera.
-        self.hand_model = AnnyHand()
-        self.prior_engine = PriorEngine(self.hand_model)
+        # 3D view. The hand model (torch + Anny) loads on a worker thread so the window shows at once;
+        # `ready` turns True (and `model_ready` fires) when the neutral hand is on screen.
+        self.ready = False
+        self.hand_model = None
+        self.prior_engine: PriorEngine | None = None
+        self.scene = None
+        self._pending_path: str | None = None
+        self._PriorEngine = PriorEngine
         self.plotter = QtInteractor(self)
+        self.plotter.set_background("#1e2126")
         self.setCentralWidget(self.plotter.interactor)
-        import torch
-
-        with torch.inference_mode():
-            neutral = self.hand_model.forward(torch.tensor([FACING_CAMERA_ORIENT]))
-        verts, joints = neutral.vertices[0].numpy(), neutral.joints[0].numpy()
-        self.scene = HandScene(self.plotter, self.hand_model.faces, verts)
+        self.model_loader = RunManager(self)
 
         # Docks.
         self.image_panel = ImagePanel()
@@ -109,7 +122,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cancel_button.setToolTip("Cancel the running estimate (Esc)")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_runs)
-        self.device_label = QtWidgets.QLabel(describe_device(pick_device("auto")))
+        self.device_label = QtWidgets.QLabel("loading engine…")
         self.device_label.setToolTip("Device the engine runs on")
         for w in (self.timing_label, self.progress, self.cancel_button, self.device_label):
             self.statusBar().addPermanentWidget(w)
@@ -146,11 +159,30 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self._build_menus()
         self._restore_settings()
+        self.model_loader.finished.connect(self._on_model_ready)
+        self.model_loader.failed.connect(lambda msg, tb: self.show_error(f"hand model: {msg}"))
+        self.model_loader.start(lambda progress, cancel: _load_hand_model())
+        self.statusBar().showMessage("Loading the hand model…")
+
+    def _on_model_ready(self, loaded) -> None:
+        """Show the neutral hand (palm to the camera) once the hand model is built."""
+        from core.hand.base import FACING_CAMERA_ORIENT
+        from viewer.scene import HandScene
+
+        self.hand_model, verts, joints, device_text = loaded
+        self.prior_engine = self._PriorEngine(self.hand_model)
+        self.scene = HandScene(self.plotter, self.hand_model.faces, verts)
+        self.device_label.setText(device_text)
+        self.ready = True
         self.hand.set(verts, joints, "neutral hand")
         self.dposer_panel.refresh_plot()
         self.completion.set_source(PoseSource("neutral hand", joints, np.zeros(45, np.float32),
                                               np.asarray(FACING_CAMERA_ORIENT, np.float32), None, verts))
         self.statusBar().showMessage("Neutral hand. Drop a photo of a hand or a pose file (or Ctrl+O).")
+        self.model_ready.emit()
+        if self._pending_path:
+            path, self._pending_path = self._pending_path, None
+            self.open_path(path)
 
     # -- construction helpers -----------------------------------------------------------------------
     def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
@@ -188,9 +220,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file_menu, None, "&Quit", self.close, K.StandardKey.Quit)
 
         view_menu = self.menuBar().addMenu("&View")
-        self._action(view_menu, "fa5s.crosshairs", "&Front (camera) view", lambda: self.scene.view("front"), "R")
-        self._action(view_menu, None, "&Side view", lambda: self.scene.view("side"), "Ctrl+2")
-        self._action(view_menu, None, "&Top view", lambda: self.scene.view("top"), "Ctrl+3")
+        self._action(view_menu, "fa5s.crosshairs", "&Front (camera) view", lambda: self.scene and self.scene.view("front"), "R")
+        self._action(view_menu, None, "&Side view", lambda: self.scene and self.scene.view("side"), "Ctrl+2")
+        self._action(view_menu, None, "&Top view", lambda: self.scene and self.scene.view("top"), "Ctrl+3")
         view_menu.addSeparator()
         for mode, key in (("all", "A"), ("aggregate", "G"), ("best", "B"), ("single", None)):
             self._action(view_menu, None, f"Show {mode}", lambda _=False, m=mode: self.display.update(mode=m), key)
@@ -293,6 +325,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def open_path(self, path: str) -> bool:
         """Open an image (starts an estimate in the background) or a pose file (shown at once)."""
+        if not self.ready:
+            self._pending_path = path     # opened as soon as the hand model is loaded
+            return True
         suffix = pathlib.Path(path).suffix.lower()
         if suffix in POSE_SUFFIXES:
             return self.open_pose(path)
@@ -414,7 +449,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from core.hypotheses import per_point_spread
 
         r = self.result_state.result
-        if r is None or self.view_mode != "image":
+        if r is None or self.view_mode != "image" or self.scene is None:
             return
         sel = self.selected_index()
         meshes = getattr(r, "vertex_hypotheses", None)
@@ -459,6 +494,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- picking / hover --------------------------------------------------------------------------------
     def _on_mouse_move(self, obj, _event) -> None:
+        if self.scene is None:
+            return
         x, y = obj.GetEventPosition()
         k = self.scene.pick_hypothesis(x, y)
         err = self.result_state.reprojection_px
@@ -473,7 +510,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_left_release(self, obj, _event) -> None:
         """A click (press and release without dragging) toggles a joint (pose mode) or picks a hypothesis."""
         x, y = obj.GetEventPosition()
-        if self._press_pos is None or abs(x - self._press_pos[0]) + abs(y - self._press_pos[1]) > 4:
+        if self.scene is None or self._press_pos is None or abs(x - self._press_pos[0]) + abs(y - self._press_pos[1]) > 4:
             return
         self.click_at(x, y)
 
@@ -577,7 +614,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from core.hypotheses import per_point_spread
         from core.joints import JOINT_NAMES
 
-        if self.view_mode != "pose":
+        if self.view_mode != "pose" or self.scene is None:
             return
         c, scene, panel = self.completion, self.scene, self.dposer_panel
         if c.source is None:
@@ -733,6 +770,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt API
         self._rerun_timer.stop()
         self.cancel_runs()
+        self.model_loader.wait(30000)
         self.runs.wait(3000)
         self.prior_runs.wait(3000)
         self.denoise_panel.set_playing(False)

@@ -7,16 +7,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import HandModelError  # noqa: F401 - re-exported: hand modules raise it
 from core.geometry import axis_angle_to_matrix
 
 
 #: Global orientation (axis-angle) that shows the canonical right hand palm-on to an OpenCV camera
 #: (x right, y down, z forward) with the fingers pointing up: a half turn about (1, 0, 1)/√2.
 FACING_CAMERA_ORIENT = (np.pi / np.sqrt(2.0), 0.0, np.pi / np.sqrt(2.0))
-
-
-class HandModelError(RuntimeError):
-    """A hand model cannot be built or used (missing / invalid model file, bad parameters)."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pickle
 
 import numpy as np
 
-from core.hand.base import HandModelError
+from core.errors import HandModelError
 
 REQUIRED_KEYS = ("f", "v_template", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights",
                  "hands_components", "hands_mean")

@@ -1,0 +1,147 @@
+"""Viewer benchmarks (DESIGN §10): launch → first frame, DDIM-step scrub frame time with 50
+hypotheses, and the longest event-loop stall while the engine runs (cascade and DPoser).
+
+Run under a display (e.g. `xvfb-run -a .venv/bin/python tests/benchmarks/bench_viewer.py`).
+Prints min / median / max; `--json FILE` writes the medians (viewer.startup_s, viewer.scrub_frame_ms,
+viewer.max_stall_ms).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+IMAGE = ROOT / "tests" / "data" / "anny_right_256.jpg"
+
+
+def summary(name: str, values: list[float], unit: str) -> float:
+    med = statistics.median(values)
+    print(f"{name:28s} min {min(values):8.1f}  median {med:8.1f}  max {max(values):8.1f} {unit}  (n={len(values)})")
+    return med
+
+
+def startup(repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds from process start to the first rendered frame, and to the neutral hand on screen
+    (the hand model loads on a worker thread; Anny cache warm)."""
+    first, hand = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        p = subprocess.Popen([sys.executable, str(ROOT / "tests" / "benchmarks" / "_startup_probe.py")],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        for line in p.stdout:
+            if line.startswith("FIRST_FRAME"):
+                first.append(time.perf_counter() - t0)
+            if line.startswith("HAND_SHOWN"):
+                hand.append(time.perf_counter() - t0)
+                break
+        p.wait()
+    return first, hand
+
+
+def in_window(repeats: int) -> tuple[list[float], list[float]]:
+    """(scrub frame times ms, max stall ms per engine run) measured inside one window."""
+    from viewer.app import qt_environment
+
+    qt_environment()
+    from PySide6 import QtCore, QtWidgets
+
+    from viewer.main_window import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    w = MainWindow()
+    w.show()
+    while not w.ready:
+        app.processEvents()
+        time.sleep(0.01)
+    w.settings_panel.n.setValue(50)
+    w.settings_panel.steps.setValue(10)
+
+    stalls: list[float] = []
+
+    def run_and_watch(start) -> None:
+        """Start a run, tick a 5 ms timer, record the longest gap between ticks until it ends."""
+        last = [time.perf_counter()]
+        worst = [0.0]
+
+        def tick():
+            now = time.perf_counter()
+            worst[0] = max(worst[0], now - last[0])
+            last[0] = now
+
+        timer = QtCore.QTimer()
+        timer.setInterval(5)
+        timer.timeout.connect(tick)
+        loop = QtCore.QEventLoop()
+        done = lambda busy: loop.quit() if not busy else None  # noqa: E731
+        start(done)
+        timer.start()
+        last[0] = time.perf_counter()
+        loop.exec()
+        timer.stop()
+        stalls.append(worst[0] * 1000)
+
+    def estimate(done):
+        w.runs.busy_changed.connect(done)
+        w.open_path(str(IMAGE))
+
+    for _ in range(repeats):
+        run_and_watch(estimate)
+        w.runs.busy_changed.disconnect()
+        w.runs.busy_changed.connect(w._on_busy)
+    if w.last_error:
+        raise SystemExit(f"estimate failed: {w.last_error}")
+
+    # Scrub: every trajectory step, re-rendered (50 hypotheses).
+    frames = []
+    t = w.trajectory
+    for _ in range(repeats):
+        for k in list(range(t.n_steps)) + list(range(t.n_steps - 1, -1, -1)):
+            t0 = time.perf_counter()
+            t.set_step(k)
+            app.processEvents()
+            frames.append((time.perf_counter() - t0) * 1000)
+
+    # DPoser completion while watching the event loop.
+    def completion(done):
+        w.prior_runs.busy_changed.connect(done)
+        w.set_source("neutral")
+        w.dposer_panel.apply_preset("fingertips")
+        w.complete()
+
+    try:
+        for _ in range(repeats):
+            run_and_watch(completion)
+            w.prior_runs.busy_changed.disconnect()
+            w.prior_runs.busy_changed.connect(w._on_busy)
+    except Exception as exc:  # noqa: BLE001 - prior weights may be missing
+        print(f"(DPoser stall not measured: {exc})")
+    w.close()
+    return frames, stalls
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=pathlib.Path)
+    args = ap.parse_args()
+    os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
+    startup(1)  # warm-up (OS file cache, warp kernels)
+    first, hand = startup(args.repeats)
+    res = {"viewer.startup_s": summary("launch → first frame", first, "s"),
+           "viewer.hand_shown_s": summary("launch → neutral hand shown", hand, "s")}
+    frames, stalls = in_window(args.repeats)
+    res["viewer.scrub_frame_ms"] = summary("scrub frame (50 hyps)", frames, "ms")
+    res["viewer.max_stall_ms"] = summary("longest event-loop stall", stalls, "ms")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
