@@ -39,7 +39,7 @@ def read_manifest(models_dir: pathlib.Path = MODELS_DIR) -> dict[str, Any]:
 
 def load_weights(name: str, models_dir: pathlib.Path = MODELS_DIR) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Return (state_dict in float32, manifest entry) for model `name`."""
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     entry = read_manifest(models_dir).get(name)
@@ -51,7 +51,7 @@ def load_weights(name: str, models_dir: pathlib.Path = MODELS_DIR) -> tuple[dict
         raise WeightsError(f"{path}: checksum does not match the manifest (corrupt file?); retrain with: {retrain}")
     try:
         state = load_file(str(path))
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: cannot be read ({exc}); retrain with: {retrain}") from exc
     return {k: v.float() for k, v in state.items()}, entry
 

@@ -53,7 +53,10 @@ def _mask(value) -> np.ndarray:
             raise InputError(f"'mask' has shape {arr.shape}, expected (21,)")
         return arr.astype(bool)
     try:
-        idx = np.asarray(value, dtype=np.int64).reshape(-1)
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError("not integers")
+        idx = arr.astype(np.int64)
     except (TypeError, ValueError) as exc:
         raise InputError("'mask' must be 21 booleans or a list of joint indices") from exc
     if np.any(idx < 0) or np.any(idx > 20):
