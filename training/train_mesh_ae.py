@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--export", action="store_true")
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--models-dir", type=pathlib.Path, default=None, help="export here instead of resources/models")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -216,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                             {"net": cfg.to_dict(), "mesh_scale": MESH_SCALE,
                              "sampling": "resources/mesh/anny_hand_sampling.npz"},
                             cmd, {"test_split_seed2026": m, "iterations": state["it"],
-                                  "minutes": round(state["elapsed"] / 60, 1)})
+                                  "minutes": round(state["elapsed"] / 60, 1)},
+                            **({} if args.models_dir is None else {"models_dir": args.models_dir}))
         print(f"exported {path}", flush=True)
     return 0
 

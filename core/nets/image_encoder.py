@@ -101,10 +101,10 @@ class ImageEncoder(nn.Module):
 
     @staticmethod
     def tokens(maps: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Feature maps → token sets (B, N_l, C_l); level 1 average-pooled ×2 (32² → 16²)."""
+        """Feature maps → token sets (B, N_l, C_l); level 1 average-pooled ×2 (32² → 16² for a 128 crop)."""
         out = []
         for i, m in enumerate(maps):
-            if i == 0 and m.shape[-1] > 16:
+            if i == 0:
                 m = F.avg_pool2d(m, 2)
             out.append(m.flatten(2).transpose(1, 2))
         return out
@@ -149,10 +149,9 @@ def to_tensor(crops: np.ndarray) -> torch.Tensor:
 
 def load_image_encoder(name: str = "image_encoder", models_dir=None) -> ImageEncoder:
     from core.errors import WeightsError
-    from core.weights import load_weights
+    from core.nets.mesh_ae import load_stage2_weights
 
-    kw = {} if models_dir is None else {"models_dir": models_dir}
-    state, entry = load_weights(name, **kw)
+    state, entry = load_stage2_weights(name, models_dir)
     try:
         net = ImageEncoder(ImageEncoderConfig(**entry["config"]["net"]))
         net.load_state_dict(state)

@@ -175,14 +175,30 @@ def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
 
 
+def load_stage2_weights(name: str, models_dir=None):
+    """`core.weights.load_weights` with the POSE_VIEWER_MODELS_DIR override (as stage 1 uses) and the
+    safetensors error-class alias (core/weights.py imports `SafetensorsError`, which safetensors 0.8
+    spells `SafetensorError`) until that import is fixed there."""
+    import os
+    import pathlib
+
+    import safetensors
+
+    from core.weights import load_weights
+
+    if not hasattr(safetensors, "SafetensorsError"):
+        safetensors.SafetensorsError = getattr(safetensors, "SafetensorError", Exception)
+    models_dir = models_dir or os.environ.get("POSE_VIEWER_MODELS_DIR")
+    kw = {} if models_dir is None else {"models_dir": pathlib.Path(models_dir)}
+    return load_weights(name, **kw)
+
+
 def load_mesh_ae(name: str = "mesh_ae", models_dir=None, sampling: MeshSampling | None = None) -> MeshAE:
     """The shipped autoencoder (eval mode)."""
     from core.errors import WeightsError
     from core.mesh.sampling import load_sampling
-    from core.weights import load_weights
 
-    kw = {} if models_dir is None else {"models_dir": models_dir}
-    state, entry = load_weights(name, **kw)
+    state, entry = load_stage2_weights(name, models_dir)
     cfg = entry.get("config", {})
     try:
         net = MeshAE(sampling or load_sampling(), MeshAEConfig(**cfg["net"]))

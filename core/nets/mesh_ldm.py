@@ -181,10 +181,9 @@ class MeshLDM(nn.Module):
 
 def load_mesh_ldm(name: str = "mesh_ldm", models_dir=None) -> tuple[MeshLDM, dict]:
     from core.errors import WeightsError
-    from core.weights import load_weights
+    from core.nets.mesh_ae import load_stage2_weights
 
-    kw = {} if models_dir is None else {"models_dir": models_dir}
-    state, entry = load_weights(name, **kw)
+    state, entry = load_stage2_weights(name, models_dir)
     try:
         net = MeshLDM(MeshLDMConfig(**entry["config"]["net"]))
         net.load_state_dict(state)

@@ -1,0 +1,219 @@
+"""Pre-train the stage-2 image encoder on synthetic renders (no pretrained weights can be downloaded).
+
+    python -m training.train_image_encoder --data runs/stage2/train --test runs/stage2/test \
+        --out runs/image_encoder --minutes 25 --export
+
+Data: shards of `python -m training.data.make_dataset` (images 256², K, kp2d, kp2d_noisy, joints_cam, …).
+Each image is cut to the square crop of `core.detector.crop_box(kp2d_noisy)` — the same box the cascade
+uses at inference on detected keypoints — and resized to 128² (`core.nets.image_encoder.crop_image`).
+Pretext losses: 21 keypoint heatmaps at 32² (Gaussian σ = 1 cell, MSE) + root-relative 3D joints from
+the pooled top level (L1, units of 0.1 m). Augmentation: brightness / contrast / colour jitter.
+Reported on the test split: 2D keypoint error of the heatmap arg-max (px in the 128 crop) and 3D
+joint PA-MPJPE (mm) of the pretext head. --export writes resources/models/image_encoder.safetensors.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import shlex
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.nets.image_encoder import CROP_RES, ImageEncoder, ImageEncoderConfig, crop_affine, crop_image
+
+WEIGHTS_NAME = "image_encoder"
+TRAIN_COMMAND = ("python -m training.train_image_encoder --data runs/stage2/train --test runs/stage2/test "
+                 "--out runs/image_encoder --minutes 25 --export")
+HEATMAP_RES = CROP_RES // 4
+
+
+def load_render_shards(folder: pathlib.Path | str, max_n: int | None = None, res: int = CROP_RES
+                       ) -> dict[str, np.ndarray]:
+    """Read shards → crops (n,res,res,3) uint8 + labels; kp_crop (n,21,2) = true kp2d in crop pixels;
+    joints_rr (n,21,3) root-relative camera-frame joints (m); all original label arrays too."""
+    from core.detector import crop_box
+
+    files = sorted(pathlib.Path(folder).glob("shard_*.npz"))
+    if not files:
+        raise FileNotFoundError(f"no shard_*.npz in {folder} (make them with python -m training.data.make_dataset)")
+    out: dict[str, list] = {}
+    n = 0
+    for f in files:
+        try:
+            z = np.load(f, allow_pickle=False)
+            d = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError):   # a shard still being written
+            continue
+        if "images" not in d:
+            raise ValueError(f"{f} has no images (made with --no-render?)")
+        m = len(d["K"]) if max_n is None else min(len(d["K"]), max_n - n)
+        boxes = crop_box(d["kp2d_noisy"][:m])
+        crops = np.stack([crop_image(d["images"][i], boxes[i], res) for i in range(m)])
+        kp_crop = np.stack([(np.c_[d["kp2d"][i], np.ones(21)] @ crop_affine(boxes[i], res).T) for i in range(m)])
+        for k, v in d.items():
+            if k != "images":
+                out.setdefault(k, []).append(v[:m])
+        out.setdefault("crops", []).append(crops)
+        out.setdefault("boxes", []).append(boxes.astype(np.float32))
+        out.setdefault("kp_crop", []).append(kp_crop.astype(np.float32))
+        n += m
+        if max_n is not None and n >= max_n:
+            break
+    data = {k: np.concatenate(v) for k, v in out.items()}
+    data["joints_rr"] = (data["joints_cam"] - data["joints_cam"][:, :1]).astype(np.float32)
+    return data
+
+
+def heatmap_targets(kp_crop: torch.Tensor, res: int = HEATMAP_RES, crop: int = CROP_RES, sigma: float = 1.0
+                    ) -> torch.Tensor:
+    """(B,21,2) crop pixels → (B,21,res,res) Gaussians (peak 1) at the heatmap cell centres."""
+    c = (kp_crop * res / crop - 0.5)                                  # cell coordinates
+    g = torch.arange(res, dtype=torch.float32)
+    dx = (g[None, None, None, :] - c[..., 0, None, None]) ** 2
+    dy = (g[None, None, :, None] - c[..., 1, None, None]) ** 2
+    return torch.exp(-(dx + dy) / (2 * sigma ** 2))
+
+
+def heatmap_argmax(hm: torch.Tensor, crop: int = CROP_RES) -> torch.Tensor:
+    b, j, h, w = hm.shape
+    idx = hm.flatten(2).argmax(-1)
+    return torch.stack([(idx % w).float() + 0.5, (idx // w).float() + 0.5], -1) * crop / w
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    b = x.shape[0]
+    bright = 1 + 0.3 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
+    contrast = 1 + 0.3 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
+    colour = 1 + 0.1 * (torch.rand(b, 3, 1, 1, generator=gen) - 0.5) * 2
+    m = x.mean((1, 2, 3), keepdim=True)
+    return ((x - m) * contrast + m) * bright * colour
+
+
+def to_float(crops_u8: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(crops_u8).permute(0, 3, 1, 2).float() / 255.0
+
+
+@torch.no_grad()
+def evaluate(enc: ImageEncoder, data: dict[str, np.ndarray], batch: int = 128) -> dict[str, float]:
+    from core.metrics import pa_mpjpe
+
+    enc.eval()
+    e2d, pa = [], []
+    for s in range(0, len(data["crops"]), batch):
+        _, hm, j = enc(to_float(data["crops"][s:s + batch]))
+        kp = heatmap_argmax(hm)
+        e2d.append((kp - torch.from_numpy(data["kp_crop"][s:s + batch])).norm(dim=-1).mean(1))
+        pa.append(pa_mpjpe(j.numpy() * 0.1, data["joints_rr"][s:s + batch]) * 1000)
+    enc.train()
+    return {"kp2d_err_px128": float(torch.cat(e2d).mean()), "pretext_pa_mpjpe_mm": float(np.concatenate(pa).mean()),
+            "n": int(len(data["crops"]))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=pathlib.Path, default=pathlib.Path("runs/stage2/train"))
+    ap.add_argument("--test", type=pathlib.Path, default=pathlib.Path("runs/stage2/test"))
+    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/image_encoder"))
+    ap.add_argument("--iters", type=int, default=20000)
+    ap.add_argument("--minutes", type=float, default=0)
+    ap.add_argument("--batch", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--w-joints", type=float, default=1.0)
+    ap.add_argument("--w-heatmap", type=float, default=100.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reload-every", type=int, default=1000, help="re-read --data (new shards) every N iterations")
+    ap.add_argument("--ckpt-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--export", action="store_true")
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--models-dir", type=pathlib.Path, default=None, help="export here instead of resources/models")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = args.out / "ckpt.pt"
+    cfg = ImageEncoderConfig()
+    enc = ImageEncoder(cfg)
+    opt = torch.optim.AdamW(enc.parameters(), lr=args.lr, weight_decay=1e-4)
+    state = {"it": 0, "elapsed": 0.0, "log": []}
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        enc.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        state = ck["state"]
+        print(f"resumed at iteration {state['it']}", flush=True)
+    test = load_render_shards(args.test, 512)
+    train = None if args.export_only else load_render_shards(args.data)
+    if train is not None:
+        print(f"train crops: {len(train['crops'])}", flush=True)
+    gen = torch.Generator().manual_seed(args.seed + state["it"])
+
+    def save_ckpt():
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": enc.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
+        tmp.replace(ckpt_path)
+
+    def progress():
+        p = state["it"] / args.iters
+        return max(p, state["elapsed"] / (60 * args.minutes)) if args.minutes > 0 else p
+
+    t_last = time.time()
+    while not args.export_only and progress() < 1:
+        idx = torch.randint(0, len(train["crops"]), (args.batch,), generator=gen).numpy()
+        x = augment(to_float(train["crops"][idx]), gen)
+        kp = torch.from_numpy(train["kp_crop"][idx])
+        _, hm, j = enc(x)
+        l_hm = F.mse_loss(hm, heatmap_targets(kp))
+        l_j = (j - torch.from_numpy(train["joints_rr"][idx]) / 0.1).abs().mean()
+        loss = args.w_heatmap * l_hm + args.w_joints * l_j
+        p = progress()
+        lr = args.lr * min(1, (state["it"] + 1) / 100) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(enc.parameters(), 2.0)
+        opt.step()
+        state["it"] += 1
+        now = time.time()
+        state["elapsed"] += now - t_last
+        t_last = now
+        if state["it"] % 50 == 0:
+            print(f"it {state['it']} hm {l_hm.item():.5f} j {l_j.item():.4f} lr {lr:.2e} "
+                  f"{state['elapsed'] / 60:.1f} min", flush=True)
+        if state["it"] % args.eval_every == 0:
+            m = evaluate(enc, test)
+            state["log"].append({"it": state["it"], **m})
+            print(f"  test: {m}", flush=True)
+        if state["it"] % args.ckpt_every == 0:
+            save_ckpt()
+        if state["it"] % args.reload_every == 0:
+            n_old = len(train["crops"])
+            train = load_render_shards(args.data)
+            if len(train["crops"]) != n_old:
+                print(f"train crops: {len(train['crops'])}", flush=True)
+    if not args.export_only:
+        save_ckpt()
+    m = evaluate(enc, test)
+    print(f"final test: {m}", flush=True)
+    if args.export or args.export_only:
+        from core.weights import save_weights
+
+        cmd = "python -m training.train_image_encoder " + shlex.join(argv if argv is not None else sys.argv[1:])
+        path = save_weights(WEIGHTS_NAME, enc.state_dict(), {"net": cfg.to_dict()}, cmd,
+                            {"test_split_seed2026": m, "iterations": state["it"],
+                             "minutes": round(state["elapsed"] / 60, 1),
+                             "train_samples": None if train is None else int(len(train["crops"]))},
+                            **({} if args.models_dir is None else {"models_dir": args.models_dir}))
+        print(f"exported {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,350 @@
+"""Train the stage-2 mesh latent diffusion model (paper 000 §3.3-3.5, supp. A.3) on synthetic renders.
+
+    python -m training.train_mesh_ldm --data runs/stage2/train --test runs/stage2/test \
+        --out runs/mesh_ldm --cond stage1 --minutes 35 --export
+
+Needs the frozen mesh AE (resources/models/mesh_ae), image encoder (resources/models/image_encoder)
+and, for --cond stage1/mean, the frozen stage-1 joint diffusion model (resources/models/joint_diffusion,
+or --stage1-ckpt runs/joint_diffusion/ckpt.pt for its EMA weights).
+
+Per training image (precomputed once, cached in --out/cache_*.pt): the crop's image tokens (frozen
+encoder), the GT mesh (Anny, camera axes) and its whitened latent x0 (frozen AE, μ), and
+--stage1-samples joint hypotheses drawn from the frozen stage-1 model for the image's noisy 2D
+keypoints (DDIM 10 steps). The joint condition of a training step (--cond):
+  stage1  one of the stage-1 samples at random (the paper's key idea, default),
+  mean    the mean of the stage-1 samples,
+  gt      the ground-truth joints (Table 4 ablation).
+Loss (eq. 8/11): 1 · ‖x0 − x̂0‖² + 10 · L1(V, D(x̂0)) + 5 · L1(J, R·D(x̂0)) with the frozen decoder D
+and joint regressor R (mean-centred meshes, units of 0.1 m). AdamW, warm-up + cosine, EMA of the
+weights (exported). Resumable from --out/ckpt.pt.
+
+Evaluation (--eval-only, or at the end): on the held-out test renders, stage-1 hypotheses (N per
+image) → stage 2 → PA-MPJPE / PA-MPVPE / F@5 / F@15 (mm) of the paper aggregate and best-of-N.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import pathlib
+import shlex
+import sys
+import time
+
+import numpy as np
+import torch
+
+from core.diffusion import GaussianDiffusion, make_schedule
+from core.nets.joint_diffusion import JOINT_SCALE
+from core.nets.mesh_ae import MESH_SCALE
+from core.nets.mesh_ldm import MeshLDM, MeshLDMConfig
+
+WEIGHTS_NAME = "mesh_ldm"
+TRAIN_COMMAND = ("python -m training.train_mesh_ldm --data runs/stage2/train --test runs/stage2/test "
+                 "--out runs/mesh_ldm --cond stage1 --minutes 35 --export")
+
+
+# --- frozen models ---------------------------------------------------------------------------------
+
+def load_stage1(ckpt: pathlib.Path | None):
+    """JointLifter from the shipped weights, or from a training checkpoint's EMA."""
+    from core.stage1 import JointLifter
+
+    if ckpt is None:
+        return JointLifter.from_weights("cpu")
+    from core.nets.joint_diffusion import JointDiffusionConfig, JointDiffusionNet
+
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    a = ck["args"]
+    cfg = JointDiffusionConfig(width=a["width"], depth=a["depth"], heads=a["heads"], mlp_ratio=a["mlp_ratio"])
+    net = JointDiffusionNet(cfg)
+    net.load_state_dict(ck["ema"])
+    diffusion = GaussianDiffusion(make_schedule(a.get("schedule", "linear")))
+    return JointLifter(net, diffusion, "cpu", {"eta": a.get("eta", 0.0)})
+
+
+@torch.no_grad()
+def stage1_samples(lifter, kp2d: np.ndarray, K: np.ndarray, m: int, steps: int = 10, seed: int = 0,
+                   batch: int = 128) -> np.ndarray:
+    """(n,21,2) px + (n,3,3) → (n, m, 21, 3) root-relative joint hypotheses (metres, camera axes)."""
+    from core.stage1 import normalise_rays, pixels_to_rays
+
+    out = []
+    for s in range(0, len(kp2d), batch):
+        rays = torch.from_numpy(np.stack([pixels_to_rays(kp2d[i], K[i]) for i in range(s, min(s + batch, len(kp2d)))])
+                                ).float()
+        c2d, ctx = normalise_rays(rays)
+        b = len(rays)
+        res = lifter.diffusion.ddim_sample(lifter.net, (b * m, 21, 3), steps=steps, eta=lifter.eta, seed=seed + s,
+                                           record=False, c2d=c2d.repeat_interleave(m, 0),
+                                           ctx=ctx.repeat_interleave(m, 0))
+        out.append(res.x0.reshape(b, m, 21, 3).numpy() * JOINT_SCALE)
+    return np.concatenate(out).astype(np.float32)
+
+
+@torch.no_grad()
+def gt_vertices(data: dict[str, np.ndarray], hand=None) -> np.ndarray:
+    """Camera-axes GT vertices, wrist at the origin (n,V,3) float32."""
+    from training.train_mesh_ae import MeshSource
+
+    src = MeshSource(hand)
+    v, _ = src.from_params(data["global_orient"], data["pose"], data["shape"])
+    return v.numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def build_cache(data: dict[str, np.ndarray], ae, encoder, lifter, m: int, seed: int, hand=None) -> dict:
+    t0 = time.time()
+    verts = gt_vertices(data, hand)
+    vc = torch.from_numpy(verts)
+    vc = (vc - vc.mean(1, keepdim=True)) / MESH_SCALE
+    lat = torch.cat([ae.normalise_latent(ae.encode(vc[s:s + 256])[0]) for s in range(0, len(vc), 256)])
+    from training.train_image_encoder import to_float
+
+    toks = None
+    for s in range(0, len(verts), 128):
+        t = encoder.features(to_float(data["crops"][s:s + 128]))
+        if toks is None:
+            toks = [[] for _ in t]
+        for i, x in enumerate(t):
+            toks[i].append(x.half())
+    toks = [torch.cat(x) for x in toks]
+    t1 = time.time()
+    hyps = stage1_samples(lifter, data["kp2d_noisy"], data["K"], m, seed=seed) if lifter is not None else None
+    print(f"cache: {len(verts)} samples, latents+features {t1 - t0:.0f} s, stage-1 samples {time.time() - t1:.0f} s",
+          flush=True)
+    return {"verts": vc.half(), "latents": lat, "tokens": toks, "hyps": None if hyps is None else torch.from_numpy(hyps),
+            "joints_rr": torch.from_numpy(data["joints_rr"])}
+
+
+def condition(cache: dict, idx: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
+    """Joint condition (B,21,3) in network units (÷ JOINT_SCALE)."""
+    if mode == "gt":
+        j = cache["joints_rr"][idx]
+    elif mode == "mean":
+        j = cache["hyps"][idx].mean(1)
+    elif mode == "stage1":
+        h = cache["hyps"][idx]
+        pick = torch.randint(0, h.shape[1], (len(idx),), generator=gen)
+        j = h[torch.arange(len(idx)), pick]
+    else:
+        raise ValueError(mode)
+    return j.float() / JOINT_SCALE
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate(ldm, ae, diffusion, cache: dict, n_images: int = 64, n_hyp: int = 10, steps: int = 10,
+             cond: str = "stage1", seed: int = 0, f_scores: bool = True) -> dict[str, float]:
+    """Paper aggregate and best-of-N on the first `n_images` cached test images.
+
+    cond 'stage1': cloud = each stage-1 hypothesis → one mesh; paper = mean hypothesis → N latents
+    → mean latent. 'gt' / 'mean': every latent is conditioned on the GT / mean joints."""
+    from core.metrics import f_score, pa_mpjpe, procrustes_align
+
+    ldm.eval()
+    rows = {k: [] for k in ("pa_mpjpe", "pa_mpvpe", "f5", "f15", "best_pa_mpjpe", "best_pa_mpvpe",
+                            "cloud_mean_pa_mpjpe", "stage1_mean_pa_mpjpe", "stage1_best_pa_mpjpe")}
+    g = torch.Generator().manual_seed(seed)
+    for i in range(n_images):
+        hyps = cache["hyps"][i, :n_hyp].float() if cache.get("hyps") is not None else None
+        gt_j = cache["joints_rr"][i].numpy().astype(np.float64)
+        gt_v = cache["verts"][i].float().numpy() * MESH_SCALE
+        gt_v = gt_v - (ae.joint_regressor.numpy() @ gt_v)[0]          # root-relative like the output
+        if cond == "stage1":
+            c = torch.cat([hyps, hyps.mean(0, keepdim=True).expand(n_hyp, -1, -1)])
+        elif cond == "mean":
+            c = hyps.mean(0, keepdim=True).expand(2 * n_hyp, -1, -1)
+        else:
+            c = torch.from_numpy(gt_j).float()[None].expand(2 * n_hyp, -1, -1)
+        ctx = ldm.prepare_context([t[i:i + 1].float() for t in cache["tokens"]])
+        res = diffusion.ddim_sample(ldm, (2 * n_hyp, 168), steps=steps, seed=seed + i, record=False,
+                                    joints=c / JOINT_SCALE, context=ctx)
+        z = ae.denormalise_latent(res.x0)
+        zz = torch.cat([z[:n_hyp], z[n_hyp:].mean(0, keepdim=True)])
+        v, j = ae.decode_metres(zz)
+        v, j = v.numpy().astype(np.float64), j.numpy().astype(np.float64)
+        rows["pa_mpjpe"].append(pa_mpjpe(j[-1], gt_j) * 1000)
+        rows["pa_mpvpe"].append(pa_mpjpe(v[-1], gt_v) * 1000)
+        if f_scores:
+            al = procrustes_align(v[-1], gt_v)
+            rows["f5"].append(f_score(al, gt_v, 0.005))
+            rows["f15"].append(f_score(al, gt_v, 0.015))
+        rows["best_pa_mpjpe"].append(pa_mpjpe(j[:-1], gt_j[None]).min() * 1000)
+        rows["best_pa_mpvpe"].append(pa_mpjpe(v[:-1], gt_v[None]).min() * 1000)
+        rows["cloud_mean_pa_mpjpe"].append(pa_mpjpe(j[:-1].mean(0), gt_j) * 1000)
+        if hyps is not None:
+            h = hyps.numpy().astype(np.float64)
+            rows["stage1_mean_pa_mpjpe"].append(pa_mpjpe(h.mean(0), gt_j) * 1000)
+            rows["stage1_best_pa_mpjpe"].append(pa_mpjpe(h, gt_j[None]).min() * 1000)
+    ldm.train()
+    out = {k: float(np.mean(v)) for k, v in rows.items() if v}
+    out.update(n_images=n_images, n_hyp=n_hyp, steps=steps, cond=cond)
+    return out
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=pathlib.Path, default=pathlib.Path("runs/stage2/train"))
+    ap.add_argument("--test", type=pathlib.Path, default=pathlib.Path("runs/stage2/test"))
+    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/mesh_ldm"))
+    ap.add_argument("--cond", choices=["stage1", "mean", "gt"], default="stage1")
+    ap.add_argument("--stage1-ckpt", type=pathlib.Path, default=None,
+                    help="use this joint-diffusion training checkpoint's EMA instead of the shipped weights")
+    ap.add_argument("--stage1-samples", type=int, default=4)
+    ap.add_argument("--max-train", type=int, default=None)
+    ap.add_argument("--iters", type=int, default=30000)
+    ap.add_argument("--minutes", type=float, default=0)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--w-ddpm", type=float, default=1.0)
+    ap.add_argument("--w-vert", type=float, default=10.0)
+    ap.add_argument("--w-joint", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ckpt-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--eval-images", type=int, default=64)
+    ap.add_argument("--eval-hyp", type=int, default=10)
+    ap.add_argument("--export", action="store_true")
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint's EMA and print JSON")
+    ap.add_argument("--models-dir", type=pathlib.Path, default=None,
+                    help="read the AE / encoder and write the export here instead of resources/models")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from core.nets.image_encoder import load_image_encoder
+    from core.nets.mesh_ae import load_mesh_ae
+    from training.train_image_encoder import load_render_shards
+
+    ae = load_mesh_ae(models_dir=args.models_dir)
+    encoder = load_image_encoder(models_dir=args.models_dir)
+    for p in list(ae.parameters()) + list(encoder.parameters()):
+        p.requires_grad_(False)
+    diffusion = GaussianDiffusion(make_schedule("linear"))
+    lifter = None if (args.cond == "gt" and not args.eval_only) else load_stage1(args.stage1_ckpt)
+    from core.hand.anny_hand import AnnyHand
+
+    hand = AnnyHand()
+
+    def get_cache(folder: pathlib.Path, tag: str, max_n, m) -> dict:
+        data = load_render_shards(folder, max_n)
+        path = args.out / f"cache_{tag}_{len(data['crops'])}_m{m}.pt"
+        if path.exists():
+            return torch.load(path, map_location="cpu", weights_only=False)
+        cache = build_cache(data, ae, encoder, lifter, m, seed=1 if tag == "test" else 0, hand=hand)
+        torch.save(cache, path)
+        return cache
+
+    test = get_cache(args.test, "test", 512, max(args.eval_hyp, 10) if lifter is not None else 0)
+    cfg = MeshLDMConfig(width=args.width, depth=args.depth, level_dims=encoder.level_dims)
+    ldm = MeshLDM(cfg)
+    ema = copy.deepcopy(ldm).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(ldm.parameters(), lr=args.lr, weight_decay=0.0)
+    state = {"it": 0, "elapsed": 0.0, "log": []}
+    ckpt_path = args.out / "ckpt.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ldm.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        state = ck["state"]
+        print(f"resumed at iteration {state['it']}", flush=True)
+
+    if args.eval_only:
+        m = evaluate(ema, ae, diffusion, test, args.eval_images, args.eval_hyp, cond=args.cond)
+        print(json.dumps(m))
+        return 0
+
+    train = None
+    if not args.export_only:
+        train = get_cache(args.data, "train", args.max_train, args.stage1_samples if lifter is not None else 0)
+        print(f"train samples: {len(train['latents'])}", flush=True)
+    gen = torch.Generator().manual_seed(args.seed + state["it"])
+
+    def save_ckpt():
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": ldm.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
+                    "args": {k: str(v) for k, v in vars(args).items()}}, tmp)
+        tmp.replace(ckpt_path)
+
+    def progress():
+        p = state["it"] / args.iters
+        return max(p, state["elapsed"] / (60 * args.minutes)) if args.minutes > 0 else p
+
+    t_last = time.time()
+    run = None
+    while train is not None and progress() < 1:
+        idx = torch.randint(0, len(train["latents"]), (args.batch,), generator=gen)
+        x0 = train["latents"][idx]
+        cond = condition(train, idx, args.cond, gen)
+        levels = [t[idx].float() for t in train["tokens"]]
+        t = diffusion.sample_timesteps(args.batch, generator=gen)
+        xt = diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=gen))
+        x0_hat = ldm(xt, t, cond, levels=levels)
+        l_ddpm = ((x0_hat - x0) ** 2).mean()
+        v_hat = ae.decode(ae.denormalise_latent(x0_hat))
+        v_gt = train["verts"][idx].float()
+        l_v = (v_hat - v_gt).abs().mean()
+        l_j = (ae.regress_joints(v_hat) - ae.regress_joints(v_gt)).abs().mean()
+        loss = args.w_ddpm * l_ddpm + args.w_vert * l_v + args.w_joint * l_j
+        p = progress()
+        lr = args.lr * min(1, (state["it"] + 1) / 200) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(ldm.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(args.ema, (1 + state["it"]) / (10 + state["it"]))
+            for pe, pn in zip(ema.parameters(), ldm.parameters()):
+                pe.mul_(d).add_(pn.detach(), alpha=1 - d)
+        state["it"] += 1
+        now = time.time()
+        state["elapsed"] += now - t_last
+        t_last = now
+        run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
+        if state["it"] % 50 == 0:
+            print(f"it {state['it']} loss {run:.4f} ddpm {l_ddpm.item():.4f} v {l_v.item() * 100:.2f} mm "
+                  f"j {l_j.item() * 100:.2f} mm lr {lr:.2e} {state['elapsed'] / 60:.1f} min", flush=True)
+        if state["it"] % args.eval_every == 0:
+            m = evaluate(ema, ae, diffusion, test, min(32, args.eval_images), args.eval_hyp, cond=args.cond,
+                         f_scores=False)
+            state["log"].append({"it": state["it"], **m})
+            print(f"  test: {json.dumps(m)}", flush=True)
+        if state["it"] % args.ckpt_every == 0:
+            save_ckpt()
+    if train is not None:
+        save_ckpt()
+    m = evaluate(ema, ae, diffusion, test, args.eval_images, args.eval_hyp, cond=args.cond)
+    print(f"final test: {json.dumps(m)}", flush=True)
+    if args.export or args.export_only:
+        from core.weights import save_weights
+
+        cmd = "python -m training.train_mesh_ldm " + shlex.join(argv if argv is not None else sys.argv[1:])
+        path = save_weights(WEIGHTS_NAME, ema.state_dict(),
+                            {"net": cfg.to_dict(), "schedule": diffusion.schedule.config(), "cond": args.cond,
+                             "image_encoder": "image_encoder", "mesh_ae": "mesh_ae", "joint_scale": JOINT_SCALE},
+                            cmd, {"test_split_seed2026": m, "iterations": state["it"],
+                                  "minutes": round(state["elapsed"] / 60, 1),
+                                  "train_samples": None if train is None else int(len(train["latents"]))},
+                            **({} if args.models_dir is None else {"models_dir": args.models_dir}))
+        print(f"exported {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
