@@ -275,3 +275,48 @@ def add_mesh_outputs(arrays: dict, result: CascadeResult, folder, fmt: str = "ob
         for i, v in enumerate(result.vertex_hypotheses):
             paths.append(save_mesh(folder / f"{stem}_hyp_{i:03d}.{fmt}", v + result.mesh_cam_t, result.faces))
     return paths
+
+
+# --- `pose-viewer infer` hook ------------------------------------------------------------------------
+
+def add_cli_options(p) -> None:
+    """Stage-2 options of `pose-viewer infer`."""
+    p.add_argument("--format", default="obj", choices=["obj", "ply", "glb"],
+                   help="mesh file format of mesh.<fmt> (default obj)")
+    p.add_argument("--save-hypotheses", action="store_true",
+                   help="also write every mesh hypothesis (mesh_hyp_000.<fmt> …)")
+
+
+class CliMeshStage:
+    """What `pose-viewer infer` needs from stage 2: load once, then per hand add the mesh keys to
+    result.npz and write mesh.<fmt> (+ hypotheses) in the camera frame (vertices + mesh_cam_t)."""
+
+    def __init__(self, mesh_stage: MeshStage, args) -> None:
+        self.mesh = mesh_stage
+        self.args = args
+        self.est = CascadeEstimator.__new__(CascadeEstimator)   # stage 1 is run by the CLI itself
+        self.est.mesh = mesh_stage
+
+    @classmethod
+    def create(cls, device, args, explicit: bool) -> "CliMeshStage | None":
+        """None (with a note on stderr) when the stage-2 weights are missing and --stage 2 was not asked
+        for explicitly; with --stage 2 a missing weight raises WeightsError naming the file."""
+        import sys
+
+        from core.errors import WeightsError
+
+        try:
+            return cls(MeshStage.from_weights(device), args)
+        except WeightsError as exc:
+            if explicit:
+                raise
+            print(f"note: mesh stage unavailable ({exc}); running stage 1 (joints) only", file=sys.stderr)
+            return None
+
+    def add_outputs(self, arrays: dict, image: np.ndarray, s1, folder, hand_index: int = 0) -> CascadeResult:
+        a = self.args
+        r = self.est.run_stage2(image, s1, steps=a.steps, seed=a.seed)
+        stem = "mesh" if hand_index == 0 else f"mesh_hand{hand_index}"
+        add_mesh_outputs(arrays, r, folder, fmt=getattr(a, "format", "obj"),
+                         save_hypotheses=getattr(a, "save_hypotheses", False), stem=stem)
+        return r

@@ -7,6 +7,13 @@ For each input, `DIR/<image stem>/result.npz` holds (stage 1):
   axes · joints (21,3) aggregate (mean of the hypotheses, paper) · cam_t (3,) so that joints + cam_t
   projects onto the keypoints · trajectory_joints_xt (S+1,N,21,3) / trajectory_joints_x0 (S,N,21,3) /
   trajectory_timesteps (S,) the recorded DDIM trajectory · n_hands, hand_index.
+Stage 2 (meshes, core/cascade.py; when its weights are shipped, or with `--stage 2`) adds:
+  vertex_hypotheses (N,V,3) one mesh per joint hypothesis · vertices (V,3) the paper aggregate ·
+  faces (F,3) · mesh_joint_hypotheses (N,21,3) / mesh_joints (21,3) regressed from the meshes (same
+  root-relative camera-axes frame as `joints`) · mesh_cam_t (3,) so that vertices + mesh_cam_t
+  overlays the image · trajectory_mesh_latents_xt / _x0 (stage-2 DDIM trajectory as AE latents) ·
+  stage = 2; and writes DIR/<stem>/mesh.<fmt> (--format obj|ply|glb; camera frame) and, with
+  --save-hypotheses, mesh_hyp_000.<fmt> ….
 With `--hand all`, further hands go to `result_hand1.npz`, `result_hand2.npz`, ….
 Exit 0 when every input succeeded, else 2 with one `error: <path>: <reason>` line per failed input.
 """
@@ -43,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", type=int, choices=[1, 2], default=None,
                    help="1: joints only; 2: joints + meshes (default 2 once the mesh stage exists, else 1)")
     p.add_argument("--eta", type=float, default=None, help="DDIM η (default: the model's)")
+    if _mesh_stage_available():   # stage-2 options (core/cascade.py)
+        from core.cascade import add_cli_options
+        add_cli_options(p)
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -74,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from exc
     out_root = pathlib.Path(args.out)
     est = Stage1Estimator(device=device)
+    mesh = None
+    if stage == 2 and _mesh_stage_available():   # stage 2 (core/cascade.py): meshes for each hand
+        from core.cascade import CliMeshStage
+        mesh = CliMeshStage.create(device, args, explicit=args.stage == 2)
     used: dict[str, int] = {}
 
     def handle(path: str) -> None:
@@ -91,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
             arrays.update(image_size=np.array([w, h], np.int32), n_hands=np.int32(len(results)),
                           hand_index=np.int32(i), stage=np.int32(1), seed=np.int32(args.seed),
                           steps=np.int32(args.steps))
+            if mesh is not None:
+                mesh.add_outputs(arrays, image, r, folder, hand_index=i)   # sets stage=2, writes mesh.<fmt>
             name = "result.npz" if i == 0 else f"result_hand{i}.npz"
             save_npz(folder / name, **arrays)
         dt = time.perf_counter() - t0
