@@ -85,9 +85,12 @@ def stage1_samples(lifter, kp2d: np.ndarray, K: np.ndarray, m: int, steps: int =
 
 @torch.no_grad()
 def gt_vertices(data: dict[str, np.ndarray], hand=None) -> np.ndarray:
-    """Camera-axes GT vertices, wrist at the origin (n,V,3) float32."""
+    """Camera-axes GT vertices (n,V,3) float32: the shard's own `vertices` when it has them (real data
+    converted to our shard layout, e.g. FreiHAND / HO3D meshes), else Anny(global_orient, pose, shape)."""
     from training.train_mesh_ae import MeshSource
 
+    if "vertices" in data:
+        return np.asarray(data["vertices"], np.float32)
     src = MeshSource(hand)
     v, _ = src.from_params(data["global_orient"], data["pose"], data["shape"])
     return v.numpy().astype(np.float32)
