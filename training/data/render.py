@@ -95,9 +95,11 @@ def skin_colours(skin: np.ndarray, palm_weight: np.ndarray) -> np.ndarray:
 
 
 def palm_weights(rest_vertices: np.ndarray, faces: np.ndarray, palm_normal=(-1.0, 0.0, 0.0)) -> np.ndarray:
-    """Palm-side weight (V,) in [0, 1] from the rest-pose normals (Anny canonical frame: palm faces −x)."""
-    d = vertex_normals(np.asarray(rest_vertices, np.float64), faces) @ np.asarray(palm_normal)
-    return np.clip((d - 0.1) / 0.5, 0, 1)
+    """Palm-side weight (V,) in [0, 1] from the rest-pose normals (Anny canonical frame: palm faces −x,
+    fingers along +y, wrist at the origin); faded out over the first 1.5-4.5 cm so the wrist matches the arm."""
+    v = np.asarray(rest_vertices, np.float64)
+    d = vertex_normals(v, faces) @ np.asarray(palm_normal)
+    return np.clip((d - 0.1) / 0.5, 0, 1) * np.clip((v[:, 1] - 0.015) / 0.03, 0, 1)
 
 
 def camera_degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
