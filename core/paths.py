@@ -6,7 +6,8 @@ import pathlib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESOURCES = REPO_ROOT / "resources"
-MODELS_DIR = RESOURCES / "models"
+#: Shipped weights; `POSE_VIEWER_MODELS` points at another folder (your own retrained models).
+MODELS_DIR = pathlib.Path(os.environ.get("POSE_VIEWER_MODELS", RESOURCES / "models"))
 
 
 def cache_dir() -> pathlib.Path:

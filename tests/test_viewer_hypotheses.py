@@ -20,7 +20,7 @@ def small_run(window):
     return window
 
 
-def open_and_wait(small_run, qtbot, path):
+def open_and_wait(window, qtbot, path):
     with qtbot.waitSignal(window.runs.busy_changed, timeout=120_000, check_params_cb=lambda busy: not busy):
         assert window.open_path(str(path))
 

@@ -13,6 +13,30 @@ import numpy as np
 
 
 @dataclass
+class ViewResult:
+    """What the window shows of one hand: stage-1 fields, plus meshes when the cascade ran.
+    Everything root-relative in the photo's camera axes (metres)."""
+
+    keypoints2d: np.ndarray
+    keypoints2d_score: np.ndarray
+    K: np.ndarray
+    cam_t: np.ndarray
+    handedness: str
+    joint_hypotheses: np.ndarray
+    joints: np.ndarray
+    trajectory_xt: np.ndarray | None
+    source: Any                                   # the core result (Stage1Result / CascadeResult)
+    vertex_hypotheses: np.ndarray | None = None
+    vertices: np.ndarray | None = None
+    mesh_joints: np.ndarray | None = None
+    mesh_trajectory_vertices: np.ndarray | None = None   # (S,N,V,3) decoded x̂0 per stage-2 step
+    faces: np.ndarray | None = None
+
+    def to_npz_dict(self) -> dict:
+        return self.source.to_npz_dict()
+
+
+@dataclass
 class Estimate:
     """What one image run returns to the GUI thread."""
 
@@ -33,6 +57,7 @@ class Engine:
         self._estimator: Any = None
         self._device: str | None = None
         self.kind = "not loaded"
+        self.note = ""
 
     def estimator(self, device: str = "auto") -> Any:
         with self._lock:
@@ -40,16 +65,19 @@ class Engine:
                 from core.device import pick_device
 
                 dev = pick_device(device)
+                from core.errors import WeightsError
+
                 try:
                     from core.cascade import CascadeEstimator
 
                     self._estimator = CascadeEstimator(device=dev)
                     self.kind = "cascade (joints + meshes)"
-                except ImportError:
+                except (ImportError, WeightsError) as exc:
                     from core.stage1 import Stage1Estimator
 
                     self._estimator = Stage1Estimator(device=dev)
                     self.kind = "stage 1 (joints only)"
+                    self.note = f"mesh stage unavailable: {exc}"
                 self._device = device
             return self._estimator
 
@@ -85,13 +113,27 @@ class Engine:
         def step(done: int, total: int) -> None:
             progress(done, total, "denoising")
 
-        kwargs = dict(n=settings.get("n", 50), steps=settings.get("steps", 10), seed=settings.get("seed", 0),
-                      progress=step, cancel=cancel)
+        n, steps, seed = settings.get("n", 50), settings.get("steps", 10), settings.get("seed", 0)
+        stage1 = est.stage1 if self.kind.startswith("cascade") else est
+        total = 2 * steps if self.kind.startswith("cascade") else steps
+        s1 = stage1.run_detection(det, K, n=n, steps=steps, seed=seed,
+                                  progress=lambda d, t: progress(d, total, "joints"), cancel=cancel)
+        view = ViewResult(s1.keypoints2d, s1.keypoints2d_score, s1.K, s1.cam_t, s1.handedness, s1.joint_hypotheses,
+                          s1.joints, s1.trajectory_xt, s1)
         if self.kind.startswith("cascade"):
-            kwargs["mode"] = settings.get("mode", "cloud")
-        result = est.run_detection(det, K, **kwargs)
-        err = reprojection_errors(result.joint_hypotheses, result.cam_t, result.keypoints2d, result.K)
-        return Estimate(path, image, detections, chosen, result, err, time.perf_counter() - t0)
+            c = est.run_stage2(image, s1, steps=steps, seed=seed,
+                               progress=lambda d, t: progress(steps + d, total, "meshes"), cancel=cancel)
+            view.source, view.faces = c, c.faces
+            view.vertex_hypotheses, view.vertices, view.mesh_joints = c.vertex_hypotheses, c.vertices, c.mesh_joints
+            if c.trajectory_latents_x0 is not None:
+                from core.joints import mirror_x
+
+                s, k = c.trajectory_latents_x0.shape[:2]
+                verts, _ = est.mesh.decode_latents(c.trajectory_latents_x0.reshape(s * k, -1), whitened=True)
+                verts = verts.reshape(s, k, *verts.shape[1:])
+                view.mesh_trajectory_vertices = mirror_x(verts) if s1.handedness == "left" else verts
+        err = reprojection_errors(view.joint_hypotheses, view.cam_t, view.keypoints2d, view.K)
+        return Estimate(path, image, detections, chosen, view, err, time.perf_counter() - t0)
 
 
 class PriorEngine:

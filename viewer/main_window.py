@@ -148,6 +148,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.trajectory.changed.connect(lambda _: self._render())
         self.image_panel.hand_clicked.connect(self.choose_hand)
         self.settings_panel.rerun.clicked.connect(self.rerun)
+        self.settings_panel.mode.currentTextChanged.connect(
+            lambda m: self.display.update(mode="aggregate" if m == "paper" else "all"))
         self.runs.progress.connect(self._on_progress)
         self.runs.finished.connect(self._on_estimate)
         self.runs.failed.connect(self._on_failed)
@@ -250,15 +252,29 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(edit_menu, None, "&Clear mask", lambda: self.mask.set(np.zeros(21, bool)))
         self.menuBar().insertMenu(view_menu.menuAction(), edit_menu)
 
-        # Playback keys (work whatever widget has focus, as in aitviewer).
-        for key, slot in ((" ", self.denoise_panel.toggle), (",", lambda: self.trajectory.advance(-1)),
-                          (".", lambda: self.trajectory.advance(1)), ("Left", lambda: self.trajectory.advance(-1)),
-                          ("Right", lambda: self.trajectory.advance(1)), ("Home", lambda: self.trajectory.set_step(0)),
-                          ("End", lambda: self.trajectory.set_step(self.trajectory.n_steps - 1))):
-            sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
-            sc.setContext(QtCore.Qt.ShortcutContext.ApplicationShortcut)
-            sc.activated.connect(slot)
+        # Playback keys work whatever widget has focus (as in aitviewer), except text fields.
+        self._playback_keys = {
+            QtCore.Qt.Key.Key_Space: self.denoise_panel.toggle,
+            QtCore.Qt.Key.Key_Comma: lambda: self.trajectory.advance(-1),
+            QtCore.Qt.Key.Key_Period: lambda: self.trajectory.advance(1),
+            QtCore.Qt.Key.Key_Left: lambda: self.trajectory.advance(-1),
+            QtCore.Qt.Key.Key_Right: lambda: self.trajectory.advance(1),
+            QtCore.Qt.Key.Key_Home: lambda: self.trajectory.set_step(0),
+            QtCore.Qt.Key.Key_End: lambda: self.trajectory.set_step(self.trajectory.n_steps - 1),
+        }
+        QtWidgets.QApplication.instance().installEventFilter(self)
         self._refresh_recent()
+
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 - Qt API
+        """Playback keys for this window, unless a text/number field has the focus."""
+        if event.type() == QtCore.QEvent.Type.KeyPress and not event.modifiers() & ~QtCore.Qt.KeyboardModifier.KeypadModifier:
+            action = self._playback_keys.get(event.key())
+            if action is not None and isinstance(obj, QtWidgets.QWidget) and obj.window() is self:
+                focus = QtWidgets.QApplication.focusWidget()
+                if not isinstance(focus, (QtWidgets.QLineEdit, QtWidgets.QAbstractSpinBox, QtWidgets.QListWidget)):
+                    action()
+                    return True
+        return super().eventFilter(obj, event)
 
     def _show_shortcuts(self) -> None:
         text = "\n".join(f"{k:<14} {v}" for k, v in SHORTCUTS)
@@ -429,6 +445,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"{pathlib.Path(est.path).name}: {n} hypotheses, "
                                      f"{est.result.handedness} hand{extra}")
         self.timing_label.setText(f"{est.seconds * 1000:.0f} ms · {self.engine.kind}")
+        if self.engine.note:
+            self.timing_label.setToolTip(self.engine.note)
 
     def _on_result(self, state: ResultState) -> None:
         from core.hypotheses import trajectory_frames
@@ -688,11 +706,17 @@ class MainWindow(QtWidgets.QMainWindow):
     def displayed_mesh(self) -> np.ndarray:
         """Vertices of what is shown: the selected / aggregate hypothesis mesh, else the single hand."""
         r = self.result_state.result
-        if r is not None and getattr(r, "vertex_hypotheses", None) is not None:
+        if self.view_mode == "image" and r is not None and getattr(r, "vertex_hypotheses", None) is not None:
             if self.display.mode in ("all", "aggregate"):
                 return r.vertices
             return r.vertex_hypotheses[self.selected_index()]
         return self.hand.vertices
+
+    def displayed_faces(self) -> np.ndarray:
+        """Faces of the displayed result (a left hand's winding is reversed), else the hand model's."""
+        r = self.result_state.result
+        faces = None if r is None or self.view_mode != "image" else getattr(r, "faces", None)
+        return self.hand_model.faces if faces is None else faces
 
     def _export_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export mesh", "hand.obj", "Meshes (*.obj *.ply *.glb)")
@@ -703,7 +727,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from core.io.export import save_mesh
 
         try:
-            save_mesh(path, self.displayed_mesh(), self.hand_model.faces)
+            save_mesh(path, self.displayed_mesh(), self.displayed_faces())
         except Exception as exc:  # noqa: BLE001 - any write error is shown to the user
             return self.show_error(f"export failed: {exc}")
         self.statusBar().showMessage(f"Exported {path}")
@@ -723,7 +747,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return self.show_error("no mesh hypotheses to export (run an image through the full cascade)")
         try:
             for k, v in enumerate(meshes):
-                save_mesh(pathlib.Path(folder) / f"hypothesis_{k:03d}.{fmt}", v, self.hand_model.faces)
+                save_mesh(pathlib.Path(folder) / f"hypothesis_{k:03d}.{fmt}", v, self.displayed_faces())
         except Exception as exc:  # noqa: BLE001
             return self.show_error(f"export failed: {exc}")
         self.statusBar().showMessage(f"Exported {len(meshes)} meshes to {folder}")
@@ -768,6 +792,7 @@ class MainWindow(QtWidgets.QMainWindow):
             event.acceptProposedAction()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt API
+        QtWidgets.QApplication.instance().removeEventFilter(self)
         self._rerun_timer.stop()
         self.cancel_runs()
         self.model_loader.wait(30000)
