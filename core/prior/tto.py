@@ -27,6 +27,7 @@ import torch
 
 from core.errors import Cancelled
 from core.hand.pose_layout import POSE_DIM, pose_dims_moving_joint
+from core.prior.fastjoints import FixedShapeJoints
 
 #: Default truncated ranges [t_max, t_min] per task (paper supp. E; sparse/partial IK per the reference code).
 TASK_RANGES = {
@@ -217,7 +218,7 @@ def complete_pose(prior, observed_pose: np.ndarray, hidden: np.ndarray | None = 
         if loss.requires_grad:
             loss.backward()
             opt.step()
-        losses[it] = float(loss)
+        losses[it] = float(loss.detach())
         if traj is not None:
             traj.append(torch.where(free_t, z, z_obs).detach().clone())
         if callback is not None:
@@ -272,13 +273,15 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
 
 def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = None, n: int = 10,
                cfg: TTOConfig | None = None, fit_shape: bool = True, fit_scale: bool = True,
-               shape: np.ndarray | None = None, noise_std: float = 0.01,
+               shape: np.ndarray | None = None, noise_std: float = 0.01, shape_frac: float = 0.3,
+               global_orient: np.ndarray | None = None, transl: np.ndarray | None = None,
                callback: Callable | None = None, cancel=None) -> TTOResult:
     """Inverse kinematics from 3D joints (21,3) metres of a right hand in any frame, any size.
 
     Loss on visible joints only (Σ ‖J − J_obs‖² / noise_std²); global orientation, translation, a global
-    scale (when `fit_scale`) and the 10 shape parameters (when `fit_shape`, L2 to neutral) are fitted
-    with the pose. Dims that move hidden joints start from noise (one draw per hypothesis)."""
+    scale (when `fit_scale`) and the 10 shape parameters (when `fit_shape`, L2 to neutral, during the
+    first `shape_frac` of the iterations, then held) are fitted with the pose. A given `global_orient`
+    / `transl` / `shape` is held fixed (the paper's hand-IK protocol: pose only, known shape). Dims that move hidden joints start from noise (one draw per hypothesis)."""
     import time
 
     from scipy.spatial.transform import Rotation
@@ -305,18 +308,35 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
     if not fit_scale:
         s0 = 1.0
         tr0 = observed[use].mean(0) - r0 @ rest[use].mean(0)
+    if global_orient is not None and fit_scale and transl is None:
+        from scipy.spatial.transform import Rotation as _R
+        rk = _R.from_rotvec(np.asarray(global_orient, np.float64).reshape(3)).as_matrix()
+        a = rest[use] @ rk.T
+        ac, oc = a - a.mean(0), observed[use] - observed[use].mean(0)
+        s0 = float((ac * oc).sum() / max((ac ** 2).sum(), 1e-12)) if len(use) > 1 else 1.0
+        s0 = s0 if np.isfinite(s0) and s0 > 0 else 1.0
+    fit_go, fit_tr = global_orient is None, transl is None
+    if not fit_go:
+        r0 = Rotation.from_rotvec(np.asarray(global_orient, np.float64).reshape(3)).as_matrix()
+    if not fit_tr:
+        tr0 = np.asarray(transl, np.float64).reshape(3)
+    elif not fit_go:  # known rotation: translation (and scale) by least squares on the used joints
+        s0, tr0 = (s0, observed[use].mean(0) - s0 * r0 @ rest[use].mean(0))
     go = torch.from_numpy(np.tile(Rotation.from_matrix(r0).as_rotvec(), (n, 1))).float()
     log_s = torch.full((n, 1), float(np.log(s0)))
     transl = torch.from_numpy(np.tile(tr0, (n, 1))).float()
     shp = sh0.expand(n, -1).clone()
     z.requires_grad_(True)
-    go.requires_grad_(True)
+    go.requires_grad_(fit_go)
     log_s.requires_grad_(fit_scale)
-    transl.requires_grad_(True)
+    transl.requires_grad_(fit_tr)
     shp.requires_grad_(fit_shape)
     lr = cfg.lr
-    groups = [{"params": [z], "lr": lr, "base": lr}, {"params": [go], "lr": 0.2 * lr, "base": 0.2 * lr},
-              {"params": [transl], "lr": 0.02 * lr, "base": 0.02 * lr}]
+    groups = [{"params": [z], "lr": lr, "base": lr}]
+    if fit_go:
+        groups.append({"params": [go], "lr": 0.2 * lr, "base": 0.2 * lr})
+    if fit_tr:
+        groups.append({"params": [transl], "lr": 0.02 * lr, "base": 0.02 * lr})
     if fit_scale:
         groups.append({"params": [log_s], "lr": 0.1 * lr, "base": 0.1 * lr})
     if fit_shape:
@@ -331,18 +351,26 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
     losses = np.zeros(cfg.iters)
     traj_p, traj_j = ([], []) if cfg.record else (None, None)
 
+    # Shape is fitted during the first `shape_iters` iterations, then held (its rest model cached).
+    n_shape = int(round(shape_frac * cfg.iters)) if fit_shape else 0
+    fixed = None if n_shape > 0 else FixedShapeJoints(hand, shp, n)
+
     def model_joints():
         pose = z * std + mean
-        return torch.exp(log_s)[:, :, None] * hand.joints(go, pose, shp) + transl[:, None, :]
+        jj = hand.joints(go, pose, shp) if fixed is None else fixed(go, pose)
+        return torch.exp(log_s)[:, :, None] * jj + transl[:, None, :]
 
     for it, t in enumerate(ts):
         _check_cancel(cancel)
+        if fixed is None and it >= n_shape:
+            shp.requires_grad_(False)
+            fixed = FixedShapeJoints(hand, shp, n)
         for g in opt.param_groups:
             g["lr"] = g["base"] * _lr_factor(it, cfg.iters)
         j = model_joints()
         data = ((((j - obs_t) ** 2).sum(-1) * vis_t).sum(-1) / noise_std ** 2).sum()
         loss = data + term(z, float(t))
-        if fit_shape:
+        if fit_shape and shp.requires_grad:
             loss = loss + cfg.w_shape * ((shp - neutral) ** 2).sum()
         if traj_p is not None:
             traj_p.append((z.detach() * std + mean).clone())
@@ -350,10 +378,10 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if fit_shape:
+        if fit_shape and shp.requires_grad:
             with torch.no_grad():
                 shp.copy_(torch.maximum(torch.minimum(shp, hi), lo))
-        losses[it] = float(loss)
+        losses[it] = float(loss.detach())
         if callback is not None:
             callback(it, cfg.iters, float(t), (z.detach() * std + mean).numpy())
     with torch.no_grad():
@@ -448,7 +476,7 @@ def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: i
         if fit_shape:
             with torch.no_grad():
                 shp.copy_(torch.maximum(torch.minimum(shp, hi), lo))
-        losses[it] = float(loss)
+        losses[it] = float(loss.detach())
         if callback is not None:
             callback(it, cfg.iters, float(t), (z.detach() * std + mean).numpy())
     with torch.no_grad():

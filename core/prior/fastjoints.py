@@ -1,0 +1,55 @@
+"""Joints of a hand with a FIXED shape, with the shape-dependent rest model computed once.
+
+Optimisation loops call the hand model's joints path hundreds of times; for the Anny hand most of a
+forward/backward goes to the phenotype blendshapes of the rest model, which do not change while the
+shape is held. `FixedShapeJoints` caches them (detached) and replays only the pose-dependent part of
+`AnnyHand._canonical` (bone transforms + the sparse skinning of the five tip vertices). Other hand
+models fall back to `hand.joints`. `tests/test_prior.py` checks it against `hand.joints`.
+"""
+from __future__ import annotations
+
+import torch
+
+from core.geometry import axis_angle_to_matrix
+
+
+class FixedShapeJoints:
+    def __init__(self, hand, shape: torch.Tensor, batch: int) -> None:
+        self.hand = hand
+        shape = torch.as_tensor(shape, dtype=torch.float32).detach()
+        if shape.ndim == 1:
+            shape = shape[None]
+        self.shape = shape.expand(batch, -1).contiguous()
+        self.fast = hasattr(hand, "anny") and hasattr(hand, "_blend_coeffs")
+        if self.fast:
+            from core.hand.anny_hand import TIP_VERTICES
+
+            with torch.no_grad():
+                rest = hand.anny.get_rest_model(hand._blend_coeffs(self.shape))
+            self.rest_bone_poses = rest["rest_bone_poses"].detach()
+            tips = rest["rest_vertices"][:, list(TIP_VERTICES)].detach()
+            if tips.shape[0] != batch:
+                tips = tips.expand(batch, -1, -1)
+            self.tips_h = torch.cat([tips, torch.ones_like(tips[..., :1])], -1)  # (B,5,4)
+
+    def __call__(self, global_orient: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+        h = self.hand
+        if not self.fast:
+            return h.joints(global_orient, pose, self.shape)
+        b = pose.shape[0]
+        transforms, bone_poses = h.anny.get_bone_transforms(h._deltas(pose), self.rest_bone_poses)
+        if transforms.shape[0] != b:
+            transforms = transforms.expand(b, -1, -1, -1)
+            bone_poses = bone_poses.expand(b, -1, -1, -1)
+        t = transforms[:, :, :3, :]
+        t_sel = t[torch.arange(b)[:, None, None], h._tip_i[None]]                 # (B,5,K,3,4)
+        moved = (t_sel @ self.tips_h[:b, :, None, :, None]).squeeze(-1)          # (B,5,K,3)
+        tips = (moved * h._tip_w[None, :, :, None]).sum(2)
+        heads = bone_poses[:, h._kp_bone, :3, 3]
+        joints = torch.empty(b, 21, 3, dtype=heads.dtype)
+        joints[:, h._kp_is_bone] = heads
+        joints[:, ~h._kp_is_bone] = tips
+        if global_orient is not None:
+            rot = axis_angle_to_matrix(global_orient.reshape(-1, 3)).expand(b, 3, 3)
+            joints = joints @ rot.transpose(1, 2)
+        return joints
