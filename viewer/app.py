@@ -15,6 +15,9 @@ def qt_environment() -> None:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s")
     qt_environment()
     from PySide6 import QtCore, QtWidgets
 

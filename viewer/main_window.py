@@ -410,7 +410,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_error(self, message: str) -> bool:
         """Report a problem in the window without losing the current state; returns False."""
         self.last_error = message
-        log.warning(message)
+        log.info(message)
         self.statusBar().showMessage(f"⚠ {message}")
         return False
 
@@ -428,7 +428,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_failed(self, message: str, tb: str) -> None:
         if tb:
-            log.error(tb)
+            log.debug(tb)   # shown with --debug
         name = pathlib.Path(self._running_path).name if self._running_path else ""
         self.show_error(f"{name}: {message}" if name else message)
 
