@@ -1,14 +1,14 @@
 """Write synthetic hand samples as .npz shards (and a contact sheet) for training and evaluation.
 
     python -m training.data.make_dataset --split train|val|test --n N --out DIR [--seed S]
-        [--shard-size 512] [--no-render] [--sheet-tile 256]
+        [--shard-size 512] [--no-render] [--sheet-tile 256] [--part I/K]
 
 Each `shard_XXXXX.npz` holds, for n samples: images (n,256,256,3) uint8 (unless --no-render),
 K (n,3,3), pose (n,45), shape (n,10), global_orient (n,3) (camera frame, about the wrist), transl (n,3)
 (camera-frame wrist position, metres), joints_cam (n,21,3) metres, kp2d (n,21,2) px, kp2d_noisy
 (n,21,2) px, kp_conf (n,21). joints_cam = AnnyHand(global_orient, pose, shape).joints + transl.
-Shard i is generated from numpy SeedSequence((seed, i)), so shards are reproducible one by one, and
-labels do not depend on --no-render (images draw from their own stream). Default seeds: train 0,
+Shard i is generated from numpy SeedSequence((seed, i)), so shards are reproducible one by one
+(`--part I/K` lets K processes write one dataset together), and labels do not depend on --no-render (images draw from their own stream). Default seeds: train 0,
 val 1, test 2026 (the fixed held-out split). `meta.json` records the arguments; `contact_sheet.png`
 shows the first 16 samples of shard 0 with their projected keypoints.
 """
@@ -135,13 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard-size", type=int, default=512)
     ap.add_argument("--no-render", action="store_true", help="labels only (no images)")
     ap.add_argument("--sheet-tile", type=int, default=CROP_SIZE, help="tile size of contact_sheet.png")
+    ap.add_argument("--part", default="0/1", help="I/K: write only shards s with s %% K == I (parallel runs)")
     args = ap.parse_args(argv)
     seed = DEFAULT_SEEDS[args.split] if args.seed is None else args.seed
     args.out.mkdir(parents=True, exist_ok=True)
     gen = SampleGenerator(render=not args.no_render)
     t0 = time.time()
     n_shards = (args.n + args.shard_size - 1) // args.shard_size
-    for s in range(n_shards):
+    part, parts = (int(x) for x in args.part.split("/"))
+    for s in range(part, n_shards, parts):
         n = min(args.shard_size, args.n - s * args.shard_size)
         data = gen.shard(seed, s, n)
         np.savez(args.out / f"shard_{s:05d}.npz", **data)
