@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", action="store_true", help="write resources/models/joint_diffusion.safetensors")
     ap.add_argument("--export-only", action="store_true", help="export the current checkpoint and exit")
     ap.add_argument("--eta", type=float, default=0.0, help="default DDIM η stored in the manifest")
+    ap.add_argument("--init", type=pathlib.Path, help="warm-start from another run's ckpt.pt (non-strict)")
+    ap.add_argument("--no-global-cond", action="store_true", help="per-token 2D conditioning only")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -111,8 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     table = get_table(args.out, args.table_size, args.seed, hand)
     vb = val_batch(args.out, hand=hand)
 
-    cfg = JointDiffusionConfig(width=args.width, depth=args.depth, heads=args.heads, mlp_ratio=args.mlp_ratio)
+    cfg = JointDiffusionConfig(width=args.width, depth=args.depth, heads=args.heads, mlp_ratio=args.mlp_ratio,
+                               global_cond=not args.no_global_cond)
     net = JointDiffusionNet(cfg)
+    if args.init and not (args.out / "ckpt.pt").exists():
+        if cfg.global_cond:   # new pathway starts silent: the warm-started model is unchanged at first
+            torch.nn.init.zeros_(net.pose_mlp[-1].weight)
+            torch.nn.init.zeros_(net.pose_mlp[-1].bias)
+        init = torch.load(args.init, map_location="cpu", weights_only=True)["ema"]
+        missing, unexpected = net.load_state_dict(init, strict=False)
+        print(f"warm start from {args.init}: missing {missing}, unexpected {unexpected}", flush=True)
     ema = copy.deepcopy(net).eval()
     for p in ema.parameters():
         p.requires_grad_(False)

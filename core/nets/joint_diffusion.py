@@ -3,7 +3,9 @@
 One token per joint: token_j = Linear([c2D_j (2), J_t,j (3)]) + joint embedding_j. A stack of
 pre-LN transformer blocks (self-attention over the 21 joint tokens + MLP), each modulated by adaLN
 (shift / scale / gate) from the timestep embedding plus an embedding of the crop context (crop
-centre ray and log crop size, which carry the perspective cue lost by crop normalisation).
+centre ray and log crop size, which carry the perspective cue lost by crop normalisation) plus an
+MLP embedding of the whole 2D pose (`global_cond`: measured to learn far faster on CPU budgets than
+per-token conditioning alone, whose 2D evidence has to travel through attention).
 Head: LayerNorm → Linear → 3. Predicts x0 (root-relative joints / JOINT_SCALE).
 
 Size for CPU (DESIGN §10): width 128 × 4 blocks ≈ 33 MFLOP per hypothesis and step, i.e. ≈ 17 GFLOP
@@ -34,6 +36,7 @@ class JointDiffusionConfig:
     ctx_dim: int = 3           # per-sample context (crop centre ray x, y; log crop half-size)
     num_joints: int = NUM_JOINTS
     dropout: float = 0.0
+    global_cond: bool = True   # also condition every block (adaLN) on an MLP embedding of the whole 2D pose
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +91,9 @@ class JointDiffusionNet(nn.Module):
         self.joint_emb = nn.Parameter(torch.randn(cfg.num_joints, w) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w))
         self.ctx_mlp = nn.Sequential(nn.Linear(cfg.ctx_dim, w), nn.SiLU(), nn.Linear(w, w))
+        if cfg.global_cond:
+            self.pose_mlp = nn.Sequential(nn.Linear(cfg.num_joints * cfg.cond_dim + cfg.ctx_dim, 2 * w), nn.SiLU(),
+                                          nn.Linear(2 * w, 2 * w), nn.SiLU(), nn.Linear(2 * w, w))
         self.blocks = nn.ModuleList(Block(w, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(w, eps=1e-6)
         self.head = nn.Linear(w, 3)
@@ -98,7 +104,10 @@ class JointDiffusionNet(nn.Module):
         if ctx is None:
             ctx = x_t.new_zeros(b, self.config.ctx_dim)
         h = self.inp(torch.cat([c2d, x_t], -1)) + self.joint_emb
-        c = F.silu(self.time_mlp(timestep_embedding(t, self.config.width)) + self.ctx_mlp(ctx))
+        c = self.time_mlp(timestep_embedding(t, self.config.width)) + self.ctx_mlp(ctx)
+        if self.config.global_cond:
+            c = c + self.pose_mlp(torch.cat([c2d.flatten(1), ctx], -1))
+        c = F.silu(c)
         for blk in self.blocks:
             h = blk(h, c)
         return self.head(self.norm(h))
@@ -109,4 +118,5 @@ class JointDiffusionNet(nn.Module):
         w, n = cfg.width, cfg.num_joints
         per_tok = 2 * (3 * w * w + w * w + 2 * w * int(w * cfg.mlp_ratio))
         attn = 2 * 2 * n * n * w
-        return cfg.depth * (n * per_tok + attn) + n * 2 * w * (cfg.cond_dim + 3 + 3)
+        glob = 2 * (2 * w * (n * cfg.cond_dim + cfg.ctx_dim) + 4 * w * w + 2 * w * w) if cfg.global_cond else 0
+        return cfg.depth * (n * per_tok + attn + 2 * w * 6 * w) + n * 2 * w * (cfg.cond_dim + 3 + 3) + glob
