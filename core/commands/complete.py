@@ -104,6 +104,18 @@ def _validate(args: argparse.Namespace) -> None:
         raise InputError(f"--t-min ({args.t_min}) must not exceed --t-max ({args.t_max})")
 
 
+_CACHE: dict = {}
+
+
+def _hand():
+    """One Anny hand per process (building it takes a few seconds)."""
+    if "hand" not in _CACHE:
+        from core.hand.anny_hand import AnnyHand
+
+        _CACHE["hand"] = AnnyHand()
+    return _CACHE["hand"]
+
+
 def _mirror_faces(faces: np.ndarray) -> np.ndarray:
     return faces[:, ::-1].copy()
 
@@ -113,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
 
     from core.cli import run_each
     from core.errors import InputError
-    from core.hand.anny_hand import AnnyHand
     from core.io.export import save_npz
     from core.io.poses import load_pose_file
     from core.joints import mirror_x
@@ -129,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prior == "dposer":
         from core.prior.model import load_prior
         prior = load_prior()  # WeightsError → one error line, exit 2
-    hand = AnnyHand()
+    hand = _hand()
     out_root = pathlib.Path(args.out)
 
     def handle(path: str) -> None:
