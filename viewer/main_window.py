@@ -82,6 +82,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mask = MaskState()
         self.completion = CompletionState()
         self._press_pos: tuple[int, int] | None = None
+        self._last_hover = 0.0
 
         # 3D view. The hand model (torch + Anny) loads on a worker thread so the window shows at once;
         # `ready` turns True (and `model_ready` fires) when the neutral hand is on screen.
@@ -512,8 +513,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- picking / hover --------------------------------------------------------------------------------
     def _on_mouse_move(self, obj, _event) -> None:
-        if self.scene is None:
-            return
+        import time
+
+        now = time.perf_counter()
+        if self.scene is None or self.view_mode != "image" or now - self._last_hover < 0.08:
+            return   # picking is throttled so hovering never stalls the event loop
+        self._last_hover = now
         x, y = obj.GetEventPosition()
         k = self.scene.pick_hypothesis(x, y)
         err = self.result_state.reprojection_px
