@@ -61,16 +61,9 @@ def load_image(path: str | os.PathLike, max_side: int = WORK_MAX_SIDE) -> np.nda
     """
     import cv2
 
-    p = pathlib.Path(path)
-    if not p.exists():
-        raise InputError("file not found")
-    if p.is_dir():
-        raise InputError("is a folder, not an image")
-    size = p.stat().st_size
-    if size == 0:
-        raise InputError("empty file (0 bytes)")
-    if size > MAX_FILE_BYTES:
-        raise InputError(f"file too large ({size / 1e6:.0f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)")
+    from core.io import check_input_file
+
+    p = check_input_file(path, "an image", MAX_FILE_BYTES)
     wh = _header_size(p)
     if wh is not None and wh[0] * wh[1] > MAX_PIXELS:
         raise InputError(f"image too large ({wh[0]}×{wh[1]} pixels; limit {MAX_PIXELS / 1e6:.0f} megapixels)")

@@ -83,16 +83,9 @@ def _check_joint_scale(joints: np.ndarray) -> None:
 
 def load_pose_file(path: str | os.PathLike) -> PoseFile:
     """Read and validate a pose file; raise InputError with a readable reason otherwise."""
-    p = pathlib.Path(path)
-    if not p.exists():
-        raise InputError("file not found")
-    if p.is_dir():
-        raise InputError("is a folder, not a pose file")
-    size = p.stat().st_size
-    if size == 0:
-        raise InputError("empty file (0 bytes)")
-    if size > MAX_POSE_FILE_BYTES:
-        raise InputError(f"pose file too large ({size / 1e6:.1f} MB)")
+    from core.io import check_input_file
+
+    p = check_input_file(path, "a pose file", MAX_POSE_FILE_BYTES)
     suffix = p.suffix.lower()
     if suffix == ".npz":
         return _load_npz(p)
