@@ -7,9 +7,8 @@ import sys
 
 
 def qt_environment() -> None:
-    """Importing the non-headless cv2 points Qt at its own Qt5 plugins: undo that (DESIGN §12)."""
-    import cv2  # noqa: F401 - imported for its side effect, then undone
-
+    """Importing the non-headless cv2 points Qt at its own Qt5 plugins (DESIGN §12): drop those
+    variables before Qt starts. The engine imports cv2 later, on workers, when Qt is already up."""
     os.environ.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
     os.environ.pop("QT_QPA_FONTDIR", None)
 
