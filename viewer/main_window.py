@@ -416,7 +416,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return False
 
     # -- run callbacks ---------------------------------------------------------------------------------
-    def _on_busy(self, busy: bool) -> None:
+    def _on_busy(self, _busy: bool = False) -> None:
+        busy = self.runs.busy or self.prior_runs.busy
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         if busy:
