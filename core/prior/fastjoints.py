@@ -36,14 +36,35 @@ class FixedShapeJoints:
         h = self.hand
         if not self.fast:
             return h.joints(global_orient, pose, self.shape)
+        return self._joints(global_orient, pose, self.rest_bone_poses, self.tips_h)
+
+    @staticmethod
+    def shared_shape_joints(hand, global_orient: torch.Tensor, pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        """Joints of B poses of ONE hand shape (1, S), differentiable in the shape: the rest model is
+        computed once for the shared shape instead of once per hypothesis."""
+        if not (hasattr(hand, "anny") and hasattr(hand, "_blend_coeffs")):
+            return hand.joints(global_orient, pose, shape.expand(pose.shape[0], -1))
+        from core.hand.anny_hand import TIP_VERTICES
+
         b = pose.shape[0]
-        transforms, bone_poses = h.anny.get_bone_transforms(h._deltas(pose), self.rest_bone_poses)
+        rest = hand.anny.get_rest_model(hand._blend_coeffs(shape.reshape(1, -1)))
+        tips = rest["rest_vertices"][:, list(TIP_VERTICES)].expand(b, -1, -1)
+        tips_h = torch.cat([tips, torch.ones_like(tips[..., :1])], -1)
+        return FixedShapeJoints._joints_impl(hand, global_orient, pose, rest["rest_bone_poses"], tips_h)
+
+    def _joints(self, global_orient, pose, rest_bone_poses, tips_h):
+        return self._joints_impl(self.hand, global_orient, pose, rest_bone_poses, tips_h)
+
+    @staticmethod
+    def _joints_impl(h, global_orient, pose, rest_bone_poses, tips_h):
+        b = pose.shape[0]
+        transforms, bone_poses = h.anny.get_bone_transforms(h._deltas(pose), rest_bone_poses)
         if transforms.shape[0] != b:
             transforms = transforms.expand(b, -1, -1, -1)
             bone_poses = bone_poses.expand(b, -1, -1, -1)
         t = transforms[:, :, :3, :]
         t_sel = t[torch.arange(b)[:, None, None], h._tip_i[None]]                 # (B,5,K,3,4)
-        moved = (t_sel @ self.tips_h[:b, :, None, :, None]).squeeze(-1)          # (B,5,K,3)
+        moved = (t_sel @ tips_h[:b, :, None, :, None]).squeeze(-1)               # (B,5,K,3)
         tips = (moved * h._tip_w[None, :, :, None]).sum(2)
         heads = bone_poses[:, h._kp_bone, :3, 3]
         joints = torch.empty(b, 21, 3, dtype=heads.dtype)

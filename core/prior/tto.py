@@ -325,7 +325,7 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
     go = torch.from_numpy(np.tile(Rotation.from_matrix(r0).as_rotvec(), (n, 1))).float()
     log_s = torch.full((n, 1), float(np.log(s0)))
     transl = torch.from_numpy(np.tile(tr0, (n, 1))).float()
-    shp = sh0.expand(n, -1).clone()
+    shp = sh0.reshape(1, -1).clone()  # one hand identity shared by the S hypotheses
     z.requires_grad_(True)
     go.requires_grad_(fit_go)
     log_s.requires_grad_(fit_scale)
@@ -357,7 +357,7 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
 
     def model_joints():
         pose = z * std + mean
-        jj = hand.joints(go, pose, shp) if fixed is None else fixed(go, pose)
+        jj = FixedShapeJoints.shared_shape_joints(hand, go, pose, shp) if fixed is None else fixed(go, pose)
         return torch.exp(log_s)[:, :, None] * jj + transl[:, None, :]
 
     for it, t in enumerate(ts):
@@ -371,7 +371,7 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
         data = ((((j - obs_t) ** 2).sum(-1) * vis_t).sum(-1) / noise_std ** 2).sum()
         loss = data + term(z, float(t))
         if fit_shape and shp.requires_grad:
-            loss = loss + cfg.w_shape * ((shp - neutral) ** 2).sum()
+            loss = loss + n * cfg.w_shape * ((shp - neutral) ** 2).sum()
         if traj_p is not None:
             traj_p.append((z.detach() * std + mean).clone())
             traj_j.append(j.detach().clone())
@@ -391,7 +391,7 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
         traj_p.append(pose.clone())
         traj_j.append(j.clone())
     return TTOResult(pose=pose.numpy().astype(np.float32), global_orient=go.detach().numpy().astype(np.float32),
-                     shape=shp.detach().numpy().astype(np.float32),
+                     shape=shp.detach().expand(n, -1).numpy().astype(np.float32),
                      scale=torch.exp(log_s).detach().numpy()[:, 0].astype(np.float32),
                      transl=transl.detach().numpy().astype(np.float32), joints=j.numpy().astype(np.float32),
                      t_schedule=ts, free_dims=free,
