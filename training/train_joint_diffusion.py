@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed0 = 0.0
     log = []
     if ckpt_path.exists():
+        torch.serialization.add_safe_globals([pathlib.PosixPath])   # older checkpoints stored Path args
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         net.load_state_dict(ck["net"])
         ema.load_state_dict(ck["ema"])
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     def save_ckpt():
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "iter": it,
-                    "elapsed": elapsed0 + time.time() - t_start, "args": vars(args) | {"out": str(args.out)}, "log": json.dumps(log)}, tmp)
+                    "elapsed": elapsed0 + time.time() - t_start, "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}, "log": json.dumps(log)}, tmp)
         tmp.replace(ckpt_path)
 
     batcher = LiftingBatcher(table, seed=args.seed * 1_000_003 + it, sigma_range=(0.005, args.sigma_max),
