@@ -437,6 +437,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_estimate(self, est) -> None:
         self.view_mode = "image"
         self.scene.set_joint_markers(None)
+        self.scene.set_see_through(False)
         self.image_state.set(est.path, est.image, est.detections, est.chosen)
         self.display.update(index=min(self.display.index, est.result.joint_hypotheses.shape[0] - 1))
         self.result_state.set(est.result, est.reprojection_px)
@@ -520,7 +521,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.scene is None or self.view_mode != "image" or now - self._last_hover < 0.08:
             return   # picking is throttled so hovering never stalls the event loop
         self._last_hover = now
-        x, y = obj.GetEventPosition()
+        x, y = self.plotter.iren.get_event_position()
         k = self.scene.pick_hypothesis(x, y)
         err = self.result_state.reprojection_px
         if k is not None and err is not None and k < len(err):
@@ -529,11 +530,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage(text, 2000)
 
     def _on_left_press(self, obj, _event) -> None:
-        self._press_pos = obj.GetEventPosition()
+        self._press_pos = self.plotter.iren.get_event_position()
 
     def _on_left_release(self, obj, _event) -> None:
         """A click (press and release without dragging) toggles a joint (pose mode) or picks a hypothesis."""
-        x, y = obj.GetEventPosition()
+        x, y = self.plotter.iren.get_event_position()
         if self.scene is None or self._press_pos is None or abs(x - self._press_pos[0]) + abs(y - self._press_pos[1]) > 4:
             return
         self.click_at(x, y)
@@ -643,6 +644,7 @@ class MainWindow(QtWidgets.QMainWindow):
         c, scene, panel = self.completion, self.scene, self.dposer_panel
         if c.source is None:
             return
+        scene.set_see_through(True)
         scene.set_joint_markers(c.source.joints, self.mask.hidden)
         joints = self.completion_display_joints()
         sel = min(panel.hypothesis.value(), 0 if joints is None else len(joints) - 1)

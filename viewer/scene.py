@@ -63,6 +63,13 @@ class HandScene:
         self.view_front()
 
     # -- single hand --------------------------------------------------------------------------
+    def set_see_through(self, on: bool) -> None:
+        """Pose mode: the hand meshes are half transparent so joint spheres inside stay visible/clickable."""
+        opacity = 0.45 if on else 1.0
+        self.actor.GetProperty().SetOpacity(opacity)
+        if self.aggregate_actor is not None:
+            self.aggregate_actor.GetProperty().SetOpacity(opacity)
+
     def set_vertices(self, vertices: np.ndarray, reset_camera: bool = False) -> None:
         """Update the single hand's points in place (no new actor) and show it alone."""
         self.mesh.points = np.asarray(vertices, np.float32)
@@ -95,6 +102,9 @@ class HandScene:
                 self.cloud = pv.PolyData(flat.copy(), cells)
                 self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.12, name="cloud",
                                                          pickable=True, reset_camera=False)
+                # The cloud shares surfaces with the opaque aggregate / selected mesh: push it back in
+                # depth so the opaque mesh wins instead of z-fighting.
+                self.cloud_actor.GetMapper().SetRelativeCoincidentTopologyPolygonOffsetParameters(4, 4)
             else:
                 self.cloud = pv.PolyData(flat.copy(), lines=_lines(n, p, BONES))
                 self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.35, line_width=1.5,
@@ -136,6 +146,7 @@ class HandScene:
             self.aggregate.points = np.asarray(vertices, np.float32)
             if want_scalars:
                 self.aggregate.point_data["spread_mm"] = np.asarray(spread, np.float32) * 1000
+        self.aggregate_actor.GetProperty().SetOpacity(self.actor.GetProperty().GetOpacity())
         self.aggregate_actor.SetVisibility(True)
 
     def set_skeleton(self, joints: np.ndarray | None) -> None:
