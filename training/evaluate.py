@@ -3,8 +3,8 @@
 Stage 1 (joint diffusion), `python -m training.evaluate stage1 [--real-data ../shared/realdata] [--write]`:
 - Synthetic held-out split (fixed seed, never seen in training; detector-like 2D noise as in
   training): PA-MPJPE (mm) of mean-of-N and best-of-N for N = 1, 10, 50, 100, 200 (paper Table 3
-  layout), per-joint spread of the 50 hypotheses split by self-occlusion (a joint is occluded when a
-  mesh vertex of the same hand lies in front of it within a finger's radius of its ray).
+  layout), per-joint spread of the 50 hypotheses split by self-occlusion (capsule-hand test from the
+  true 3D joints, `training.data.lifting.joint_occlusion`).
 - Real data (when the folder exists): MediaPipe 2D keypoints of the 29 annotated real images →
   our lifting (mean-of-50, best-of-50, JPMA) vs MediaPipe's own 3D world landmarks, PA-MPJPE on the
   same images; per-finger spread; time per image.
@@ -33,38 +33,26 @@ FINGER_JOINTS = {"thumb": [1, 2, 3, 4], "index": [5, 6, 7, 8], "middle": [9, 10,
 
 # --- synthetic split ---------------------------------------------------------------------------------
 
-def synthetic_split(n: int, seed: int = TEST_SEED):
-    """Held-out samples: batch dict of LiftingBatcher + camera-frame vertices and occlusion flags."""
-    from core.hand.anny_hand import AnnyHand
-    from core.pose_sampler import sample_poses, sample_shapes
-    from training.data.lifting import LiftingBatcher
+def synthetic_split(n: int, seed: int = TEST_SEED, occlusion_noise: float = 1.5):
+    """Held-out samples (LiftingBatcher dict, with capsule-hand occlusion flags `occluded`)."""
+    from training.data.lifting import LiftingBatcher, make_joint_table
 
-    hand = AnnyHand()
-    rng = np.random.default_rng(seed)
-    poses = torch.from_numpy(sample_poses(n, rng))
-    shapes = torch.from_numpy(sample_shapes(n, rng))
-    with torch.no_grad():
-        out = hand(torch.zeros(n, 3), poses, shapes)
-    j = out.joints - out.joints[:, :1]
-    v = out.vertices - out.joints[:, :1]
-    b = LiftingBatcher(j.numpy(), seed=seed).batch(n, idx=torch.arange(n))
-    verts = v @ b["R"].transpose(1, 2) + b["shift"][:, None]
-    b["occluded"] = occlusion(b["cam"].numpy(), verts.numpy())
-    return b
+    table = make_joint_table(n, seed)
+    return LiftingBatcher(table, seed=seed, occlusion_noise=occlusion_noise).batch(n, idx=torch.arange(n))
 
 
-def occlusion(joints_cam: np.ndarray, verts_cam: np.ndarray, radius: float = 0.008, margin: float = 0.02
-              ) -> np.ndarray:
-    """(B,21) bool: some vertex lies within `radius` (m, at the joint's depth) of the joint's ray and
-    more than `margin` in front of it (the margin skips the joint's own skin: finger radius / half palm)."""
-    jr = joints_cam[..., :2] / joints_cam[..., 2:]
-    vr = verts_cam[..., :2] / verts_cam[..., 2:]
-    out = np.zeros(joints_cam.shape[:2], bool)
-    for i in range(len(joints_cam)):
-        d = np.linalg.norm(vr[i][None] - jr[i][:, None], axis=-1) * joints_cam[i, :, 2:3]   # (21,V) metres
-        front = verts_cam[i][None, :, 2] < joints_cam[i, :, 2:3] - margin
-        out[i] = ((d < radius) & front).any(1)
-    return out
+def spread_by_occlusion(spread: np.ndarray, occ: np.ndarray) -> dict:
+    """Spread (S,21) and occlusion flags (S,21): pooled means, and the same joint occluded vs visible
+    (averaged over joints with ≥ 3 samples of each; controls for the distance from the wrist)."""
+    paired = [(spread[occ[:, j], j].mean(), spread[~occ[:, j], j].mean()) for j in range(1, 21)
+              if occ[:, j].sum() >= 3 and (~occ[:, j]).sum() >= 3]
+    paired = np.array(paired) if paired else np.full((1, 2), np.nan)
+    return {"spread_occluded_mm": float(spread[occ].mean()) if occ.any() else float("nan"),
+            "spread_visible_mm": float(spread[~occ].mean()),
+            "occluded_fraction": float(occ.mean()),
+            "spread_same_joint_occluded_mm": float(paired[:, 0].mean()),
+            "spread_same_joint_visible_mm": float(paired[:, 1].mean()),
+            "joints_with_higher_spread_when_occluded": f"{int((paired[:, 0] > paired[:, 1]).sum())}/{len(paired)}"}
 
 
 @torch.no_grad()
@@ -95,18 +83,9 @@ def eval_synthetic(lifter, n: int, steps: int, eta: float, ns=(1, 10, 50, 100, 2
         table[k] = {"mean": float(mean.mean()), "best": float(per[:, :k].min(1).mean())}
     h50 = hyps[:, :50]
     spread = np.linalg.norm(h50 - h50.mean(1, keepdims=True), axis=-1).mean(1) * 1000   # (B,21) mm
-    occ = b["occluded"]
-    # Same joint, occluded vs visible samples (controls for distance from the wrist, which dominates spread).
-    paired = [(spread[occ[:, j], j].mean(), spread[~occ[:, j], j].mean()) for j in range(1, 21)
-              if occ[:, j].sum() >= 3 and (~occ[:, j]).sum() >= 3]
-    paired = np.array(paired) if paired else np.full((1, 2), np.nan)
-    return {"spread_same_joint_occluded_mm": float(paired[:, 0].mean()),
-            "spread_same_joint_visible_mm": float(paired[:, 1].mean()),
-            "joints_with_higher_spread_when_occluded": f"{int((paired[:, 0] > paired[:, 1]).sum())}/{len(paired)}",
+    occ = b["occluded"].numpy()
+    return {**spread_by_occlusion(spread, occ),
             "spread_per_joint_mm": spread.mean(0).tolist(),"n_samples": n, "steps": steps, "eta": eta, "table": table,
-            "spread_occluded_mm": float(spread[occ].mean()) if occ.any() else float("nan"),
-            "spread_visible_mm": float(spread[~occ].mean()),
-            "occluded_fraction": float(occ.mean()),
             "err_occluded_mm": float((np.linalg.norm(h50.mean(1) - gt, axis=-1) * 1000)[occ].mean()),
             "apd50_mm": float(np.mean([apd(h) for h in h50[:50]]) * 1000),
             "seconds_per_sample_maxN": dt / n}
@@ -119,6 +98,7 @@ def eval_real(lifter, root: pathlib.Path, n_hyp: int, steps: int, eta: float, si
     from core.detector import HandDetector
     from core.io.images import load_image
     from core.stage1 import Stage1Estimator, aggregate
+    from training.data.lifting import joint_occlusion
 
     ann = json.loads((root / "annotations.json").read_text())
     est = Stage1Estimator(lifter=lifter, detector=HandDetector())
@@ -145,7 +125,8 @@ def eval_real(lifter, root: pathlib.Path, n_hyp: int, steps: int, eta: float, si
             (lambda p: p[:, :2] / p[:, 2:])((r.joints + r.cam_t) @ K.T) - det.keypoints2d, axis=1).mean()
         mp3d = det.world_landmarks * 1000
         nw = slice(1, 21)   # diagnostic: without the wrist (its definition differs most between datasets)
-        rows.append({"per_joint": np.linalg.norm(procrustes_align(hyps.mean(0), gt) - gt, axis=-1).tolist(),
+        occ = joint_occlusion(torch.tensor(gt[None] / 1000, dtype=torch.float32))[0].numpy()
+        rows.append({"occluded": occ.tolist(), "per_joint": np.linalg.norm(procrustes_align(hyps.mean(0), gt) - gt, axis=-1).tolist(),
                      "per_joint_mp3d": np.linalg.norm(procrustes_align(mp3d, gt) - gt, axis=-1).tolist(),
                      "mean_nowrist": float(pa_mpjpe(hyps.mean(0)[nw], gt[nw])),
                      "mp3d_nowrist": float(pa_mpjpe(mp3d[nw], gt[nw])),
@@ -171,7 +152,10 @@ def eval_real(lifter, root: pathlib.Path, n_hyp: int, steps: int, eta: float, si
             "t_total_s": float(np.median([r["t_total_s"] for r in rows])),
             "spread_per_finger_mm": {f: float(spread[j].mean()) for f, j in FINGER_JOINTS.items()},
             "spread_wrist_mm": float(spread[0]),
-            "wrong_side": int(sum(r["side_detected"] != "left" for r in rows)), "rows": rows}
+            "wrong_side": int(sum(r["side_detected"] != "left" for r in rows)),
+            "occlusion": spread_by_occlusion(np.array([r["spread"] for r in rows]),
+                                             np.array([r["occluded"] for r in rows], bool)),
+            "rows": rows}
 
 
 # --- report ------------------------------------------------------------------------------------------
@@ -217,7 +201,12 @@ def markdown(syn: dict | None, real: list[dict], cmd: str, manifest: dict) -> st
               f"Ours beats MediaPipe 3D on {r['wins']}/{r['n_images']} images; best-of-{r['n_hyp']} is "
               f"{100 * (1 - r['best'] / r['mean']):.1f} % below the mean. MediaPipe 2D error vs the annotation "
               f"{r['kp2d_err_px']:.1f} px; reprojection of joints + cam_t onto the keypoints {r['reproj_px']:.1f} px; "
-              f"{r['wrong_side']} image(s) detected as the wrong side. Spread per finger (mm): "
+              f"{r['wrong_side']} image(s) detected as the wrong side. Self-occlusion from the annotated 3D "
+              f"joints (capsule hand; {100 * r['occlusion']['occluded_fraction']:.0f} % of joints): spread occluded "
+              f"**{r['occlusion']['spread_occluded_mm']:.1f}** vs visible **{r['occlusion']['spread_visible_mm']:.1f}** mm; "
+              f"same joint occluded vs visible **{r['occlusion']['spread_same_joint_occluded_mm']:.1f}** vs "
+              f"**{r['occlusion']['spread_same_joint_visible_mm']:.1f}** mm (higher when occluded for "
+              f"{r['occlusion']['joints_with_higher_spread_when_occluded']} joints). Spread per finger (mm): "
               + ", ".join(f"{k} {v:.1f}" for k, v in r["spread_per_finger_mm"].items())
               + f", wrist {r['spread_wrist_mm']:.1f}.  ",
               f"Time per image (median, this 2-core CPU, shared): detection {1000 * r['t_detect_s']:.0f} ms, "

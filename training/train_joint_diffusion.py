@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
     ap.add_argument("--sigma-max", type=float, default=0.05, help="max 2D noise σ (fraction of the hand box side)")
     ap.add_argument("--outlier-prob", type=float, default=0.03)
+    ap.add_argument("--occlusion-noise", type=float, default=1.5,
+                    help="self-occluded joints get 2D noise σ × (1 + this) and 3× the outlier rate")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--minutes", type=float, default=0,
                     help="training wall-time budget: the cosine decay follows max(iteration/iters, time/minutes) "
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp.replace(ckpt_path)
 
     batcher = LiftingBatcher(table, seed=args.seed * 1_000_003 + it, sigma_range=(0.005, args.sigma_max),
-                             outlier_prob=args.outlier_prob)
+                             outlier_prob=args.outlier_prob, occlusion_noise=args.occlusion_noise)
     t_start = time.time()
     running = 0.0
     net.train()
@@ -194,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         config = {"net": cfg.to_dict(), "schedule": diffusion.schedule.config(), "joint_scale": JOINT_SCALE,
                   "eta": args.eta, "crop": "rays K^-1 uv, square bbox, pad 0.25",
                   "data": {"table_size": args.table_size, "seed": args.seed, "val_seed": VAL_SEED,
-                           "sigma_max": args.sigma_max, "outlier_prob": args.outlier_prob},
+                           "sigma_max": args.sigma_max, "outlier_prob": args.outlier_prob,
+                           "occlusion_noise": args.occlusion_noise},
                   "iters_done": it, "batch": args.batch}
         cmd = "python -m training.train_joint_diffusion " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         path = save_weights_ema(ema, config, cmd or TRAIN_COMMAND, {"synthetic_val_10hyp_10steps": m})

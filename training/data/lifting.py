@@ -11,7 +11,8 @@ Generated on the fly from the Anny hand (no renders needed):
    augmentation (paper ±60°) is subsumed by the uniformly random 3D orientation.
 
 The 2D noise is matched to MediaPipe's measured error on real photos (mean ≈ 3.5 % of the hand's
-bounding-box side, heavier at wrist / thumb base, occasional outliers), see docs/results.md.
+bounding-box side, heavier at wrist / thumb base, occasional outliers), and larger on self-occluded
+joints (capsule-hand occlusion test `joint_occlusion`), see docs/results.md.
 """
 from __future__ import annotations
 
@@ -83,21 +84,27 @@ def rotation_z(angle: torch.Tensor) -> torch.Tensor:
 
 
 def detector_noise(rays: torch.Tensor, gen: torch.Generator, sigma_range=(0.005, 0.05),
-                   outlier_prob: float = 0.03, finger_corr: float = 0.5) -> torch.Tensor:
+                   outlier_prob: float = 0.03, finger_corr: float = 0.5, occluded: torch.Tensor | None = None,
+                   occlusion_noise: float = 0.0) -> torch.Tensor:
     """Detector-like noise on clean 2D points (B,21,2) (any unit): σ = s · bbox side, s ~ U(sigma_range)
     per sample, × per-joint weights; a correlated per-finger offset (detectors err finger-wise) and
-    per-joint outliers (jumps of 8-30 % of the hand size)."""
+    per-joint outliers (jumps of 8-30 % of the hand size). Self-occluded joints (`occluded` (B,21))
+    get σ × (1 + occlusion_noise) and 3× the outlier probability: detectors guess hidden joints."""
     b = rays.shape[0]
     side = (rays.max(1).values - rays.min(1).values).max(-1).values            # (B,)
     s = sigma_range[0] + (sigma_range[1] - sigma_range[0]) * torch.rand(b, generator=gen)
     sigma = (s * side)[:, None] * JOINT_NOISE_WEIGHT[None]                     # (B,21)
+    p_out = torch.full((b, NUM_JOINTS), outlier_prob)
+    if occluded is not None and occlusion_noise > 0:
+        sigma = sigma * (1 + occlusion_noise * occluded.float())
+        p_out = torch.where(occluded, 3 * outlier_prob, p_out)
     eps = torch.randn(b, NUM_JOINTS, 2, generator=gen)
     finger = torch.randn(b, 5, 2, generator=gen) * finger_corr
     idx = torch.tensor([0] + [k for k in range(5) for _ in range(4)])
     fing = finger[:, idx]
     fing[:, 0] = 0
     noise = (eps + fing) * sigma[..., None]
-    out_mask = torch.rand(b, NUM_JOINTS, generator=gen) < outlier_prob
+    out_mask = torch.rand(b, NUM_JOINTS, generator=gen) < p_out
     ang = 2 * math.pi * torch.rand(b, NUM_JOINTS, generator=gen)
     mag = (0.08 + 0.22 * torch.rand(b, NUM_JOINTS, generator=gen)) * side[:, None]
     jump = torch.stack([torch.cos(ang), torch.sin(ang)], -1) * mag[..., None]
@@ -110,7 +117,8 @@ class LiftingBatcher:
 
     def __init__(self, table: np.ndarray | torch.Tensor, seed: int = 0, depth_range=(0.3, 1.0),
                  offset: float = 0.35, scale_jitter=(0.9, 1.1), noise: bool = True,
-                 sigma_range=(0.005, 0.05), outlier_prob: float = 0.03, face_bias: float = 0.5) -> None:
+                 sigma_range=(0.005, 0.05), outlier_prob: float = 0.03, face_bias: float = 0.5,
+                 occlusion_noise: float = 0.0) -> None:
         self.table = torch.as_tensor(table, dtype=torch.float32)
         self.gen = torch.Generator().manual_seed(seed)
         self.depth_range = depth_range
@@ -120,6 +128,7 @@ class LiftingBatcher:
         self.sigma_range = sigma_range
         self.outlier_prob = outlier_prob
         self.face_bias = face_bias
+        self.occlusion_noise = occlusion_noise
 
     def batch(self, b: int, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         g = self.gen
@@ -136,10 +145,68 @@ class LiftingBatcher:
         cam_z = cam[..., 2:].clamp_min(0.05)
         rays = cam[..., :2] / cam_z
         clean = rays
+        occluded = joint_occlusion(cam)
         if self.noise:
-            rays = detector_noise(rays, g, self.sigma_range, self.outlier_prob)
+            rays = detector_noise(rays, g, self.sigma_range, self.outlier_prob, occluded=occluded,
+                                  occlusion_noise=self.occlusion_noise)
         c2d, ctx = normalise_rays(rays)
         lo, hi = self.scale_jitter
         c2d = c2d * (lo + (hi - lo) * torch.rand(b, 1, 1, generator=g))
         return {"c2d": c2d, "ctx": ctx, "x0": j / JOINT_SCALE, "joints": j, "cam": cam, "rays_clean": clean,
-                "rays": rays, "R": r, "shift": pos - centre, "idx": idx}
+                "rays": rays, "R": r, "shift": pos - centre, "idx": idx, "occluded": occluded}
+
+
+# --- self-occlusion from joints only (capsule hand) --------------------------------------------------
+
+def _occluder_points(n_per_bone: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Interpolation weights (P,21) of occluder sample points along every bone and over the palm,
+    their radius (P,) in metres, and the joints each point is attached to (P,21) bool (never occludes those)."""
+    from core.joints import BONES
+    rows, radius, attached = [], [], []
+    for p, c in BONES:
+        r = 0.012 if p == 0 else 0.009
+        for a in torch.linspace(0, 1, n_per_bone):
+            w = torch.zeros(21)
+            w[p], w[c] = 1 - a, a
+            rows.append(w)
+            radius.append(r)
+            m = torch.zeros(21, dtype=torch.bool)
+            m[p] = m[c] = True
+            attached.append(m)
+    # Palm: triangles wrist / index MCP / pinky MCP and wrist / thumb CMC / index MCP, on a grid.
+    for tri in ((0, 5, 17), (0, 1, 5), (5, 9, 17), (9, 13, 17)):
+        for u in torch.linspace(0, 1, 5):
+            for v in torch.linspace(0, 1, 5):
+                if u + v > 1:
+                    continue
+                w = torch.zeros(21)
+                w[tri[0]] += 1 - u - v
+                w[tri[1]] += u
+                w[tri[2]] += v
+                rows.append(w)
+                radius.append(0.012)
+                m = torch.zeros(21, dtype=torch.bool)
+                m[list(tri)] = True
+                m[0] = True
+                attached.append(m)
+    return torch.stack(rows), torch.tensor(radius), torch.stack(attached)
+
+
+_OCC = None
+
+
+def joint_occlusion(cam: torch.Tensor, margin: float = 0.004) -> torch.Tensor:
+    """(B,21,3) camera-frame joints → (B,21) bool self-occlusion flags of a capsule hand (bones as
+    capsules of radius 9 mm, palm 12 mm): joint j is occluded when a capsule sample not attached to j
+    lies in front of it (nearer by more than its radius + margin) within its radius of j's ray."""
+    global _OCC
+    if _OCC is None:
+        _OCC = _occluder_points()
+    w, rad, att = _OCC
+    pts = torch.einsum("pj,bjc->bpc", w.to(cam), cam)                              # (B,P,3)
+    jr = cam[..., :2] / cam[..., 2:]                                               # (B,21,2)
+    pr = pts[..., :2] / pts[..., 2:]
+    d = (jr[:, :, None] - pr[:, None]).norm(dim=-1) * pts[:, None, :, 2]           # (B,21,P) metres at point depth
+    front = pts[:, None, :, 2] < cam[..., 2:3] - rad - margin
+    hit = (d < rad) & front & ~att.T[None]
+    return hit.any(-1)
