@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.global_cond:   # new pathway starts silent: the warm-started model is unchanged at first
             torch.nn.init.zeros_(net.pose_mlp[-1].weight)
             torch.nn.init.zeros_(net.pose_mlp[-1].bias)
+        torch.serialization.add_safe_globals([pathlib.PosixPath])   # older checkpoints stored Path args
         init = torch.load(args.init, map_location="cpu", weights_only=True)["ema"]
         missing, unexpected = net.load_state_dict(init, strict=False)
         print(f"warm start from {args.init}: missing {missing}, unexpected {unexpected}", flush=True)
