@@ -161,6 +161,33 @@ class _PriorTerm:
         w_t = sde.dposer_weight(t)
         return cfg.w_prior * w_t * ((z - z0_hat) ** 2).sum(-1).sum()
 
+    @torch.no_grad()
+    def grad(self, z: torch.Tensor, t: float) -> tuple[float, torch.Tensor | None]:
+        """(value, d value / d z) of the same term, computed in closed form: the DPoser term's gradient
+        is 2·w·w_t·(z − ẑ0) because ẑ0 is stop-gradient, so no autograd graph is built for it."""
+        cfg = self.cfg
+        if cfg.prior == "none":
+            return 0.0, None
+        if cfg.prior == "l2":
+            return float(cfg.w_l2 * (z ** 2).sum()), (2 * cfg.w_l2) * z
+        sde = self.prior.sde
+        eps = torch.randn(z.shape, generator=self.gen)
+        a, s = sde.alpha_sigma(t)
+        z_t = a * z + s * eps
+        z0_hat = self.prior.denoise(z_t, t)
+        k = cfg.w_prior * sde.dposer_weight(t)
+        diff = z - z0_hat
+        return float(k * (diff * diff).sum()), (2 * k) * diff
+
+
+def _add_grad(param: torch.Tensor, g: torch.Tensor | None) -> None:
+    if g is None:
+        return
+    if param.grad is None:
+        param.grad = g.clone()
+    else:
+        param.grad.add_(g)
+
 
 def _lr_factor(it: int, n: int) -> float:
     """Cosine decay to 10% over the run (keeps Adam's final jitter small)."""
@@ -212,13 +239,13 @@ def complete_pose(prior, observed_pose: np.ndarray, hidden: np.ndarray | None = 
         _check_cancel(cancel)
         for g in opt.param_groups:
             g["lr"] = cfg.lr * _lr_factor(it, cfg.iters)
-        zf = torch.where(free_t, z, z_obs)
-        loss = term(zf, float(t))
+        zf = torch.where(free_t, z.detach(), z_obs)
+        value, g = term.grad(zf, float(t))
         opt.zero_grad(set_to_none=True)
-        if loss.requires_grad:
-            loss.backward()
+        if g is not None:  # only the prior acts on the free dims; the visible ones are held
+            z.grad = torch.where(free_t, g, torch.zeros_like(g))
             opt.step()
-        losses[it] = float(loss.detach())
+        losses[it] = value
         if traj is not None:
             traj.append(torch.where(free_t, z, z_obs).detach().clone())
         if callback is not None:
@@ -369,7 +396,7 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
             g["lr"] = g["base"] * _lr_factor(it, cfg.iters)
         j = model_joints()
         data = ((((j - obs_t) ** 2).sum(-1) * vis_t).sum(-1) / noise_std ** 2).sum()
-        loss = data + term(z, float(t))
+        loss = data
         if fit_shape and shp.requires_grad:
             loss = loss + n * cfg.w_shape * ((shp - neutral) ** 2).sum()
         if traj_p is not None:
@@ -377,7 +404,10 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
             traj_j.append(j.detach().clone())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        value, g = term.grad(z.detach(), float(t))
+        _add_grad(z, g)
         opt.step()
+        loss = loss.detach() + value
         if fit_shape and shp.requires_grad:
             with torch.no_grad():
                 shp.copy_(torch.maximum(torch.minimum(shp, hi), lo))
@@ -464,7 +494,7 @@ def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: i
         uvw = j @ Kt.T
         uv = uvw[..., :2] / uvw[..., 2:].clamp_min(1e-4)
         rep = (geman_mcclure(((uv - kp) ** 2).sum(-1), sigma_px) * conf_t).sum()
-        loss = rep / sigma_px ** 2 * 100 + term(z, float(t))
+        loss = rep / sigma_px ** 2 * 100
         if fit_shape:
             loss = loss + cfg.w_shape * ((shp - neutral) ** 2).sum()
         if traj_p is not None:
@@ -472,7 +502,10 @@ def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: i
             traj_j.append(j.detach().clone())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        value, g = term.grad(z.detach(), float(t))
+        _add_grad(z, g)
         opt.step()
+        loss = loss.detach() + value
         if fit_shape:
             with torch.no_grad():
                 shp.copy_(torch.maximum(torch.minimum(shp, hi), lo))
