@@ -171,14 +171,8 @@ class JointLifter:
         import os
         import pathlib
 
-        import safetensors
-
         from core.weights import load_weights
 
-        # core/weights.py imports `SafetensorsError`, which safetensors 0.8 spells `SafetensorError`;
-        # alias it until that import is fixed there (reported).
-        if not hasattr(safetensors, "SafetensorsError"):
-            safetensors.SafetensorsError = getattr(safetensors, "SafetensorError", Exception)
         models_dir = models_dir or os.environ.get("POSE_VIEWER_MODELS_DIR")   # override for experiments
         kw = {} if models_dir is None else {"models_dir": pathlib.Path(models_dir)}
         state, entry = load_weights(name, **kw)
