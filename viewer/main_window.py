@@ -92,7 +92,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scene = None
         self._pending_path: str | None = None
         self._PriorEngine = PriorEngine
-        self.plotter = QtInteractor(self)
+        self.plotter = QtInteractor(self, auto_update=False)   # we render on change, not on a timer
         self.plotter.set_background("#1e2126")
         self.setCentralWidget(self.plotter.interactor)
         self.model_loader = RunManager(self)
