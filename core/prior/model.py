@@ -63,14 +63,29 @@ class DPoserPrior(nn.Module):
             from core.prior.network import timestep_embedding
 
             net = self.net
-            temb = net.time_mlp(timestep_embedding(torch.tensor([float(t)]), net.temb_dim))
-            hit = [blk.tproj(temb) + blk.fc1.bias for blk in net.blocks]
+            with torch.no_grad():
+                temb = net.time_mlp(timestep_embedding(torch.tensor([float(t)]), net.temb_dim))
+            with torch.no_grad():
+                hit = [blk.tproj(temb) + blk.fc1.bias for blk in net.blocks]
             if len(cache) > 4096:
                 cache.clear()
             cache[key] = hit
         return hit
 
-    @torch.no_grad()
+    def _weights(self) -> tuple:
+        """Plain tensors of the network for `fast_eps` (module attribute look-ups cost more than the
+        arithmetic at S = 10); cached with the per-t terms, cleared by train() / load_state_dict()."""
+        cache = self.__dict__.setdefault("_tcache", {})
+        w = cache.get("weights")
+        if w is None:
+            net = self.net
+            w = (net.inp.weight, net.inp.bias, net.config["groups"],
+                 tuple((b.fc1.weight, b.norm1.weight, b.norm1.bias, b.fc2.weight, b.fc2.bias, b.norm2.weight,
+                        b.norm2.bias) for b in net.blocks),
+                 net.out_norm.weight, net.out_norm.bias, net.out.weight, net.out.bias)
+            cache["weights"] = w
+        return w
+
     def fast_eps(self, z_t: torch.Tensor, t: float) -> torch.Tensor:
         """ε_φ(z_t, t) for one scalar t, evaluation mode: the same function as `eps` (checked in tests)
         written functionally with the time terms cached per t — the TTO loop calls it every iteration."""
@@ -78,16 +93,16 @@ class DPoserPrior(nn.Module):
 
         if self.training:
             return self.eps(z_t, t)
-        net = self.net
-        tt = self._time_terms(t)
-        h = F.linear(z_t, net.inp.weight, net.inp.bias)
-        g = net.config["groups"]
-        for blk, c in zip(net.blocks, tt):
-            x = F.silu(F.group_norm(F.linear(h, blk.fc1.weight) + c, g, blk.norm1.weight, blk.norm1.bias))
-            x = F.silu(F.group_norm(F.linear(x, blk.fc2.weight, blk.fc2.bias), g, blk.norm2.weight, blk.norm2.bias))
-            h = h + x
-        h = F.silu(F.group_norm(h, g, net.out_norm.weight, net.out_norm.bias))
-        return F.linear(h, net.out.weight, net.out.bias)
+        with torch.no_grad():
+            tt = self._time_terms(t)
+            w_in, b_in, g, blocks, onw, onb, w_out, b_out = self._weights()
+            h = F.linear(z_t, w_in, b_in)
+            for (w1, n1w, n1b, w2, b2, n2w, n2b), c in zip(blocks, tt):
+                x = F.silu(F.group_norm(F.linear(h, w1) + c, g, n1w, n1b))
+                x = F.silu(F.group_norm(F.linear(x, w2, b2), g, n2w, n2b))
+                h = h + x
+            h = F.silu(F.group_norm(h, g, onw, onb))
+            return F.linear(h, w_out, b_out)
 
     @torch.no_grad()
     def sample(self, n: int, steps: int = 20, t_max: float = 1.0, t_min: float = 1e-3,
