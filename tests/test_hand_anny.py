@@ -86,3 +86,18 @@ def test_mirroring_is_an_involution():
     pts = np.random.default_rng(0).normal(size=(21, 3)).astype(np.float32)
     assert np.allclose(mirror_x(mirror_x(pts)), pts)
     assert np.allclose(mirror_x(pts)[:, 1:], pts[:, 1:])
+
+
+def test_autograd_works_after_an_inference_mode_forward():
+    """A forward under torch.inference_mode (as the viewer does) must not poison later autograd use."""
+    import roma.mappings
+
+    from core.hand.anny_hand import AnnyHand
+
+    roma.mappings._cached_horn_map.cache_clear()   # start as a fresh process would (roma's per-device cache)
+    hand = AnnyHand()
+    with torch.inference_mode():
+        hand(torch.zeros(1, 3), torch.zeros(1, POSE_DIM), hand.neutral_shape(1).clone())
+    shape = hand.neutral_shape(1).clone().requires_grad_(True)
+    hand.joints(pose=torch.zeros(1, POSE_DIM), shape=shape).sum().backward()
+    assert shape.grad is not None

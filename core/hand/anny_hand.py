@@ -84,6 +84,14 @@ class AnnyHand(HandModel):
         self._n_bones = len(labels)
         assert list(self.anny.phenotype_labels) == list(PHENOTYPES), self.anny.phenotype_labels
         assert list(self.anny.local_change_labels) == list(LOCAL_CHANGES), self.anny.local_change_labels
+        self.warm_caches()
+
+    def warm_caches(self) -> None:
+        """roma caches a constant per device on first use; created inside `torch.inference_mode` it
+        would later break autograd ("Inference tensors cannot be saved for backward"). Build it here as
+        a normal tensor. Call again after moving the model to a new device."""
+        with torch.inference_mode(False), torch.no_grad():
+            self.joints()
 
     @property
     def num_vertices(self) -> int:
