@@ -114,12 +114,12 @@ def test_training_loss_decreases_for_learnable_target():
     torch.manual_seed(0)
     d = GaussianDiffusion()
     lin = torch.nn.Linear(3, 3)
-    opt = torch.optim.Adam(lin.parameters(), lr=0.05)
+    opt = torch.optim.Adam(lin.parameters(), lr=0.1)
     x0 = torch.full((256, 3), 1.5)
     first = d.training_loss(lambda x, t: lin(x), x0).item()
-    for _ in range(200):
+    for _ in range(80):
         loss = d.training_loss(lambda x, t: lin(x), x0)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.2 * first
+    assert loss.item() < 0.2 * first
