@@ -76,7 +76,7 @@ def masks(setting: str, n: int, seed: int = TEST_SEED + 3) -> np.ndarray:
 
 
 def evaluate(prior, hand, joints_gt, hidden, cfg: TTOConfig, n_hyp: int, verts_gt=None,
-             known: dict | None = None) -> dict:
+             known: dict | None = None, noise_std: float = 0.01) -> dict:
     """Run fit_joints on every case; errors in mm (mean over hypotheses and best of S).
 
     `known` (paper protocol): per-case arrays `shape`, `global_orient` held fixed, scale 1, wrist at
@@ -87,9 +87,9 @@ def evaluate(prior, hand, joints_gt, hidden, cfg: TTOConfig, n_hyp: int, verts_g
         if known is not None:
             res = fit_joints(prior, hand, joints_gt[i], hidden[i], n=n_hyp, cfg=c, fit_shape=False,
                              fit_scale=False, shape=known["shape"][i], global_orient=known["global_orient"][i],
-                             transl=np.zeros(3))
+                             transl=np.zeros(3), noise_std=noise_std)
         else:
-            res = fit_joints(prior, hand, joints_gt[i], hidden[i], n=n_hyp, cfg=c)
+            res = fit_joints(prior, hand, joints_gt[i], hidden[i], n=n_hyp, cfg=c, noise_std=noise_std)
         err = np.linalg.norm(res.joints - joints_gt[i][None], axis=-1) * 1000  # (S,21)
         h, v = hidden[i], ~hidden[i]
         row = dict(vis=err[:, v].mean(1), hid=err[:, h].mean(1) if h.any() else np.zeros(n_hyp),
@@ -144,6 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--protocol", default="paper", choices=["paper", "general"],
                     help="paper: known shape and global orientation, pose only (paper supp. G.4); "
                          "general: orientation, translation, scale and shape fitted too")
+    ap.add_argument("--noise-std", type=float, default=0.01,
+                    help="data-term scale in metres (fit_joints noise_std; default 0.01)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None, help="write all numbers to this JSON file")
     args = ap.parse_args(argv)
@@ -175,7 +177,8 @@ def main(argv=None) -> int:
                 cfg = TTOConfig(**{**base.__dict__, "prior": pr,
                                    "schedule": Schedule("truncated", *TASK_RANGES[rng_name])})
                 t0 = time.time()
-                r = evaluate(prior, hand, cases["joints"], hid, cfg, args.hypotheses, cases["vertices"], known)
+                r = evaluate(prior, hand, cases["joints"], hid, cfg, args.hypotheses, cases["vertices"], known,
+                             args.noise_std)
                 results[f"table4/{setting}/{pr}"] = r
                 print(fmt_row(pr, r), flush=True)
     if "table9" in parts:
@@ -185,7 +188,8 @@ def main(argv=None) -> int:
         for sch in ("truncated", "uniform", "fixed", "random"):
             cfg = TTOConfig(**{**base.__dict__, "prior": "dposer",
                                "schedule": Schedule(sch, *TASK_RANGES["sparse_ik"])})
-            r = evaluate(prior, hand, cases["joints"], hid, cfg, args.hypotheses, cases["vertices"], known)
+            r = evaluate(prior, hand, cases["joints"], hid, cfg, args.hypotheses, cases["vertices"], known,
+                             args.noise_std)
             results[f"table9/{sch}"] = r
             print(fmt_row(sch, r), flush=True)
     if "real" in parts:
@@ -199,7 +203,7 @@ def main(argv=None) -> int:
             for pr in ("none", "l2", "dposer"):
                 cfg = TTOConfig(**{**base.__dict__, "prior": pr,
                                    "schedule": Schedule("truncated", *TASK_RANGES["ik"])})
-                r = evaluate(prior, hand, real, hid, cfg, args.hypotheses)
+                r = evaluate(prior, hand, real, hid, cfg, args.hypotheses, noise_std=args.noise_std)
                 results[f"real/{pr}"] = r
                 print(fmt_row(pr, r, with_v=False), flush=True)
     if args.json:
