@@ -68,6 +68,10 @@ def one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "debug", False):
+        import os
+
+        os.environ["POSE_VIEWER_DEBUG"] = "1"   # keep native libraries' messages too
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -106,8 +106,11 @@ class HandDetector:
             min_hand_detection_confidence=min_detection_confidence,
             min_hand_presence_confidence=min_presence_confidence,
         )
+        from core.quiet import native_stderr_silenced
+
         try:
-            self._landmarker = vision.HandLandmarker.create_from_options(opts)
+            with native_stderr_silenced():
+                self._landmarker = vision.HandLandmarker.create_from_options(opts)
         except Exception as exc:
             raise WeightsError(f"{path}: cannot load the MediaPipe bundle ({exc}); rebuild it with: "
                                f"python scripts/build_mediapipe_task.py --out {path}") from exc
@@ -132,7 +135,9 @@ class HandDetector:
         if img.dtype != np.uint8:
             raise InputError(f"expected a uint8 image, got {img.dtype}")
         h, w = img.shape[:2]
-        with self._lock:
+        from core.quiet import native_stderr_silenced
+
+        with self._lock, native_stderr_silenced():
             res = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
                                                    data=np.ascontiguousarray(img)))
         out: list[Detection] = []

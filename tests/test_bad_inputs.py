@@ -22,6 +22,8 @@ def _check_error_lines(stderr: str, corpus: dict) -> set[str]:
     lines = [ln for ln in stderr.splitlines() if ln.startswith("error")]
     assert all(ln.startswith("error: ") for ln in lines), stderr
     assert "Traceback" not in stderr
+    noise = [ln for ln in stderr.splitlines() if ln.startswith(("W0000", "I0000", "INFO:", "WARNING:", "Warp"))]
+    assert not noise, f"native library messages on stderr: {noise[:3]}"
     failed = {name for name, (path, _) in corpus.items() if any(ln.startswith(f"error: {path}: ") for ln in lines)}
     assert len(lines) == len(failed), "exactly one line per failed input"
     for name, (_, must_fail) in corpus.items():

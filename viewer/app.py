@@ -17,6 +17,8 @@ def run_app(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s")
+    if args.debug:
+        os.environ["POSE_VIEWER_DEBUG"] = "1"   # keep native libraries' messages too
     qt_environment()
     from PySide6 import QtCore, QtWidgets
 

@@ -36,15 +36,11 @@ def _init_warp_quietly() -> None:
     'no CUDA driver' warning on CPU machines, so CLI output stays one clean line per event."""
     import warp
 
+    from core.quiet import native_stderr_silenced
+
     warp.config.log_level = 40
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            warp.init()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with native_stderr_silenced():
+        warp.init()
 
 
 def _build_anny():
