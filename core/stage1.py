@@ -168,13 +168,11 @@ class JointLifter:
     @classmethod
     def from_weights(cls, device: torch.device | str = "cpu", name: str = WEIGHTS_NAME, models_dir=None
                      ) -> "JointLifter":
-        import os
         import pathlib
 
         from core.weights import load_weights
 
-        models_dir = models_dir or os.environ.get("POSE_VIEWER_MODELS_DIR")   # override for experiments
-        kw = {} if models_dir is None else {"models_dir": pathlib.Path(models_dir)}
+        kw = {} if models_dir is None else {"models_dir": pathlib.Path(models_dir)}  # POSE_VIEWER_MODELS: core.paths
         state, entry = load_weights(name, **kw)
         cfg = entry.get("config", {})
         try:
