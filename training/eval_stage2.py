@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-images", type=int, default=128)
     ap.add_argument("--n-hyp", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stage1-ckpt", type=pathlib.Path, default=None,
+                    help="stage 1 from this joint-diffusion checkpoint's EMA instead of the shipped weights")
     ap.add_argument("--json", type=pathlib.Path, default=None, help="also dump the raw numbers here")
     ap.add_argument("--write", action="store_true", help="replace the Stage-2 section of docs/results.md")
     args = ap.parse_args(argv)
@@ -303,7 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             import cv2
 
-            est = CascadeEstimator(mesh_stage=ms)
+            from core.stage1 import Stage1Estimator
+            from training.train_mesh_ldm import load_stage1
+
+            est = CascadeEstimator(stage1=Stage1Estimator(lifter=load_stage1(args.stage1_ckpt)), mesh_stage=ms)
             real, tiles = eval_real(est, args.real_data)
             print(json.dumps({k: v for k, v in real.items() if k != "rows"}, indent=1), flush=True)
             PANEL.parent.mkdir(parents=True, exist_ok=True)

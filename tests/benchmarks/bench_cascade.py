@@ -20,13 +20,18 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-def build(random: bool, device: str):
+def build(random: bool, device: str, stage1_ckpt=None):
     import torch
 
     from core.cascade import CascadeEstimator, MeshStage
     from core.stage1 import JointLifter, Stage1Estimator
 
     if not random:
+        if stage1_ckpt:
+            from training.train_mesh_ldm import load_stage1
+
+            return CascadeEstimator(stage1=Stage1Estimator(device=device, lifter=load_stage1(pathlib.Path(stage1_ckpt))),
+                                    mesh_stage=MeshStage.from_weights(device))
         return CascadeEstimator(device=device)
     from core.diffusion import GaussianDiffusion, make_schedule
     from core.mesh.sampling import load_sampling
@@ -52,6 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--random", action="store_true")
     ap.add_argument("--paper-samples", type=int, default=None)
+    ap.add_argument("--stage1-ckpt", default=None, help="stage 1 from a training checkpoint (weights not shipped)")
     args = ap.parse_args(argv)
     import numpy as np
     import torch
@@ -60,7 +66,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     image = load_image(args.image)
-    est = build(args.random, args.device)
+    est = build(args.random, args.device, args.stage1_ckpt)
     dets = est.stage1.detector.detect(image)
     print(f"image {args.image}: {image.shape[1]}x{image.shape[0]}, {len(dets)} hand(s); threads {args.threads}; "
           f"{'random' if args.random else 'shipped'} weights")
