@@ -41,3 +41,28 @@ def trajectory_frames(result) -> list[tuple[str, str, np.ndarray]]:
         for k, v in enumerate(meshes):
             frames.append((f"mesh {k + 1}/{len(meshes)}", "mesh", np.asarray(v)))
     return frames
+
+
+_LOD_CACHE: dict = {}
+
+
+def coarse_meshes(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hypothesis meshes (N,1609,3) of the Anny hand → the same meshes at the autoencoder's first
+    down-sampled level (N,400,3) with its faces: 4× fewer triangles for drawing a translucent cloud.
+    Other vertex counts are returned unchanged (with faces None)."""
+    from core.mesh.sampling import load_sampling
+
+    import scipy.sparse as sp
+
+    if "down" not in _LOD_CACHE:
+        s = load_sampling()
+        _LOD_CACHE["down"] = sp.csr_matrix(np.asarray(s.down[0], np.float32))
+        _LOD_CACHE["faces"] = np.asarray(s.level_faces[1])
+    down = _LOD_CACHE["down"]
+    v = np.asarray(vertices, np.float32)
+    if v.ndim != 3 or v.shape[1] != down.shape[1]:
+        return v, None
+    n, nv, _ = v.shape
+    flat = v.transpose(1, 0, 2).reshape(nv, n * 3)          # (V, N·3)
+    coarse = (down @ flat).reshape(down.shape[0], n, 3)     # (400, N, 3)
+    return np.ascontiguousarray(coarse.transpose(1, 0, 2)), _LOD_CACHE["faces"]

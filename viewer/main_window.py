@@ -142,6 +142,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.prior_runs.finished.connect(self._on_completion)
         self.prior_runs.failed.connect(self._on_failed)
         self.prior_runs.busy_changed.connect(self._on_busy)
+        self._render_timer = QtCore.QTimer(self, singleShot=True, interval=0)
+        self._render_timer.timeout.connect(self.plotter.render)
+        self._markers_key: tuple | None = None
         self._rerun_timer = QtCore.QTimer(self, singleShot=True, interval=200)
         self._rerun_timer.timeout.connect(self.complete)
         self.result_state.changed.connect(self._on_result)
@@ -437,6 +440,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_estimate(self, est) -> None:
         self.view_mode = "image"
         self.scene.set_joint_markers(None)
+        self._markers_key = None
         self.scene.set_see_through(False)
         self.image_state.set(est.path, est.image, est.detections, est.chosen)
         self.display.update(index=min(self.display.index, est.result.joint_hypotheses.shape[0] - 1))
@@ -480,7 +484,10 @@ class MainWindow(QtWidgets.QMainWindow):
         scene.actor.SetVisibility(False)
         if self._frames and t.step < len(self._frames) - 1:
             label, kind, pts = self._frames[t.step]
-            scene.set_cloud(pts, kind)
+            if kind == "mesh":
+                scene.set_cloud(*self._coarse(pts))
+            else:
+                scene.set_cloud(pts, kind)
             scene.set_aggregate(None)
             scene.set_skeleton(None)
             self.denoise_panel.set_label(label)
@@ -488,10 +495,11 @@ class MainWindow(QtWidgets.QMainWindow):
             if self._frames:
                 self.denoise_panel.set_label(self._frames[-1][0] + " (result)")
             mode = self.display.mode
-            hyps = meshes if meshes is not None else r.joint_hypotheses
-            kind = "mesh" if meshes is not None else "joints"
             if mode == "all":
-                scene.set_cloud(hyps, kind)
+                if meshes is not None:
+                    scene.set_cloud(*self._coarse(meshes))
+                else:
+                    scene.set_cloud(r.joint_hypotheses, "joints")
             else:
                 scene.hide_cloud()
             if mode in ("all", "aggregate"):
@@ -511,7 +519,7 @@ class MainWindow(QtWidgets.QMainWindow):
             boxes=[d.box for d in dets], chosen=self.image_state.chosen, keypoints=r.keypoints2d,
             reprojected=project(r.joints + r.cam_t, r.K),
             highlight=project(r.joint_hypotheses[sel] + r.cam_t, r.K) if self.display.mode != "aggregate" else None)
-        self.plotter.render()
+        self.request_render()
 
     # -- picking / hover --------------------------------------------------------------------------------
     def _on_mouse_move(self, obj, _event) -> None:
@@ -645,7 +653,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if c.source is None:
             return
         scene.set_see_through(True)
-        scene.set_joint_markers(c.source.joints, self.mask.hidden)
+        key = (id(c.source), self.mask.hidden.tobytes())
+        if key != self._markers_key:          # rebuilt only when the source or the mask changes
+            scene.set_joint_markers(c.source.joints, self.mask.hidden)
+            self._markers_key = key
         joints = self.completion_display_joints()
         sel = min(panel.hypothesis.value(), 0 if joints is None else len(joints) - 1)
         final = c.result is not None and c.live_joints is None and c.iteration >= len(c.result.t_schedule)
@@ -662,7 +673,7 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             scene.actor.SetVisibility(False)
             if final and c.vertices is not None:
-                scene.set_cloud(c.vertices, "mesh")
+                scene.set_cloud(*self._coarse(c.vertices))
                 scene.set_aggregate(c.vertices[sel])
             else:
                 scene.set_cloud(joints, "joints")
@@ -682,7 +693,21 @@ class MainWindow(QtWidgets.QMainWindow):
             t = c.result.t_schedule[min(c.iteration, n_it - 1)]
             panel.iteration_label.setText(f"{c.iteration}/{n_it} (t = {t:.3f})")
         panel.plot.set_iteration(c.iteration)
-        self.plotter.render()
+        self.request_render()
+
+    @staticmethod
+    def _coarse(meshes: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
+        """Arguments of `scene.set_cloud` for a mesh cloud drawn at the coarser level (core)."""
+        from core.hypotheses import coarse_meshes
+
+        pts, faces = coarse_meshes(meshes)
+        return pts, "mesh", faces
+
+    def request_render(self) -> None:
+        """Render once the event loop is idle: many state changes in a row (live updates, a dragged
+        slider) cost one frame, and queued engine updates never pile up renders."""
+        if not self._render_timer.isActive():
+            self._render_timer.start()
 
     def _export_completion_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export completion", "completion.obj",

@@ -86,9 +86,9 @@ class HandScene:
                 actor.SetVisibility(visible)
         self.actor.SetVisibility(not visible)
 
-    def set_cloud(self, points: np.ndarray, kind: str) -> None:
-        """Hypotheses as one translucent cloud: `points` (N,V,3) meshes (kind 'mesh') or (N,21,3)
-        skeletons (kind 'joints'). Same sizes as last time → points updated in place."""
+    def set_cloud(self, points: np.ndarray, kind: str, faces: np.ndarray | None = None) -> None:
+        """Hypotheses as one translucent cloud: `points` (N,V,3) meshes (kind 'mesh', triangles `faces`,
+        default the hand's) or (N,21,3) skeletons (kind 'joints'). Same sizes → points updated in place."""
         pv = self.pv
         n, p = points.shape[:2]
         key = (kind, n, p)
@@ -97,7 +97,7 @@ class HandScene:
             if self.cloud_actor is not None:
                 self.plotter.remove_actor(self.cloud_actor)
             if kind == "mesh":
-                f = self.faces
+                f = self.faces if faces is None else np.asarray(faces)
                 cells = np.vstack([np.hstack([np.full((len(f), 1), 3), f + k * p]) for k in range(n)]).ravel()
                 self.cloud = pv.PolyData(flat.copy(), cells)
                 self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.12, name="cloud",
