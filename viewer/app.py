@@ -20,6 +20,8 @@ def run_app(args: argparse.Namespace) -> int:
     if args.debug:
         os.environ["POSE_VIEWER_DEBUG"] = "1"   # keep native libraries' messages too
     qt_environment()
+    # Engine workers run Python loops; a short GIL switch interval keeps the window responsive.
+    sys.setswitchinterval(0.001)
     from PySide6 import QtCore, QtWidgets
 
     from viewer.main_window import MainWindow

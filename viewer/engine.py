@@ -181,6 +181,18 @@ class PriorEngine:
         from core.prior import Schedule, TTOConfig, complete_pose, fit_joints
 
         prior = self.prior()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)   # small ops: one thread is faster and leaves a core to the window
+        try:
+            return self._complete(prior, source, hidden, settings, progress, cancel)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _complete(self, prior, source, hidden, settings, progress, cancel):
+        import torch
+
+        from core.prior import Schedule, TTOConfig, complete_pose, fit_joints
+
         sched = Schedule(kind=settings.get("schedule", "truncated"), t_max=settings.get("t_max", 0.15),
                          t_min=settings.get("t_min", 0.05))
         cfg = TTOConfig(prior=settings.get("prior", "dposer"), schedule=sched, iters=settings.get("iters", 100),

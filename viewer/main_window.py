@@ -83,6 +83,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.completion = CompletionState()
         self._press_pos: tuple[int, int] | None = None
         self._last_hover = 0.0
+        self._last_progress = 0.0
 
         # 3D view. The hand model (torch + Anny) loads on a worker thread so the window shows at once;
         # `ready` turns True (and `model_ready` fires) when the neutral hand is on screen.
@@ -427,6 +428,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.progress.setRange(0, 0)
 
     def _on_progress(self, done: int, total: int, label: str) -> None:
+        import time
+
+        now = time.perf_counter()
+        if done < total and now - self._last_progress < 0.1:
+            return   # at most 10 updates a second: each Qt call competes with the worker for the GIL
+        self._last_progress = now
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.progress.setFormat(f"{label} %v/%m")

@@ -49,6 +49,7 @@ def in_window(repeats: int) -> tuple[list[float], list[float]]:
     from viewer.app import qt_environment
 
     qt_environment()
+    sys.setswitchinterval(0.001)   # as viewer.app.run_app does
     from PySide6 import QtCore, QtWidgets
 
     from viewer.main_window import MainWindow
@@ -85,6 +86,7 @@ def in_window(repeats: int) -> tuple[list[float], list[float]]:
         loop.exec()
         timer.stop()
         stalls.append(worst[0] * 1000)
+        print(f"  run {len(stalls)}: longest stall {worst[0] * 1000:.0f} ms", flush=True)
 
     def estimate(done):
         w.runs.busy_changed.connect(done)
