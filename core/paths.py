@@ -8,6 +8,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESOURCES = REPO_ROOT / "resources"
 #: Shipped weights; `POSE_VIEWER_MODELS` points at another folder (your own retrained models).
 MODELS_DIR = pathlib.Path(os.environ.get("POSE_VIEWER_MODELS", RESOURCES / "models"))
+#: A photo-like render of an Anny right hand made by the project's renderer (first-launch hint, tests).
+SAMPLE_IMAGE = RESOURCES / "samples" / "anny_right_256.jpg"
 
 
 def cache_dir() -> pathlib.Path:

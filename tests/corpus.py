@@ -10,9 +10,10 @@ import zlib
 
 import cv2
 import numpy as np
+from core.paths import SAMPLE_IMAGE
 
 DATA = pathlib.Path(__file__).parent / "data"
-HAND_IMAGE = DATA / "anny_right_256.jpg"
+HAND_IMAGE = SAMPLE_IMAGE
 
 
 def _png_header_only(path: pathlib.Path, w: int, h: int) -> None:

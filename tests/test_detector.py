@@ -1,7 +1,7 @@
 """MediaPipe detector wrapper: keypoints, handedness, crop box, mirroring helpers, typed errors.
 
-Uses a small generated image of an Anny right hand (tests/data/anny_right_256.jpg, written by
-`python -m training.mediapipe_on_renders --write-test-image tests/data/anny_right_256.jpg`) whose
+Uses a small generated image of an Anny right hand (resources/samples/anny_right_256.jpg, written by
+`python -m training.mediapipe_on_renders --write-test-image resources/samples/anny_right_256.jpg`) whose
 projected ground-truth keypoints are in tests/data/anny_right_256_gt.npz.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 from core.detector import (Detection, HandDetector, crop_box, mirror_K, mirror_keypoints, mirror_points_x,
                            select_hands, to_model_frame)
 from core.errors import InputError, NoHandError, WeightsError
+from core.paths import SAMPLE_IMAGE
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -28,7 +29,7 @@ def detector():
 
 @pytest.fixture(scope="module")
 def hand_image():
-    return cv2.cvtColor(cv2.imread(str(DATA / "anny_right_256.jpg")), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="module")

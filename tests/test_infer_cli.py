@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from core.cli import main
+from core.paths import SAMPLE_IMAGE
 
 DATA = pathlib.Path(__file__).parent / "data"
-IMG = str(DATA / "anny_right_256.jpg")
+IMG = str(SAMPLE_IMAGE)
 
 
 def test_infer_writes_result_npz(tmp_path, capsys):

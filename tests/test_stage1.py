@@ -11,6 +11,7 @@ import torch
 from core.errors import WeightsError
 from core.metrics import apd, pa_mpjpe
 from core.stage1 import (JointLifter, Stage1Estimator, aggregate, normalise_rays, pixels_to_rays, project_np,
+from core.paths import SAMPLE_IMAGE
                          solve_cam_t)
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -100,7 +101,7 @@ def test_lifter_seed_reproducible_and_left_hand_is_the_mirror(lifter, gt):
 
 
 def test_pipeline_on_image(lifter):
-    img = cv2.cvtColor(cv2.imread(str(DATA / "anny_right_256.jpg")), cv2.COLOR_BGR2RGB)
+    img = cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
     est = Stage1Estimator(lifter=lifter)
     seen = []
     (r,) = est.run(img, n=10, steps=4, seed=0, progress=lambda i, n: seen.append(i))

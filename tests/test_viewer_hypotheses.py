@@ -3,9 +3,10 @@ import pathlib
 
 import numpy as np
 import pytest
+from core.paths import SAMPLE_IMAGE
 
 DATA = pathlib.Path(__file__).parent / "data"
-IMAGE = DATA / "anny_right_256.jpg"
+IMAGE = SAMPLE_IMAGE
 
 
 @pytest.fixture
@@ -110,3 +111,56 @@ def test_export_result_and_screenshot(small_run, qtbot, tmp_path):
         assert z["joint_hypotheses"].shape == (20, 21, 3) and z["K"].shape == (3, 3)
     window.save_screenshot(str(tmp_path / "shot.png"))
     assert (tmp_path / "shot.png").stat().st_size > 1000
+
+
+def test_cancel_keeps_the_previous_result(small_run, qtbot):
+    window = small_run
+    open_and_wait(window, qtbot, IMAGE)
+    before = window.result_state.result
+    window.settings_panel.n.setValue(200)
+    window.settings_panel.steps.setValue(50)
+    window.open_path(str(IMAGE))
+    assert window.runs.busy and window.cancel_button.isVisibleTo(window)
+    window.cancel_button.click()
+    assert not window.runs.busy
+    assert window.runs.wait(30_000)                 # the worker stopped
+    qtbot.wait(100)
+    assert window.result_state.result is before     # the cancelled run's result never arrives
+    assert "Cancelled" in window.statusBar().currentMessage()
+
+
+def test_dropping_a_non_image_shows_an_error(small_run, qtbot, tmp_path):
+    from PySide6 import QtCore, QtGui
+
+    window = small_run
+    open_and_wait(window, qtbot, IMAGE)
+    before = window.result_state.result
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(text))])
+    window.dropEvent(QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
+                                      QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier))
+    assert "unsupported file type" in window.last_error
+    assert window.result_state.result is before
+    open_and_wait(window, qtbot, IMAGE)             # still usable
+    assert window.last_error is None
+
+
+def test_scripted_image_screenshot(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    out = tmp_path / "window.png"
+    r = subprocess.run([sys.executable, "-m", "viewer.launch", str(IMAGE), "--screenshot", str(out)],
+                       capture_output=True, text=True, env=dict(os.environ), timeout=600)
+    assert r.returncode == 0, r.stderr
+    img = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert (img.min(-1) > 200).mean() > 0.05          # light Qt panels: the whole window, not only the 3D view
+    assert (np.abs(img - img[5, 5]).sum(-1) > 30).mean() > 0.05
+    r = subprocess.run([sys.executable, "-m", "viewer.launch", str(tmp_path / "missing.jpg"), "--screenshot",
+                        str(tmp_path / "x.png")], capture_output=True, text=True, env=dict(os.environ), timeout=600)
+    assert r.returncode == 2 and "error:" in r.stderr

@@ -3,7 +3,7 @@ projected Anny keypoints (per joint, as a fraction of the hand's box side). Info
 noise model (training/data/lifting.py) and writes the small test image used by tests/test_detector.py.
 
     python -m training.mediapipe_on_renders -n 200 --seed 1
-    python -m training.mediapipe_on_renders --write-test-image tests/data/anny_right_256.jpg
+    python -m training.mediapipe_on_renders --write-test-image resources/samples/anny_right_256.jpg
 """
 from __future__ import annotations
 

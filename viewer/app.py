@@ -47,7 +47,7 @@ def run_app(args: argparse.Namespace) -> int:
             status = 2
     if args.screenshot:
         QtWidgets.QApplication.processEvents()
-        window.save_screenshot(args.screenshot)
+        window.save_screenshot(args.screenshot, whole_window=True)
         window.close()
         return status
     return app.exec() or status

@@ -185,7 +185,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.dposer_panel.refresh_plot()
         self.completion.set_source(PoseSource("neutral hand", joints, np.zeros(45, np.float32),
                                               np.asarray(FACING_CAMERA_ORIENT, np.float32), None, verts))
-        self.statusBar().showMessage("Neutral hand. Drop a photo of a hand or a pose file (or Ctrl+O).")
+        hint = "" if self.recent_files() else " First time? Try File ▸ Open sample image."
+        self.statusBar().showMessage("Neutral hand. Drop a photo of a hand or a pose file (or Ctrl+O)." + hint)
         self.model_ready.emit()
         if self._pending_path:
             path, self._pending_path = self._pending_path, None
@@ -218,6 +219,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.open_action = self._action(file_menu, "fa5s.folder-open", "&Open…", self._open_dialog, K.StandardKey.Open,
                                         "Open a photo of a hand or a pose file")
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self._action(file_menu, "fa5s.hand-paper", "Open &sample image", self.open_sample,
+                     tip="A hand rendered by pose-viewer's own renderer, to try the cascade")
         file_menu.addSeparator()
         export = self._action(file_menu, "fa5s.file-export", "&Export displayed mesh…", self._export_dialog, "Ctrl+E")
         self._action(file_menu, None, "Export &all hypotheses…", self._export_all_dialog, "Ctrl+Shift+E")
@@ -388,6 +391,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._add_recent(path)
         self.statusBar().showMessage(f"Showing {p.name}")
         return True
+
+    def open_sample(self) -> bool:
+        from core.paths import SAMPLE_IMAGE
+
+        return self.open_path(str(SAMPLE_IMAGE))
 
     def open_image(self, path: str) -> bool:
         """Start load → detect → estimate on a worker; the current result stays until it succeeds."""
@@ -816,9 +824,21 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self.save_screenshot(path)
 
-    def save_screenshot(self, path: str) -> None:
+    def save_screenshot(self, path: str, whole_window: bool = False) -> None:
+        """The 3D view (Shift+S), or the whole window with the 3D view painted in (scripted figures)."""
         self.plotter.render()
-        self.plotter.screenshot(path)
+        if not whole_window:
+            self.plotter.screenshot(path)
+            return
+        view = np.ascontiguousarray(self.plotter.screenshot(return_img=True)[..., :3])
+        h, w = view.shape[:2]
+        image = QtGui.QImage(view.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
+        shot = self.grab()
+        painter = QtGui.QPainter(shot)
+        widget = self.plotter.interactor
+        painter.drawImage(QtCore.QRect(widget.mapTo(self, QtCore.QPoint(0, 0)), widget.size()), image)
+        painter.end()
+        shot.save(path)
 
     # -- drag & drop / close ---------------------------------------------------------------------------
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt API

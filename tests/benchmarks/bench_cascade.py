@@ -1,6 +1,6 @@
 """Benchmark the full cascade: image → 50 joint hypotheses → 50 mesh hypotheses (+ paper aggregate).
 
-    python tests/benchmarks/bench_cascade.py [--image tests/data/anny_right_256.jpg] [--n 50] [--steps 10]
+    python tests/benchmarks/bench_cascade.py [--image resources/samples/anny_right_256.jpg] [--n 50] [--steps 10]
         [--repeats 5] [--threads 2] [--random] [--paper-samples N]
 
 Prints median wall times of: detection, stage 1 (lift), stage 2 (features + K/V, LDM, decoding),
@@ -49,7 +49,7 @@ def build(random: bool, device: str, stage1_ckpt=None):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--image", default=str(ROOT / "tests" / "data" / "anny_right_256.jpg"))
+    ap.add_argument("--image", default=str(ROOT / "resources" / "samples" / "anny_right_256.jpg"))
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5)

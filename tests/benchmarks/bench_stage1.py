@@ -34,7 +34,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--image", default=str(ROOT / "tests" / "data" / "anny_right_256.jpg"))
+    ap.add_argument("--image", default=str(ROOT / "resources" / "samples" / "anny_right_256.jpg"))
     args = ap.parse_args()
     import numpy as np
     import torch

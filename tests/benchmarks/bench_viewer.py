@@ -17,7 +17,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-IMAGE = ROOT / "tests" / "data" / "anny_right_256.jpg"
+IMAGE = ROOT / "resources" / "samples" / "anny_right_256.jpg"
 
 
 def summary(name: str, values: list[float], unit: str) -> float:
