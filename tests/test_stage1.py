@@ -10,8 +10,8 @@ import torch
 
 from core.errors import WeightsError
 from core.metrics import apd, pa_mpjpe
-from core.stage1 import (JointLifter, Stage1Estimator, aggregate, normalise_rays, pixels_to_rays, project_np,
 from core.paths import SAMPLE_IMAGE
+from core.stage1 import (JointLifter, Stage1Estimator, aggregate, normalise_rays, pixels_to_rays, project_np,
                          solve_cam_t)
 
 DATA = pathlib.Path(__file__).parent / "data"
