@@ -175,12 +175,14 @@ class JointLifter:
         kw = {} if models_dir is None else {"models_dir": pathlib.Path(models_dir)}  # POSE_VIEWER_MODELS: core.paths
         state, entry = load_weights(name, **kw)
         cfg = entry.get("config", {})
+        from core.weights import load_into
+
         try:
             net = JointDiffusionNet(JointDiffusionConfig(**cfg["net"]))
-            net.load_state_dict(state)
-        except (KeyError, TypeError, RuntimeError) as exc:
-            raise WeightsError(f"{name}.safetensors does not match the network ({exc}); retrain with: "
+        except (KeyError, TypeError) as exc:
+            raise WeightsError(f"{name}: the manifest's network config is invalid ({exc}); retrain with: "
                                f"{entry.get('train_command', TRAIN_COMMAND)}") from exc
+        load_into(net, state, name, entry)
         sched = cfg.get("schedule", {"kind": "linear", "T": 1000})
         diffusion = GaussianDiffusion(make_schedule(sched.get("kind", "linear"), sched.get("T", 1000)))
         return cls(net, diffusion, device, cfg)

@@ -81,3 +81,22 @@ def save_weights(name: str, state: dict[str, torch.Tensor], config: dict[str, An
     }
     (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def load_into(net: torch.nn.Module, state: dict[str, torch.Tensor], name: str, entry: dict[str, Any]) -> None:
+    """`net.load_state_dict(state)`; a mismatch (other architecture, wrong shapes) becomes one readable
+    `WeightsError` line that names the file and the command that retrains it."""
+    missing, unexpected, wrong = [], [], []
+    own = net.state_dict()
+    for key, value in state.items():
+        if key not in own:
+            unexpected.append(key)
+        elif tuple(own[key].shape) != tuple(value.shape):
+            wrong.append(key)
+    missing = [k for k in own if k not in state]
+    if missing or unexpected or wrong:
+        detail = ", ".join(f"{len(v)} {what} (e.g. {v[0]})" for what, v in
+                           (("missing", missing), ("unexpected", unexpected), ("wrong-shape", wrong)) if v)
+        raise WeightsError(f"{MODELS_DIR.name}/{name}.safetensors does not match the network: {detail}; "
+                           f"retrain with: {entry.get('train_command', 'see training/README.md')}")
+    net.load_state_dict(state)

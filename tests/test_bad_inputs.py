@@ -102,3 +102,18 @@ def test_window_survives_the_image_corpus(window, qtbot, tmp_path, stage1_weight
             assert path.name in window.statusBar().currentMessage()
     open_and_wait(HAND_IMAGE)   # still usable
     assert window.last_error is None and window.result_state.result is not good
+
+
+def test_window_survives_the_pose_corpus(window, tmp_path, pose_npz):
+    marker = tmp_path / "pickle-ran"
+    corpus = pose_corpus(tmp_path / "poses", marker)
+    assert window.open_path(str(pose_npz))
+    shown = window.scene.mesh.points.copy()
+    source = window.completion.source
+    for name, (path, _) in corpus.items():
+        assert not window.open_path(str(path)), name
+        assert path.name in window.last_error and path.name in window.statusBar().currentMessage()
+        assert window.completion.source is source, f"{name} replaced the pose"
+        assert (window.scene.mesh.points == shown).all()
+    assert not marker.exists(), "a pickle was executed"
+    assert window.open_path(str(pose_npz))   # still usable

@@ -75,3 +75,20 @@ def test_broken_manifest(models):
     (models / "manifest.json").write_text("{oops")
     with pytest.raises(WeightsError, match="manifest"):
         load_weights("tiny", models_dir=models)
+
+
+def test_wrong_shape_weights_name_the_retrain_command(tmp_path):
+    """A well-formed file whose tensors do not fit the network (e.g. from another architecture)."""
+    import shutil
+
+    from core.paths import MODELS_DIR
+    from core.stage1 import JointLifter
+
+    shutil.copy(MODELS_DIR / "manifest.json", tmp_path / "manifest.json")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    entry = manifest["joint_diffusion"]
+    save_weights("joint_diffusion", {"head.weight": torch.zeros(7, 7)}, entry["config"], entry["train_command"],
+                 models_dir=tmp_path)
+    with pytest.raises(WeightsError, match="does not match the network: .*wrong-shape.*retrain with") as err:
+        JointLifter.from_weights("cpu", models_dir=tmp_path)
+    assert "\n" not in str(err.value)
