@@ -73,11 +73,21 @@ def test_denoising_slider_steps_through_the_trajectory(small_run, qtbot):
     open_and_wait(small_run, qtbot, IMAGE)
     t = window.trajectory
     assert t.n_steps >= 6 and t.step == t.n_steps - 1
-    last = np.asarray(window.scene.cloud.points).copy()
+    kinds = [kind for _, kind, _ in window._frames]
+    last_joints = max(i for i, k in enumerate(kinds) if k == "joints")
+    t.set_step(last_joints)
+    joints_result = np.asarray(window.scene.cloud.points).copy()
     t.set_step(0)
     noise = np.asarray(window.scene.cloud.points).copy()
-    assert np.abs(noise - last).max() > 1e-3
-    assert np.ptp(noise, axis=0).max() > np.ptp(last, axis=0).max()   # step 0 is noise: wider
+    assert np.abs(noise - joints_result).max() > 1e-3
+    assert np.ptp(noise, axis=0).max() > np.ptp(joints_result, axis=0).max()   # step 0 is noise: wider
+    if "mesh" in kinds:   # stage 2: decoded x̂0 meshes at each step, then the result
+        t.set_step(kinds.index("mesh"))
+        first_mesh = np.asarray(window.scene.cloud.points).copy()
+        t.set_step(t.n_steps - 1)
+        assert first_mesh.shape == np.asarray(window.scene.cloud.points).shape
+        assert np.abs(first_mesh - np.asarray(window.scene.cloud.points)).max() > 1e-4
+    t.set_step(0)
     qtbot.keyClick(window, "."); assert t.step == 1
     qtbot.keyClick(window, ","); assert t.step == 0
     window.denoise_panel.set_playing(True)

@@ -86,7 +86,8 @@ class Engine:
         from core.detector import select_hands
 
         est = self.estimator(self._device or "auto")
-        return select_hands(est.detector.detect(image), "all")
+        stage1 = est.stage1 if self.kind.startswith("cascade") else est
+        return select_hands(stage1.detector.detect(image), "all")
 
     def run(self, path: str, image: np.ndarray | None, detections: list[Any] | None, chosen: int,
             settings: dict, progress, cancel) -> Estimate:
