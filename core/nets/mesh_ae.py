@@ -191,19 +191,11 @@ def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def load_stage2_weights(name: str, models_dir=None):
-    """`core.weights.load_weights` with the POSE_VIEWER_MODELS_DIR override (as stage 1 uses) and the
-    safetensors error-class alias (core/weights.py imports `SafetensorsError`, which safetensors 0.8
-    spells `SafetensorError`) until that import is fixed there."""
-    import os
+    """`core.weights.load_weights` (the models folder is `core.paths.MODELS_DIR`, POSE_VIEWER_MODELS)."""
     import pathlib
-
-    import safetensors
 
     from core.weights import load_weights
 
-    if not hasattr(safetensors, "SafetensorsError"):
-        safetensors.SafetensorsError = getattr(safetensors, "SafetensorError", Exception)
-    models_dir = models_dir or os.environ.get("POSE_VIEWER_MODELS_DIR")
     kw = {} if models_dir is None else {"models_dir": pathlib.Path(models_dir)}
     return load_weights(name, **kw)
 
