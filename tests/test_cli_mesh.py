@@ -96,3 +96,24 @@ def test_mano_pose_with_a_mano_file(tmp_path):
     r = run_cli("mesh", p, "--out", tmp_path / "m.ply", "--mano-dir", tmp_path)
     assert r.returncode == 0, r.stderr
     assert len(trimesh.load(tmp_path / "m.ply", process=False).vertices) == 778
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty", "not_mano", "evil"])
+def test_bad_mano_folders_give_one_error_line(tmp_path, folder):
+    import pickle
+
+    p = tmp_path / "mano.npz"
+    np.savez(p, model="mano", global_orient=np.zeros(3), pose=np.zeros(45))
+    d = tmp_path / "mano_dir"
+    marker = tmp_path / "payload-ran"
+    if folder != "missing":
+        d.mkdir()
+    if folder == "not_mano":
+        (d / "MANO_RIGHT.pkl").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    if folder == "evil":
+        (d / "MANO_RIGHT.pkl").write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    r = run_cli("mesh", p, "--out", tmp_path / "x.obj", "--mano-dir", d)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {p}: ") and "MANO" in lines[0], r.stderr
+    assert not marker.exists()
