@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_path = args.cache or max(pathlib.Path("runs/mesh_ldm").glob("cache_test_*.pt"), default=None,
                                    key=lambda p: p.stat().st_mtime)
     if cache_path is not None and cache_path.exists():
-        cache = torch.load(cache_path, map_location="cpu", weights_only=False)
+        cache = torch.load(cache_path, map_location="cpu", weights_only=True)
         syn = eval_synthetic(ms, cache, args.n_images, args.n_hyp)
         print(json.dumps({k: v for k, v in syn.items()}, indent=1), flush=True)
     else:

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(enc.parameters(), lr=args.lr, weight_decay=1e-4)
     state = {"it": 0, "elapsed": 0.0, "log": []}
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         enc.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(ae.parameters(), lr=args.lr, weight_decay=1e-4)
     state = {"it": 0, "elapsed": 0.0, "log": []}
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         ae.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def save_ckpt():
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": ae.state_dict(), "opt": opt.state_dict(), "state": state, "args": vars(args)}, tmp)
+        torch.save({"model": ae.state_dict(), "opt": opt.state_dict(), "state": state,
+                    "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}}, tmp)
         tmp.replace(ckpt_path)
 
     def progress() -> float:

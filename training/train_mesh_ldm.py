@@ -55,7 +55,7 @@ def load_stage1(ckpt: pathlib.Path | None):
         return JointLifter.from_weights("cpu")
     from core.nets.joint_diffusion import JointDiffusionConfig, JointDiffusionNet
 
-    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    ck = torch.load(ckpt, map_location="cpu", weights_only=True)
     a = ck["args"]
     cfg = JointDiffusionConfig(width=a["width"], depth=a["depth"], heads=a["heads"], mlp_ratio=a["mlp_ratio"])
     net = JointDiffusionNet(cfg)
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         data = load_render_shards(folder, max_n)
         path = args.out / f"cache_{tag}_{len(data['crops'])}_m{m}.pt"
         if path.exists():
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return torch.load(path, map_location="cpu", weights_only=True)
         cache = build_cache(data, ae, encoder, lifter, m, seed=1 if tag == "test" else 0, hand=hand)
         torch.save(cache, path)
         return cache
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     state = {"it": 0, "elapsed": 0.0, "log": []}
     ckpt_path = args.out / "ckpt.pt"
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         ldm.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
