@@ -108,6 +108,21 @@ def test_shard_deterministic_and_consistent(generator):
         np.testing.assert_allclose(project(a["joints_cam"][i].astype(np.float64), a["K"][i]), a["kp2d"][i], atol=1e-3)
 
 
+def test_relabel_recovers_labels_and_follows_a_wrist_shift(generator):
+    from training.data.relabel import relabel_shard
+
+    a = generator.shard(seed=5, index=0, n=6)
+    same = relabel_shard(generator.hand, a)
+    for k, v in same.items():
+        np.testing.assert_allclose(v, a[k], atol=2e-5)
+    # Labels from an older keypoint definition (wrist elsewhere): tips stay put, translation follows.
+    old = dict(a, joints_cam=a["joints_cam"] + np.float32([0.0, 0.01, 0.0]))
+    old["joints_cam"][:, 0] += 0.02
+    new = relabel_shard(generator.hand, old)
+    np.testing.assert_allclose(new["joints_cam"], a["joints_cam"] + np.float32([0.0, 0.01, 0.0]), atol=2e-5)
+    np.testing.assert_allclose(new["kp2d_noisy"] - new["kp2d"], a["kp2d_noisy"] - a["kp2d"], atol=1e-3)
+
+
 def test_render_overlays_projected_keypoints(generator, renderer):
     rng = np.random.default_rng(11)
     pose, shape = sample_poses(3, rng, ("open", "relaxed", "point")), sample_shapes(3, rng)

@@ -30,6 +30,23 @@ _KEYPOINT_BONES = ("wrist.R",) + tuple(
 #: rest (found by `find_tip_vertices`, checked by tests/test_hand_anny.py).
 TIP_VERTICES = (782, 29, 221, 416, 605)
 
+#: Keypoint corrections (mm at the neutral shape, scaled with the palm length) that move Anny's bone
+#: heads to where MediaPipe and real annotations put the joints (measured in docs/synthetic_data.md:
+#: Anny's wrist sits ~13 mm proximal, its MCPs 5-9 mm distal, its proximal phalanges half the real
+#: length). keypoint -> (anchor bone, move): the move is `("toward", bone, mm)` along the line to
+#: another bone head at rest, `("beyond", bone, mm)` away from it, or `("offset", (x, y, z) mm)` in the
+#: canonical axes. The corrected point is rigid in the anchor bone's frame, so it follows the skeleton
+#: exactly like a bone head would. The corrected wrist is then moved to the origin.
+KEYPOINT_CORRECTIONS = {
+    0: ("wrist.R", ("toward", "finger3-1.R", 13.0)),
+    1: ("wrist.R", ("offset", (-8.0, -6.0, -2.0))),
+    2: ("finger1-1.R", ("beyond", "finger1-1.R", 7.0)),
+    5: ("wrist.R", ("toward", "metacarpal1.R", 10.0)),
+    9: ("wrist.R", ("toward", "metacarpal2.R", 9.0)),
+    13: ("wrist.R", ("toward", "metacarpal3.R", 8.0)),
+    17: ("wrist.R", ("toward", "metacarpal4.R", 6.5)),
+}
+
 
 def _init_warp_quietly() -> None:
     """Initialise NVIDIA Warp (Anny's skinning kernels) without its banner and the native
@@ -78,9 +95,42 @@ class AnnyHand(HandModel):
         self.register_buffer("_tip_w", self.anny.vertex_bone_weights[tips].float(), persistent=False)
         self.register_buffer("_tip_i", self.anny.vertex_bone_indices[tips].long(), persistent=False)
         self._n_bones = len(labels)
+        self._palm_bones = (labels.index("wrist.R"), labels.index("finger3-1.R"))
+        self._init_corrections(labels)
         assert list(self.anny.phenotype_labels) == list(PHENOTYPES), self.anny.phenotype_labels
         assert list(self.anny.local_change_labels) == list(LOCAL_CHANGES), self.anny.local_change_labels
         self.warm_caches()
+
+    def _rest_bone_poses(self, shape: torch.Tensor) -> torch.Tensor:
+        return self.anny.get_rest_model(self._blend_coeffs(shape))["rest_bone_poses"]
+
+    def _palm_length(self, bone_poses: torch.Tensor) -> torch.Tensor:
+        w, m = self._palm_bones
+        return (bone_poses[:, m, :3, 3] - bone_poses[:, w, :3, 3]).norm(dim=-1)  # (B,)
+
+    def _init_corrections(self, labels: list[str]) -> None:
+        """Express each corrected keypoint in its anchor bone's rest frame, in palm lengths."""
+        with torch.no_grad():
+            rest = self._rest_bone_poses(self.neutral_shape())[0]
+            palm = self._palm_length(rest[None])[0]
+            kp_idx, anchors, local = [], [], []
+            for kp, (anchor, move) in KEYPOINT_CORRECTIONS.items():
+                head = rest[labels.index(_KEYPOINT_BONES[kp]), :3, 3]
+                if move[0] == "offset":
+                    # canonical axes = the wrist bone's frame (the rest pose is the full-body frame)
+                    wrist_rot = rest[self._palm_bones[0], :3, :3]
+                    delta = wrist_rot @ torch.tensor(move[1], dtype=rest.dtype) / 1000
+                else:
+                    other = rest[labels.index(move[1]), :3, 3]
+                    direction = other - head if move[0] == "toward" else head - other
+                    delta = direction / direction.norm() * move[2] / 1000
+                a = rest[labels.index(anchor)]
+                local.append(a[:3, :3].T @ (head + delta - a[:3, 3]) / palm)
+                kp_idx.append(kp)
+                anchors.append(labels.index(anchor))
+        self._corr_kp = kp_idx
+        self._corr_anchor = torch.tensor(anchors)
+        self.register_buffer("_corr_local", torch.stack(local), persistent=False)  # (C,3)
 
     def warm_caches(self) -> None:
         """roma caches a constant per device on first use; created inside `torch.inference_mode` it
@@ -115,6 +165,7 @@ class AnnyHand(HandModel):
     def _canonical(self, pose, shape, with_vertices):
         coeffs = self._blend_coeffs(shape)
         rest = self.anny.get_rest_model(coeffs)
+        palm = self._palm_length(rest["rest_bone_poses"])  # (B or 1,)
         transforms, bone_poses = self.anny.get_bone_transforms(self._deltas(pose), rest["rest_bone_poses"])
         b = pose.shape[0]
         if transforms.shape[0] != b:
@@ -136,6 +187,13 @@ class AnnyHand(HandModel):
         joints = torch.empty(b, 21, 3, dtype=heads.dtype, device=heads.device)
         joints[:, self._kp_is_bone] = heads
         joints[:, ~self._kp_is_bone] = tips
+        anchor = bone_poses[:, self._corr_anchor]  # (B,C,4,4)
+        local = self._corr_local[None] * palm[:, None, None]  # (B,C,3)
+        joints[:, self._corr_kp] = (anchor[..., :3, :3] @ local[..., None]).squeeze(-1) + anchor[..., :3, 3]
+        origin = joints[:, :1].clone()
+        joints = joints - origin
+        if verts is not None:
+            verts = verts - origin
         return joints, verts
 
 
