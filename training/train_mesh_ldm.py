@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", action="store_true")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint's EMA and print JSON")
+    ap.add_argument("--init", type=pathlib.Path, default=None,
+                    help="warm-start from another run's ckpt.pt (its EMA weights; same architecture)")
     ap.add_argument("--models-dir", type=pathlib.Path, default=None,
                     help="read the AE / encoder and write the export here instead of resources/models")
     args = ap.parse_args(argv)
@@ -265,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
         print(f"resumed at iteration {state['it']}", flush=True)
+    elif args.init is not None:
+        ck = torch.load(args.init, map_location="cpu", weights_only=True)
+        ldm.load_state_dict(ck["ema"])
+        ema.load_state_dict(ck["ema"])
+        print(f"warm start from the EMA weights of {args.init}", flush=True)
 
     if args.eval_only:
         m = evaluate(ema, ae, diffusion, test, args.eval_images, args.eval_hyp, cond=args.cond)
