@@ -22,7 +22,7 @@ import torch
 
 from core.detector import CROP_PAD, Detection, HandDetector, mirror_K, mirror_keypoints, select_hands
 from core.diffusion import GaussianDiffusion, make_schedule
-from core.errors import InputError, WeightsError
+from core.errors import InputError
 from core.geometry import intrinsics_from_size
 from core.nets.joint_diffusion import JOINT_SCALE, JointDiffusionConfig, JointDiffusionNet
 
@@ -168,21 +168,10 @@ class JointLifter:
     @classmethod
     def from_weights(cls, device: torch.device | str = "cpu", name: str = WEIGHTS_NAME, models_dir=None
                      ) -> "JointLifter":
-        import pathlib
+        from core.weights import load_network
 
-        from core.weights import load_weights
-
-        kw = {} if models_dir is None else {"models_dir": pathlib.Path(models_dir)}  # POSE_VIEWER_MODELS: core.paths
-        state, entry = load_weights(name, **kw)
+        net, entry = load_network(name, lambda c: JointDiffusionNet(JointDiffusionConfig(**c["net"])), models_dir)
         cfg = entry.get("config", {})
-        from core.weights import load_into
-
-        try:
-            net = JointDiffusionNet(JointDiffusionConfig(**cfg["net"]))
-        except (KeyError, TypeError) as exc:
-            raise WeightsError(f"{name}: the manifest's network config is invalid ({exc}); retrain with: "
-                               f"{entry.get('train_command', TRAIN_COMMAND)}") from exc
-        load_into(net, state, name, entry)
         sched = cfg.get("schedule", {"kind": "linear", "T": 1000})
         diffusion = GaussianDiffusion(make_schedule(sched.get("kind", "linear"), sched.get("T", 1000)))
         return cls(net, diffusion, device, cfg)

@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -100,3 +101,18 @@ def load_into(net: torch.nn.Module, state: dict[str, torch.Tensor], name: str, e
         raise WeightsError(f"{MODELS_DIR.name}/{name}.safetensors does not match the network: {detail}; "
                            f"retrain with: {entry.get('train_command', 'see training/README.md')}")
     net.load_state_dict(state)
+
+
+def load_network(name: str, build: Callable[[dict[str, Any]], torch.nn.Module],
+                 models_dir: pathlib.Path | str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Weights `name` → (network in eval mode, manifest entry). `build(config)` makes the network from
+    the manifest's config; a config that does not fit, or weights that do not match, become one
+    `WeightsError` line naming the file and the command that retrains it."""
+    state, entry = load_weights(name, MODELS_DIR if models_dir is None else pathlib.Path(models_dir))
+    try:
+        net = build(entry.get("config", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{name}: the manifest's network config is invalid ({exc}); retrain with: "
+                           f"{entry.get('train_command', 'see training/README.md')}") from exc
+    load_into(net, state, name, entry)
+    return net.eval(), entry

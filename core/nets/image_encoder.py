@@ -148,14 +148,6 @@ def to_tensor(crops: np.ndarray) -> torch.Tensor:
 
 
 def load_image_encoder(name: str = "image_encoder", models_dir=None) -> ImageEncoder:
-    from core.errors import WeightsError
-    from core.nets.mesh_ae import load_stage2_weights
+    from core.weights import load_network
 
-    state, entry = load_stage2_weights(name, models_dir)
-    try:
-        net = ImageEncoder(ImageEncoderConfig(**entry["config"]["net"]))
-        net.load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise WeightsError(f"{name}.safetensors does not match the network ({exc}); retrain with: "
-                           f"{entry.get('train_command', 'python -m training.train_image_encoder --export')}") from exc
-    return net.eval()
+    return load_network(name, lambda cfg: ImageEncoder(ImageEncoderConfig(**cfg["net"])), models_dir)[0]

@@ -190,27 +190,10 @@ def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
 
 
-def load_stage2_weights(name: str, models_dir=None):
-    """`core.weights.load_weights` (the models folder is `core.paths.MODELS_DIR`, POSE_VIEWER_MODELS)."""
-    import pathlib
-
-    from core.weights import load_weights
-
-    kw = {} if models_dir is None else {"models_dir": pathlib.Path(models_dir)}
-    return load_weights(name, **kw)
-
-
 def load_mesh_ae(name: str = "mesh_ae", models_dir=None, sampling: MeshSampling | None = None) -> MeshAE:
     """The shipped autoencoder (eval mode)."""
-    from core.errors import WeightsError
     from core.mesh.sampling import load_sampling
+    from core.weights import load_network
 
-    state, entry = load_stage2_weights(name, models_dir)
-    cfg = entry.get("config", {})
-    try:
-        net = MeshAE(sampling or load_sampling(), MeshAEConfig(**cfg["net"]))
-        net.load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise WeightsError(f"{name}.safetensors does not match the network ({exc}); retrain with: "
-                           f"{entry.get('train_command', 'python -m training.train_mesh_ae --export')}") from exc
-    return net.eval()
+    return load_network(name, lambda cfg: MeshAE(sampling or load_sampling(), MeshAEConfig(**cfg["net"])),
+                        models_dir)[0]

@@ -18,7 +18,6 @@ folded into one long query sequence against that image's keys instead of repeati
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.nets.mesh_ae import LATENT_CHANNELS, LATENT_TOKENS
+from core.nets.joint_diffusion import timestep_embedding
 
 
 @dataclass
@@ -43,14 +43,6 @@ class MeshLDMConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], -1)
-    return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -180,14 +172,6 @@ class MeshLDM(nn.Module):
 
 
 def load_mesh_ldm(name: str = "mesh_ldm", models_dir=None) -> tuple[MeshLDM, dict]:
-    from core.errors import WeightsError
-    from core.nets.mesh_ae import load_stage2_weights
+    from core.weights import load_network
 
-    state, entry = load_stage2_weights(name, models_dir)
-    try:
-        net = MeshLDM(MeshLDMConfig(**entry["config"]["net"]))
-        net.load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise WeightsError(f"{name}.safetensors does not match the network ({exc}); retrain with: "
-                           f"{entry.get('train_command', 'python -m training.train_mesh_ldm --export')}") from exc
-    return net.eval(), entry
+    return load_network(name, lambda cfg: MeshLDM(MeshLDMConfig(**cfg["net"])), models_dir)
