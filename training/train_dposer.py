@@ -12,6 +12,15 @@ a different base). Checkpoints (`runs/dposer/last.pt`, resumable) are torch file
 Real data: when the MANO backend is configured, `--poses FILE.npz` (key `pose`, (N,45) axis-angle in
 our pose layout — MANO's 15 joints in the same finger order) replaces the sampler; a random 5% of it is
 held out.
+
+Multi-GPU / multi-process (DDP, training/distributed.py):
+
+    torchrun --nproc_per_node 4 -m training.train_dposer --out runs/dposer --minutes 50
+
+--batch is per rank (effective batch = batch × processes); each rank draws its own poses; the
+network is wrapped in DistributedDataParallel (the EMA, updated from the synchronised weights, is
+identical on every rank); only rank 0 evaluates, checkpoints and exports. --check-sync verifies at
+the end that all ranks hold identical weights (exit code 1 if not).
 """
 from __future__ import annotations
 
@@ -28,6 +37,7 @@ import torch
 from core.hand.pose_layout import POSE_DIM
 from core.pose_sampler import sample_poses
 from core.prior.model import TRAIN_COMMAND, WEIGHTS_NAME, DPoserPrior
+from training import distributed
 
 HELDOUT_SEED = 202411
 STATS_SEED = 7
@@ -37,9 +47,11 @@ TRAIN_SEED_BASE = 10_000_000
 class PoseSource:
     """Training batches: from the synthetic sampler (default) or from a real pose file."""
 
-    def __init__(self, poses_file: str | None, seed: int) -> None:
+    def __init__(self, poses_file: str | None, seed: int,
+                 env: distributed.DistEnv | None = None) -> None:
         self.file_poses = None
-        self.rng = np.random.default_rng(seed)
+        self.env = env or distributed.DistEnv()
+        self.rng = np.random.default_rng(distributed.rank_seed(seed, self.env))
         if poses_file:
             data = np.load(poses_file, allow_pickle=False)
             poses = np.asarray(data["pose"], np.float32).reshape(-1, POSE_DIM)
@@ -58,20 +70,26 @@ class PoseSource:
     def batch(self, n: int, step: int) -> np.ndarray:
         if self.file_poses is not None:
             return self.file_poses[self.rng.integers(0, len(self.file_poses), n)]
-        return sample_poses(n, TRAIN_SEED_BASE + step)
+        # Rank 0 (and a single process) draws exactly the poses of seed TRAIN_SEED_BASE + step.
+        return sample_poses(n, distributed.rank_seed(TRAIN_SEED_BASE + step, self.env))
 
 
-def diffusion_loss(prior: DPoserPrior, z0: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+def diffusion_loss(prior: DPoserPrior, z0: torch.Tensor, gen: torch.Generator | None = None,
+                   net: torch.nn.Module | None = None) -> torch.Tensor:
+    """`net`: the (DDP-wrapped) prior.net to call instead of prior.eps, so that DDP sees the forward."""
     b = z0.shape[0]
-    t = torch.rand(b, generator=gen) * (1 - prior.sde.eps) + prior.sde.eps
-    noise = torch.randn(z0.shape, generator=gen)
+    t = (torch.rand(b, generator=gen) * (1 - prior.sde.eps) + prior.sde.eps).to(z0.device)
+    noise = torch.randn(z0.shape, generator=gen).to(z0.device)
     zt = prior.sde.perturb(z0, t, noise)
-    return ((prior.eps(zt, t) - noise) ** 2).mean()
+    eps = prior.eps(zt, t) if net is None else net(zt, t)
+    return ((eps - noise) ** 2).mean()
 
 
 @torch.no_grad()
 def heldout_metrics(prior: DPoserPrior, heldout: np.ndarray) -> dict[str, float]:
     """ε-MSE on held-out poses (fixed noise) at several t, and the one-step x̂0 error in radians."""
+    if next(prior.parameters()).device.type != "cpu":
+        prior = copy.deepcopy(prior).cpu()   # (the prior's cached fast path is CPU-only)
     prior.eval()
     g = torch.Generator().manual_seed(0)
     z0 = prior.normalize(torch.from_numpy(heldout))
@@ -116,14 +134,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-export", action="store_true", help="do not write resources/models")
     ap.add_argument("--export-only", action="store_true", help="export the EMA weights of the last checkpoint and exit")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
+    ap.add_argument("--check-sync", action="store_true",
+                    help="at the end, check that all DDP ranks hold identical weights (exit 1 if not)")
+    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    env = distributed.setup(args.device)
+    try:
+        rc = _train(args, argv, env)
+    except BaseException:
+        distributed.cleanup(ok=False)
+        raise
+    distributed.cleanup()
+    return rc
+
+
+def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
     torch.manual_seed(args.seed)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "last.pt"
 
-    source = PoseSource(args.poses, args.seed)
+    source = PoseSource(args.poses, args.seed, env)
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         mean, std = ckpt["mean"], ckpt["std"]
@@ -143,27 +177,46 @@ def main(argv: list[str] | None = None) -> int:
         ema.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["opt"])
         step = int(ckpt["step"])
-        print(f"resumed from {ckpt_path} at step {step}", flush=True)
+        env.print0(f"resumed from {ckpt_path} at step {step}")
+    del ckpt
+    prior.to(env.device)
+    ema.to(env.device)
+    # DDP wraps the network (the part with parameters); rank 0's weights are broadcast, gradients averaged.
+    net = prior.net if args.no_ddp_wrap else distributed.wrap(prior.net, env)
+    distributed.broadcast_module(ema, env)
+    for st in opt.state.values():      # resumed optimizer state follows the parameters' device
+        for k, v in st.items():
+            if torch.is_tensor(v) and k != "step":
+                st[k] = v.to(env.device)
     n_params = sum(p.numel() for p in prior.net.parameters())
-    print(f"params {n_params/1e6:.2f} M, batch {args.batch}, steps {args.steps}", flush=True)
+    env.print0(f"params {n_params/1e6:.2f} M, batch {args.batch}"
+               + (f" per rank × {env.world_size} processes ({env.backend}, {env.device.type})"
+                  if env.world_size > 1 else "") + f", steps {args.steps}")
+    if env.world_size > 1:
+        torch.manual_seed(args.seed + env.rank)   # different diffusion times / noise / dropout per rank
 
     def save_ckpt():
+        if not env.is_main:
+            return
         tmp = ckpt_path.with_suffix(".part")
         torch.save({"model": prior.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "mean": mean, "std": std, "args": vars(args)}, tmp)
+                    "step": step, "mean": mean, "std": std, "args": vars(args), "world_size": env.world_size}, tmp)
         tmp.replace(ckpt_path)
+        if env.world_size > 1:
+            print(f"[rank {env.rank}] saved {ckpt_path} at step {step}", flush=True)
 
     t0 = time.time()
     last_save = t0
     running = None
     while step < args.steps and not args.export_only:
-        if args.minutes and time.time() - t0 > args.minutes * 60:
-            print("time limit reached", flush=True)
+        # All ranks must take the same decision (rank 0's clock for a multi-process run).
+        if args.minutes and env.broadcast_float(time.time() - t0) > args.minutes * 60:
+            env.print0("time limit reached")
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        z0 = prior.normalize(torch.from_numpy(source.batch(args.batch, step)))
-        loss = diffusion_loss(prior, z0)
+        z0 = prior.normalize(torch.from_numpy(source.batch(args.batch, step)).to(env.device))
+        loss = diffusion_loss(prior, z0, net=net if env.distributed else None)   # (None: as before)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(prior.net.parameters(), 1.0)
@@ -173,17 +226,26 @@ def main(argv: list[str] | None = None) -> int:
             for pe, p in zip(ema.parameters(), prior.parameters()):
                 pe.mul_(decay).add_(p, alpha=1 - decay)
         step += 1
-        running = float(loss) if running is None else 0.99 * running + 0.01 * float(loss)
+        running = loss.item() if running is None else 0.99 * running + 0.01 * loss.item()
         if step % 200 == 0:
-            print(f"step {step} loss {running:.4f} lr {opt.param_groups[0]['lr']:.2e} "
-                  f"{(time.time() - t0) / 60:.1f} min", flush=True)
-        if step % 2000 == 0:
+            (running_all,) = env.all_reduce_mean([running])
+            env.print0(f"step {step} loss {running_all:.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                       f"{(time.time() - t0) / 60:.1f} min")
+        if step % 2000 == 0 and env.is_main:   # the EMA is the same on every rank
             m = heldout_metrics(ema, source.heldout)
             print(f"  heldout(ema) {m}", flush=True)
         if time.time() - last_save > 120:
             save_ckpt()
             last_save = time.time()
     save_ckpt()
+    synced = True
+    if args.check_sync:
+        diff = max(env.params_max_diff(prior.net), env.params_max_diff(ema))
+        synced = diff == 0.0
+        env.print0(f"sync check: max |weight difference| (model and EMA) over {env.world_size} ranks = "
+                   f"{diff:.3g} ({'in sync' if synced else 'NOT IN SYNC'})")
+    if not env.is_main:
+        return 0 if synced else 1
     ema.eval()
     metrics = heldout_metrics(ema, source.heldout)
     metrics["steps"] = step
@@ -192,11 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         from core.weights import save_weights
 
         cmd = TRAIN_COMMAND + " " + " ".join(sys.argv[1:] if argv is None else argv)
+        if env.world_size > 1:
+            cmd = cmd.replace("python -m", f"torchrun --nproc_per_node {env.world_size} -m", 1)
         path = save_weights(WEIGHTS_NAME, ema.export_state(), ema.config, cmd.strip(), metrics,
                             extra={"data": args.poses or "core.pose_sampler.sample_poses on the fly",
                                    "heldout": f"sample_poses(4096, seed={HELDOUT_SEED})"})
         print(f"wrote {path}", flush=True)
-    return 0
+    return 0 if synced else 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,15 @@ meshes with the shipped regressor) + 1e-3 · KL. AdamW, warm-up then cosine deca
 command resumes. Evaluation: the fixed held-out test split (labels of `make_dataset --split test`,
 seed 2026) — reconstruction error in mm. --export writes resources/models/mesh_ae.safetensors
 (fp16) with the latent statistics the LDM uses and the test metrics in the manifest.
+
+Multi-GPU / multi-process (DDP, training/distributed.py):
+
+    torchrun --nproc_per_node 4 -m training.train_mesh_ae --out runs/mesh_ae --minutes 30 --export
+
+--batch is per rank (effective batch = batch × processes); each rank draws its own hands; the model
+is wrapped in DistributedDataParallel; the test split is evaluated in slices across ranks and the
+printed losses/metrics are averaged over them; only rank 0 writes the checkpoint and exports.
+--check-sync verifies at the end that all ranks hold identical parameters (exit code 1 if not).
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ import torch
 
 from core.mesh.sampling import load_sampling
 from core.nets.mesh_ae import MESH_SCALE, MeshAE, MeshAEConfig, kl_loss
+from training import distributed
 
 WEIGHTS_NAME = "mesh_ae"
 TRAIN_COMMAND = "python -m training.train_mesh_ae --out runs/mesh_ae --minutes 30 --export"
@@ -81,32 +91,40 @@ def centred(v: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(ae: MeshAE, verts: torch.Tensor, batch: int = 128) -> dict[str, float]:
-    """Reconstruction error (mm) of mean-centred meshes through μ (no sampling)."""
+def evaluate(ae: MeshAE, verts: torch.Tensor, batch: int = 128,
+             env: distributed.DistEnv | None = None) -> dict[str, float]:
+    """Reconstruction error (mm) of mean-centred meshes through μ (no sampling). Under DDP each rank
+    passes its slice of the test meshes and the per-mesh errors are summed over the ranks."""
     from core.metrics import pa_mpjpe
 
+    env = env or distributed.DistEnv()
+    ae = distributed.unwrap(ae)
+    dev = next(ae.parameters()).device
     ae.eval()
-    errs, pa, jerr = [], [], []
+    sums = [0.0, 0.0, 0.0]
     for s in range(0, len(verts), batch):
-        x = centred(verts[s:s + batch])
+        x = centred(verts[s:s + batch]).to(dev)
         y = ae(x, sample=False)[0]
-        errs.append(((y - x).norm(dim=-1).mean(1) * MESH_SCALE * 1000))
         jx, jy = ae.regress_joints(x), ae.regress_joints(y)
-        jerr.append(((jy - jx).norm(dim=-1).mean(1) * MESH_SCALE * 1000))
-        pa.append(torch.as_tensor(pa_mpjpe(y.numpy(), x.numpy())) * MESH_SCALE * 1000)
+        sums[0] += float((y - x).norm(dim=-1).mean(1).double().sum()) * MESH_SCALE * 1000
+        sums[1] += float(pa_mpjpe(y.cpu().numpy(), x.cpu().numpy()).astype(np.float64).sum()) * MESH_SCALE * 1000
+        sums[2] += float((jy - jx).norm(dim=-1).mean(1).double().sum()) * MESH_SCALE * 1000
     ae.train()
-    return {"mpvpe_mm": float(torch.cat(errs).mean()), "pa_mpvpe_mm": float(torch.cat(pa).mean()),
-            "mesh_joint_err_mm": float(torch.cat(jerr).mean()), "n": int(len(verts))}
+    e, p, j, n = env.all_reduce_sum([*sums, len(verts)])
+    n_ = max(n, 1.0)
+    return {"mpvpe_mm": e / n_, "pa_mpvpe_mm": p / n_, "mesh_joint_err_mm": j / n_, "n": int(n)}
 
 
 @torch.no_grad()
 def latent_stats(ae: MeshAE, source: MeshSource, n: int = 4096, seed: int = 77) -> tuple[torch.Tensor, torch.Tensor]:
+    ae = distributed.unwrap(ae)
+    dev = next(ae.parameters()).device
     ae.eval()
     rng = np.random.default_rng(seed)
     mus = []
     for s in range(0, n, 256):
         v, _ = source.sample(min(256, n - s), rng)
-        mus.append(ae.encode(centred(v))[0])
+        mus.append(ae.encode(centred(v).to(dev))[0].cpu())
     mu = torch.cat(mus)
     ae.train()
     return mu.mean(0), mu.std(0).clamp_min(1e-3)
@@ -137,34 +155,66 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", action="store_true")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--models-dir", type=pathlib.Path, default=None, help="export here instead of resources/models")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
+    ap.add_argument("--check-sync", action="store_true",
+                    help="at the end, check that all DDP ranks hold identical parameters (exit 1 if not)")
+    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    env = distributed.setup(args.device)
+    try:
+        rc = _train(args, argv, env)
+    except BaseException:
+        distributed.cleanup(ok=False)
+        raise
+    distributed.cleanup()
+    return rc
+
+
+def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.out / "ckpt.pt"
 
     sampling = load_sampling()
     cfg = MeshAEConfig(channels=list(args.channels))
-    ae = MeshAE(sampling, cfg)
-    opt = torch.optim.AdamW(ae.parameters(), lr=args.lr, weight_decay=1e-4)
+    model = MeshAE(sampling, cfg)
     state = {"it": 0, "elapsed": 0.0, "log": []}
+    ck = None
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        ae.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
+        model.load_state_dict(ck["model"])
         state = ck["state"]
-        print(f"resumed from {ckpt_path} at iteration {state['it']}", flush=True)
-    rng = np.random.default_rng([args.seed, state["it"]])
+        env.print0(f"resumed from {ckpt_path} at iteration {state['it']}")
+    # DDP: rank 0's weights are broadcast; gradients are averaged, so all replicas stay identical.
+    ae = model.to(env.device) if args.no_ddp_wrap else distributed.wrap(model, env)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    if ck is not None:
+        opt.load_state_dict(ck["opt"])
+        del ck
+    if env.world_size > 1:
+        env.print0(f"DDP: {env.world_size} processes ({env.backend}, {env.device.type}), batch {args.batch} "
+                   f"per rank = {args.batch * env.world_size} per step")
+        torch.manual_seed(args.seed + env.rank)   # different KL noise per rank
+    rng = np.random.default_rng(distributed.rank_seed([args.seed, state["it"]], env))
 
     source = MeshSource()
     test = test_split_params(args.n_test)
-    test_v, _ = source.from_params(test["global_orient"], test["pose"], test["shape"])
+    test = {k: distributed.shard(v, env) for k, v in test.items()}   # each rank evaluates a slice
+    test_v = (source.from_params(test["global_orient"], test["pose"], test["shape"])[0]
+              if len(test["pose"]) else torch.zeros(0))
 
     def save_ckpt():
+        if not env.is_main:
+            return
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": ae.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}}, tmp)
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
+                    "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()},
+                    "world_size": env.world_size}, tmp)
         tmp.replace(ckpt_path)
+        if env.world_size > 1:
+            print(f"[rank {env.rank}] saved {ckpt_path} at iteration {state['it']}", flush=True)
 
     def progress() -> float:
         p = state["it"] / args.iters
@@ -176,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     run_loss = None
     while not args.export_only and progress() < 1.0:
         v, _ = source.sample(args.batch, rng)
-        x = centred(v)
+        x = centred(v).to(env.device)
         y, mu, logvar = ae(x)
         l_v = (y - x).abs().mean()
-        l_j = (ae.regress_joints(y) - ae.regress_joints(x)).abs().mean()
+        l_j = (model.regress_joints(y) - model.regress_joints(x)).abs().mean()
         l_kl = kl_loss(mu, logvar)
         loss = l_v + args.w_joint * l_j + args.w_kl * l_kl
         for g in opt.param_groups:
@@ -190,38 +240,46 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         state["it"] += 1
         now = time.time()
-        state["elapsed"] += now - t_last
+        # All ranks must agree on the elapsed time: it sets the learning rate and the stop.
+        state["elapsed"] = env.max_float(state["elapsed"] + now - t_last)
         t_last = now
         run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
         if state["it"] % 50 == 0:
-            print(f"it {state['it']} loss {run_loss:.4f} (v {l_v.item() * MESH_SCALE * 1000:.2f} mm-ish, "
-                  f"kl {l_kl.item():.3f}) lr {opt.param_groups[0]['lr']:.2e} {state['elapsed'] / 60:.1f} min",
-                  flush=True)
+            rl, lv, lkl = env.all_reduce_mean([run_loss, l_v.item(), l_kl.item()])
+            env.print0(f"it {state['it']} loss {rl:.4f} (v {lv * MESH_SCALE * 1000:.2f} mm-ish, "
+                       f"kl {lkl:.3f}) lr {opt.param_groups[0]['lr']:.2e} {state['elapsed'] / 60:.1f} min")
         if state["it"] % args.eval_every == 0:
-            m = evaluate(ae, test_v)
+            m = evaluate(ae, test_v, env=env)
             state["log"].append({"it": state["it"], **m})
-            print(f"  test: {m}", flush=True)
+            env.print0(f"  test: {m}")
         if state["it"] % args.ckpt_every == 0:
             save_ckpt()
     if not args.export_only:
         save_ckpt()
-    m = evaluate(ae, test_v)
-    print(f"final test ({m['n']} meshes of the held-out split): {m}", flush=True)
-    if args.export or args.export_only:
+    synced = True
+    if args.check_sync:
+        diff = env.params_max_diff(model)
+        synced = diff == 0.0
+        env.print0(f"sync check: max |param difference| over {env.world_size} ranks = {diff:.3g} "
+                   f"({'in sync' if synced else 'NOT IN SYNC'})")
+    m = evaluate(ae, test_v, env=env)
+    env.print0(f"final test ({m['n']} meshes of the held-out split): {m}")
+    if (args.export or args.export_only) and env.is_main:
         from core.weights import save_weights
 
-        mean, std = latent_stats(ae, source)
-        ae.latent_mean.copy_(mean)
-        ae.latent_std.copy_(std)
-        cmd = "python -m training.train_mesh_ae " + shlex.join(argv if argv is not None else sys.argv[1:])
-        path = save_weights(WEIGHTS_NAME, ae.state_dict(),
+        mean, std = latent_stats(model, source)
+        model.latent_mean.copy_(mean)
+        model.latent_std.copy_(std)
+        launcher = "python" if env.world_size == 1 else f"torchrun --nproc_per_node {env.world_size}"
+        cmd = f"{launcher} -m training.train_mesh_ae " + shlex.join(argv if argv is not None else sys.argv[1:])
+        path = save_weights(WEIGHTS_NAME, model.state_dict(),
                             {"net": cfg.to_dict(), "mesh_scale": MESH_SCALE,
                              "sampling": "resources/mesh/anny_hand_sampling.npz"},
                             cmd, {"test_split_seed2026": m, "iterations": state["it"],
                                   "minutes": round(state["elapsed"] / 60, 1)},
                             **({} if args.models_dir is None else {"models_dir": args.models_dir}))
         print(f"exported {path}", flush=True)
-    return 0
+    return 0 if synced else 1
 
 
 if __name__ == "__main__":
