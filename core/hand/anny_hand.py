@@ -129,8 +129,9 @@ class AnnyHand(HandModel):
                 kp_idx.append(kp)
                 anchors.append(labels.index(anchor))
         self._corr_kp = kp_idx
-        self._corr_anchor = torch.tensor(anchors)
-        self.register_buffer("_corr_local", torch.stack(local), persistent=False)  # (C,3)
+        self._corr_anchor = torch.tensor(anchors, dtype=torch.long)
+        self.register_buffer("_corr_local", torch.stack(local) if local else torch.zeros(0, 3),
+                             persistent=False)  # (C,3)
 
     def warm_caches(self) -> None:
         """roma caches a constant per device on first use; created inside `torch.inference_mode` it
