@@ -1,16 +1,21 @@
 """Benchmark the full cascade: image → 50 joint hypotheses → 50 mesh hypotheses (+ paper aggregate).
 
-    python tests/benchmarks/bench_cascade.py [--image resources/samples/anny_right_256.jpg] [--n 50] [--steps 10]
-        [--repeats 5] [--threads 2] [--random] [--paper-samples N]
+    python tests/benchmarks/bench_cascade.py [--image resources/samples/anny_right_256.jpg] [--n 1 10 50]
+        [--steps 10 1] [--repeats 5] [--threads 2] [--random] [--paper-samples N] [--json FILE]
 
-Prints median wall times of: detection, stage 1 (lift), stage 2 (features + K/V, LDM, decoding),
-total, for 10 steps and for the 1-step mode. DESIGN §10 targets: ≤ 1 s (10 steps, 50 hypotheses)
-and ≤ 0.2 s (1 step) on the 2-core CPU. `--random` uses randomly initialised networks of the
-default sizes (cost only) when weights are not shipped. Nothing is asserted.
+For every N hypotheses × DDIM steps (both stages): min / median / max wall time of the whole image →
+meshes call (detection included) and the medians of detection, stage 1 (lift), stage 2 (features +
+K/V, LDM, decoding) and the total without detection. Then the FLOPs of each model for one image
+(torch.utils.flop_counter: matmuls and convolutions) against this CPU's measured matmul rate.
+DESIGN §10 targets: ≤ 1 s (50 × 10 steps), ≤ 0.2 s (1 step), 50 hypotheses ≤ 3 × one. `--json` writes
+the medians (`cascade.n50_s10_ms`, `cascade.n1_s10_ms`, `cascade.n50_s1_ms`, ... detection included;
+`..._nodetect_ms` without). `--random` uses randomly initialised networks of the default sizes (cost
+only) when weights are not shipped. Nothing is asserted.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import statistics
 import sys
@@ -47,17 +52,65 @@ def build(random: bool, device: str, stage1_ckpt=None):
     return CascadeEstimator(stage1=Stage1Estimator(device=device, lifter=lifter), mesh_stage=ms)
 
 
+def matmul_gflops(threads: int, size: int = 1024, repeats: int = 20) -> float:
+    """This CPU's float32 matmul rate (GFLOP/s) for a square matmul at `threads` threads."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        ts.append(time.perf_counter() - t0)
+    return 2 * size ** 3 / min(ts) / 1e9
+
+
+def flops_by_model(est, image, n: int, steps: int) -> dict[str, float]:
+    """GFLOP of one image → n meshes call, per top-level network (matmul/conv FLOPs). The counter
+    sees the autoencoder's sparse resampling products as dense; they are recounted from their
+    non-zeros (2 · nnz · columns) by a forward hook."""
+    from torch.nn.modules.module import register_module_forward_hook
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from core.nets.mesh_ae import Resample
+
+    dense_vs_sparse = [0.0, 0.0]
+
+    def hook(module, inputs, output):
+        if isinstance(module, Resample):
+            b, v, c = inputs[0].shape
+            dense_vs_sparse[0] += 2 * module.shape[0] * module.shape[1] * b * c
+            dense_vs_sparse[1] += 2 * module.idx.numel() * b * c
+
+    handle = register_module_forward_hook(hook)
+    fc = FlopCounterMode(display=False)
+    try:
+        with fc:
+            est.run(image, n=n, steps=steps)
+    finally:
+        handle.remove()
+    per = {k: sum(v.values()) / 1e9 for k, v in fc.get_flop_counts().items() if "." not in k}
+    if "Resample" in per:
+        fix = (dense_vs_sparse[0] - dense_vs_sparse[1]) / 1e9
+        per["Resample"] -= fix
+        per["Global"] -= fix
+    return per
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default=str(ROOT / "resources" / "samples" / "anny_right_256.jpg"))
-    ap.add_argument("--n", type=int, default=50)
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--n", type=int, nargs="+", default=[1, 10, 50])
+    ap.add_argument("--steps", type=int, nargs="+", default=[10, 1])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--random", action="store_true")
     ap.add_argument("--paper-samples", type=int, default=None)
     ap.add_argument("--stage1-ckpt", default=None, help="stage 1 from a training checkpoint (weights not shipped)")
+    ap.add_argument("--json", type=pathlib.Path, default=None)
     args = ap.parse_args(argv)
     import numpy as np
     import torch
@@ -69,32 +122,53 @@ def main(argv=None) -> int:
     est = build(args.random, args.device, args.stage1_ckpt)
     dets = est.stage1.detector.detect(image)
     print(f"image {args.image}: {image.shape[1]}x{image.shape[0]}, {len(dets)} hand(s); threads {args.threads}; "
-          f"{'random' if args.random else 'shipped'} weights")
-    from core.stage1 import Stage1Estimator  # noqa: F401
+          f"{'random' if args.random else 'shipped'} weights; device {args.device}")
+    out: dict[str, float] = {}
+    for steps in args.steps:
+        for n in args.n:
+            rows = {"detect": [], "stage1": [], "features": [], "ldm": [], "decode": [], "stage2": [], "nodetect": [],
+                    "total": []}
+            for r in range(args.repeats + 1):
+                t0 = time.perf_counter()
+                (res,) = est.run(image, n=n, steps=steps, seed=r, paper_samples=args.paper_samples)
+                total = time.perf_counter() - t0
+                if r == 0:
+                    continue   # warm-up (kernel compilation, allocator)
+                t = res.timings
+                rows["detect"].append(t.get("stage1_detect_s", 0.0))
+                rows["stage1"].append(t.get("stage1_lift_s", 0.0))
+                rows["features"].append(t["features_s"])
+                rows["ldm"].append(t["ldm_s"])
+                rows["decode"].append(t["decode_s"])
+                rows["stage2"].append(t["stage2_s"])
+                rows["nodetect"].append(total - t.get("stage1_detect_s", 0.0))
+                rows["total"].append(total)
+            med = {k: statistics.median(v) * 1000 for k, v in rows.items()}
+            tot = [v * 1000 for v in rows["total"]]
+            print(f"N {n:3d} x {steps:2d} step(s): total min {min(tot):6.0f} / median {med['total']:6.0f} / max "
+                  f"{max(tot):6.0f} ms; " + ", ".join(f"{k} {v:.0f}" for k, v in med.items() if k != "total"))
+            out[f"cascade.n{n}_s{steps}_ms"] = med["total"]
+            out[f"cascade.n{n}_s{steps}_nodetect_ms"] = med["nodetect"]
+        if 1 in args.n and 50 in args.n:
+            ratio = out[f"cascade.n50_s{steps}_ms"] / out[f"cascade.n1_s{steps}_ms"]
+            print(f"  {steps} step(s): 50 hypotheses cost {ratio:.1f}x one (target <= 3x)")
+            out[f"cascade.n50_over_n1_s{steps}"] = ratio
+    print(f"  mesh hypotheses {res.vertex_hypotheses.shape}, aggregate {res.vertices.shape}, "
+          f"spread {np.linalg.norm(res.vertex_hypotheses - res.vertices, axis=-1).mean() * 1000:.1f} mm")
 
-    for steps in (args.steps, 1):
-        rows = {"detect": [], "stage1": [], "features": [], "ldm": [], "decode": [], "stage2": [], "total": []}
-        for r in range(args.repeats + 1):
-            t0 = time.perf_counter()
-            (res,) = est.run(image, n=args.n, steps=steps, seed=r, paper_samples=args.paper_samples)
-            total = time.perf_counter() - t0
-            if r == 0:
-                continue   # warm-up (kernel compilation, allocator)
-            t = res.timings
-            rows["detect"].append(t.get("stage1_detect_s", 0.0))
-            rows["stage1"].append(t.get("stage1_lift_s", 0.0))
-            rows["features"].append(t["features_s"])
-            rows["ldm"].append(t["ldm_s"])
-            rows["decode"].append(t["decode_s"])
-            rows["stage2"].append(t["stage2_s"])
-            rows["total"].append(total)
-        med = {k: statistics.median(v) * 1000 for k, v in rows.items()}
-        print(f"{args.n} hypotheses x {steps} step(s) per stage: " +
-              ", ".join(f"{k} {v:.0f} ms" for k, v in med.items()) +
-              f"  (target {'1000' if steps > 1 else '200'} ms)")
-        if steps == args.steps:
-            print(f"  mesh hypotheses {res.vertex_hypotheses.shape}, aggregate {res.vertices.shape}, "
-                  f"spread {np.linalg.norm(res.vertex_hypotheses - res.vertices, axis=-1).mean() * 1000:.1f} mm")
+    n, steps = max(args.n), max(args.steps)
+    per = flops_by_model(est, image, n, steps)
+    rate = matmul_gflops(args.threads)
+    total_ms = out.get(f"cascade.n{n}_s{steps}_nodetect_ms")
+    print(f"FLOPs for one image, {n} x {steps} steps (matmul/conv, torch.utils.flop_counter): " +
+          ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if k != "Global") +
+          f"; total {per.get('Global', 0):.1f} GFLOP")
+    print(f"this CPU's 1024^3 float32 matmul at {args.threads} thread(s): {rate:.0f} GFLOP/s -> the FLOPs alone "
+          f"need {per.get('Global', 0) / rate * 1000:.0f} ms; measured {total_ms:.0f} ms without detection "
+          f"({per.get('Global', 0) / (total_ms / 1000) / rate * 100:.0f} % of that rate)")
+    out.update({"cascade.gflop_per_image": per.get("Global", 0.0), "cascade.matmul_gflops": rate})
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 
