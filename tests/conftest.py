@@ -37,7 +37,8 @@ def pose_npz(tmp_path):
 
 @pytest.fixture
 def window(qtbot):
-    """A real MainWindow under Xvfb; on teardown checks that no plotter or top-level widget leaked."""
+    """A real MainWindow under Xvfb; on teardown checks that no plotter, top-level widget or child process
+    (the DPoser worker) leaked."""
     from viewer.app import qt_environment
 
     qt_environment()
@@ -58,3 +59,7 @@ def window(qtbot):
     assert w.plotter._id_name not in pv.plotting.plotter._ALL_PLOTTERS, "leaked VTK plotter"
     visible = [t for t in QtWidgets.QApplication.topLevelWidgets() if t.isVisible() and t is not w]
     assert not visible, f"leaked top-level widgets: {visible}"
+    import multiprocessing
+
+    assert w.prior_runs.pid is None, "the DPoser process was not shut down"
+    assert not multiprocessing.active_children(), f"leaked child processes: {multiprocessing.active_children()}"

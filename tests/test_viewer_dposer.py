@@ -145,3 +145,89 @@ def test_scripted_completion_screenshot(tmp_path, pose_npz):
     img = np.asarray(Image.open(out).convert("RGB")).astype(int)
     differs = np.abs(img - img[2, 2]).sum(-1) > 30
     assert differs.mean() > 0.01, "the screenshot shows only the background"
+
+
+def test_completion_runs_in_a_child_process_with_live_results_cancel_and_shutdown(pose_window, qtbot):
+    """The optimisation runs in the DPoser process (not a thread of the window): partial results and
+    progress arrive live, the result lands in the panel, cancel is quick, the process serves later
+    jobs, failures reach the user, and closing the window ends the process."""
+    import time
+
+    w = pose_window
+    runner = w.prior_runs
+    qtbot.waitUntil(lambda: runner.child_ready, timeout=120_000)   # pre-warmed once the hand was ready
+    pid, proc = runner.pid, runner.process
+    assert pid is not None and pid != os.getpid() and proc.is_alive()
+    assert runner.startup_error == ""
+
+    w.dposer_panel.apply_preset("fingertips")
+    partials, progress = [], []
+    runner.partial.connect(partials.append)
+    runner.progress.connect(lambda done, total, label: progress.append((done, total, label)))
+    complete_and_wait(w, qtbot)
+    s = w.dposer_panel.n.value()
+    assert len(partials) >= 1 and all(p[1].shape == (s, 21, 3) for p in partials)
+    assert [p[0] for p in partials] == sorted(p[0] for p in partials)
+    assert progress[-1] == (40, 40, "completing")
+    first = w.completion.result
+    assert first.joints.shape == (s, 21, 3) and w.completion.vertices.shape == (s, 1609, 3)
+    assert w.dposer_panel.hypothesis.maximum() == s - 1
+    assert w.statusBar().currentMessage().startswith(f"{s} completions")
+    assert w.timing_label.text().startswith("DPoser")
+    assert w.scene.cloud_actor.GetVisibility()
+
+    # Cancel a long run: the window is idle at once, the process stops well within a second,
+    # the previous result stays.
+    w.dposer_panel.iters.setValue(20_000)
+    w._rerun_timer.stop()
+    with qtbot.waitSignal(runner.progress, timeout=60_000):
+        assert w.complete()
+    assert runner.busy
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(runner.cancelled, timeout=1000):
+        w.cancel_runs()
+    assert not runner.busy and not w.progress.isVisible()
+    assert runner.wait(1000), "the DPoser process did not stop within 1 s of cancel"
+    assert time.perf_counter() - t0 < 1.0
+    assert w.completion.result is first
+
+    # The same process serves the next job; a failing job reaches the user as one line.
+    w.dposer_panel.iters.setValue(40)
+    w._rerun_timer.stop()
+    complete_and_wait(w, qtbot)
+    assert w.completion.result is not first and runner.pid == pid
+    from viewer.state import PoseSource
+
+    w.completion.set_source(PoseSource("broken", w.completion.source.joints, np.zeros(7, np.float32),
+                                       np.zeros(3, np.float32)))
+    with qtbot.waitSignal(runner.failed, timeout=60_000) as failed:
+        assert w.complete()
+    message, tb = failed.args
+    assert message and "\n" not in message and "Traceback" in tb
+    assert w.last_error and not runner.busy
+
+    w.close()
+    assert not proc.is_alive() and runner.pid is None
+
+
+def test_a_crashed_dposer_process_is_reported_and_replaced(pose_window, qtbot):
+    import signal
+
+    w = pose_window
+    runner = w.prior_runs
+    qtbot.waitUntil(lambda: runner.child_ready, timeout=120_000)
+    old = runner.pid
+    w.dposer_panel.apply_preset("fingertips")
+    w.dposer_panel.iters.setValue(20_000)
+    w._rerun_timer.stop()
+    with qtbot.waitSignal(runner.progress, timeout=60_000):
+        assert w.complete()
+    with qtbot.waitSignal(runner.failed, timeout=10_000) as failed:
+        os.kill(old, signal.SIGKILL)
+    assert "stopped unexpectedly" in failed.args[0] and not runner.busy
+    assert "stopped unexpectedly" in w.last_error
+    w.dposer_panel.iters.setValue(40)
+    w._rerun_timer.stop()
+    complete_and_wait(w, qtbot)   # a fresh process
+    assert runner.pid not in (None, old)
+    assert w.completion.result.joints.shape[0] == w.dposer_panel.n.value()

@@ -223,3 +223,105 @@ class PriorEngine:
             result = fit_joints(prior, self.hand, source.joints, hidden, n=n, cfg=cfg, callback=callback,
                                 cancel=cancel)
         return result, result.vertices(self.hand)
+
+
+# -- DPoser in a separate process -----------------------------------------------------------------------
+# The test-time optimisation is a Python loop of small torch ops: on a thread of the GUI process it holds
+# the GIL for most of each iteration and stalls the window. `viewer.process_worker.ProcessRunner` runs it in
+# a child process (spawn) instead; the child runs `serve_prior` below. This module imports no Qt, so the
+# child never loads it. Messages are tuples of plain data (numbers, strings, numpy arrays, dataclasses of
+# numpy arrays), pickled only between our own two processes.
+
+
+def build_hand(spec: dict | None = None):
+    """The hand model named by `spec`: {'kind': 'anny'} (default) or {'kind': 'mano', 'path': folder}."""
+    spec = spec or {"kind": "anny"}
+    kind = spec.get("kind", "anny")
+    if kind == "anny":
+        from core.hand.anny_hand import AnnyHand
+
+        return AnnyHand()
+    if kind == "mano":
+        from core.hand.mano_hand import ManoHand
+
+        return ManoHand(spec["path"])
+    raise ValueError(f"unknown hand model kind {kind!r}")
+
+
+def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
+    """Child-process loop: build the hand model and load the prior once, then run completion jobs.
+
+    Receives ('job', run_id, source, hidden, settings) or ('stop',) on `conn`; sends ('ready', error),
+    ('progress', run_id, done, total, label), ('partial', run_id, (it, joints)), and exactly one of
+    ('finished', run_id, (TTOResult, vertices)), ('failed', run_id, message, traceback) or
+    ('cancelled', run_id) per job. A job is cancelled once `cancel_upto.value >= run_id`.
+    """
+    import os
+    import pickle
+    import sys
+    import traceback
+
+    import torch
+
+    from core.errors import Cancelled
+
+    torch.set_num_threads(1)   # small ops: one thread is fastest and leaves the other cores to the window
+    engine: PriorEngine | None = None
+    startup_error: tuple[str, str] | None = None
+
+    def one_line(exc: BaseException) -> str:
+        from core.cli import one_line as _one_line
+
+        return _one_line(exc)
+
+    try:
+        engine = PriorEngine(build_hand(hand_spec))
+        try:
+            engine.prior()     # warm: the first completion should not pay for loading the weights
+        except Exception:      # noqa: BLE001 - e.g. missing weights: reported again by each job
+            pass
+    except Exception as exc:   # noqa: BLE001 - reported to the user by each job
+        startup_error = (one_line(exc), traceback.format_exc())
+    try:
+        conn.send(("ready", startup_error[0] if startup_error else None))
+        while True:
+            msg = conn.recv()
+            if msg[0] == "stop":
+                break
+            _, run_id, source, hidden, settings = msg
+            if cancel_upto.value >= run_id:
+                conn.send(("cancelled", run_id))
+                continue
+            if startup_error is not None:
+                conn.send(("failed", run_id, *startup_error))
+                continue
+
+            def cancelled(run_id=run_id) -> bool:
+                return cancel_upto.value >= run_id
+
+            def progress(done: int, total: int, label: str = "", partial: object = None, run_id=run_id) -> None:
+                if cancelled():
+                    raise Cancelled("cancelled")
+                conn.send(("progress", run_id, int(done), int(total), label))
+                if partial is not None:
+                    conn.send(("partial", run_id, partial))
+
+            try:
+                result = engine.complete(source, hidden, settings, progress, cancelled)
+            except Cancelled:
+                conn.send(("cancelled", run_id))
+            except Exception as exc:  # noqa: BLE001 - every engine failure reaches the user
+                conn.send(("failed", run_id, one_line(exc), traceback.format_exc()))
+            else:
+                try:
+                    conn.send(("finished", run_id, result))
+                except (pickle.PicklingError, TypeError, AttributeError) as exc:   # a bug, not a user error
+                    conn.send(("failed", run_id, f"result not transferable: {one_line(exc)}",
+                               traceback.format_exc()))
+    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+        pass   # the window went away
+    conn.close()
+    # Skip the interpreter's teardown (torch's takes about a second): nothing is left to flush or save.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

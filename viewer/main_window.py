@@ -5,6 +5,7 @@ threads (`viewer.workers`); this class wires them to widgets and renders.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pathlib
 
@@ -28,6 +29,9 @@ SHORTCUTS = (
     ("Ctrl+Z", "undo the last mask change"), ("Click a joint", "hide / show it (pose mode)"), ("Ctrl+Q", "quit"),
     ("Mouse", "left-drag rotate, right-drag / wheel zoom, middle-drag pan; hover a hypothesis for its error"),
 )
+
+
+HAND_SPEC = {"kind": "anny"}   # how the DPoser process rebuilds the window's hand model (viewer.engine.build_hand)
 
 
 def _load_hand_model():
@@ -57,6 +61,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from viewer.engine import Engine, PriorEngine
         from viewer.image_panel import ImagePanel
         from viewer.panels import DenoisePanel, DisplayPanel, SettingsPanel
+        from viewer.process_worker import ProcessRunner
         from viewer.workers import RunManager
 
         self.setWindowTitle("pose-viewer")
@@ -68,7 +73,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_error: str | None = None
         self.engine = Engine()
         self.runs = RunManager(self)
-        self.prior_runs = RunManager(self)
+        # DPoser runs in a child process (its Python loop would hold this process's GIL and stall the window).
+        self.prior_runs = ProcessRunner(self, hand_spec=HAND_SPEC)
         self.view_mode = "pose"                  # 'pose' (a hand / DPoser completion) or 'image'
 
         # State.
@@ -178,6 +184,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.hand_model, verts, joints, device_text = loaded
         self.prior_engine = self._PriorEngine(self.hand_model)
+        self.prior_runs.prewarm(HAND_SPEC)   # the DPoser process builds the same hand and loads the prior
         self.scene = HandScene(self.plotter, self.hand_model.faces, verts)
         self.device_label.setText(device_text)
         self.ready = True
@@ -628,8 +635,8 @@ class MainWindow(QtWidgets.QMainWindow):
         settings = self.dposer_panel.settings()
         self._running_path = None
         self.view_mode = "pose"
-        self.prior_runs.start(lambda progress, cancel: self.prior_engine.complete(src, hidden, settings,
-                                                                                  progress, cancel))
+        job_source = dataclasses.replace(src, vertices=None)   # the child needs no mesh
+        self.prior_runs.start((job_source, hidden, settings))
         self.statusBar().showMessage(f"Completing {int(hidden.sum())} hidden joints with {settings['prior']}…")
         return True
 
@@ -857,7 +864,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cancel_runs()
         self.model_loader.wait(30000)
         self.runs.wait(3000)
-        self.prior_runs.wait(3000)
+        self.prior_runs.shutdown()   # ends the DPoser process
         self.denoise_panel.set_playing(False)
         self._save_settings()
         self.plotter.close()

@@ -1,0 +1,330 @@
+"""DPoser completions in a child process, so the optimisation loop never holds the window's GIL.
+
+`ProcessRunner` has the public surface of `viewer.workers.RunManager` (signals progress, partial,
+finished, failed, cancelled, busy_changed; start / cancel / wait / busy) plus `prewarm` and `shutdown`.
+It owns one child process (multiprocessing, "spawn" context) running `viewer.engine.serve_prior`: the
+child imports torch, builds the hand model and loads the prior once, then serves completion jobs until
+it is told to stop. In the window's process two small threads move messages: a writer (jobs out, so the
+GUI thread never blocks on a full pipe) and a reader (blocked in `recv`, which releases the GIL) that
+turns the child's messages into queued Qt signals. Progress and partial results are coalesced (only
+the latest is kept until the GUI thread takes it, shown at most every `progress_interval_s` /
+`partial_interval_s`: each costs a frame), so a slow frame never lets updates pile up in the event
+queue. Cancel is a shared counter: the child stops a job at
+its next iteration once `cancel_upto >= run id`. Messages of superseded runs are dropped by run id.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+import traceback
+from typing import Any
+
+from PySide6 import QtCore
+
+Connection = QtCore.Qt.ConnectionType.QueuedConnection
+log = logging.getLogger("pose-viewer")
+
+
+class _ChildSignals(QtCore.QObject):
+    """Emitted from the reader thread; delivered (queued) to the runner on the GUI thread."""
+
+    progress = QtCore.Signal()                     # a (run id, done, total, label) is waiting
+    partial = QtCore.Signal()                      # a (run id, (iteration, joints)) is waiting
+    finished = QtCore.Signal(int, object)          # run id, (TTOResult, vertices)
+    failed = QtCore.Signal(int, str, str)          # run id, message, traceback
+    cancelled = QtCore.Signal(int)                 # run id
+    ready = QtCore.Signal(int, str)                # child generation, startup error ('' if none)
+    died = QtCore.Signal(int)                      # child generation
+
+
+class ProcessRunner(QtCore.QObject):
+    """DPoser completion runs in a long-lived child process: at most one live run; starting one cancels it."""
+
+    progress = QtCore.Signal(int, int, str)
+    partial = QtCore.Signal(object)
+    finished = QtCore.Signal(object)
+    failed = QtCore.Signal(str, str)
+    cancelled = QtCore.Signal()
+    busy_changed = QtCore.Signal(bool)
+    ready = QtCore.Signal()   # the child has built the hand model and loaded the prior
+    partial_interval_s = 0.2  # live results shown at most this often (each one is a render)
+    progress_interval_s = 0.25  # progress shown at most this often (the last step always)
+
+    def __init__(self, parent: QtCore.QObject | None = None, hand_spec: dict | None = None) -> None:
+        super().__init__(parent)
+        self._ctx = multiprocessing.get_context("spawn")
+        self.hand_spec = hand_spec or {"kind": "anny"}
+        self._signals = _ChildSignals()
+        self._signals.progress.connect(self._on_progress, Connection)
+        self._signals.partial.connect(self._on_partial, Connection)
+        self._signals.finished.connect(self._on_finished, Connection)
+        self._signals.failed.connect(self._on_failed, Connection)
+        self._signals.cancelled.connect(self._on_cancelled, Connection)
+        self._signals.ready.connect(self._on_ready, Connection)
+        self._signals.died.connect(self._on_died, Connection)
+        self._run_id = 0
+        self._cancel_mark = 0                 # runs with id <= it are cancelled
+        self._live = False                    # a current run whose outcome the GUI waits for
+        self._gen = 0                         # child generation (a crashed child is replaced)
+        self._proc: Any = None
+        self._conn: Any = None
+        self._cancel_upto: Any = None         # shared int64: runs with id <= it are cancelled
+        self._outbox: queue.Queue | None = None
+        self._threads: list[threading.Thread] = []
+        self._cond = threading.Condition()
+        self._done_id = 0                     # highest run id the child has finished with (any outcome)
+        self._sent_id = 0                     # highest run id handed to the current child
+        self.child_ready = False
+        self.startup_error = ""
+        self._latest_lock = threading.Lock()
+        self._latest_progress: tuple | None = None   # set by the reader, taken by the GUI thread
+        self._latest_partial: tuple | None = None
+        self._last_partial_t = 0.0
+        self._partial_timer = QtCore.QTimer(self, singleShot=True)
+        self._partial_timer.timeout.connect(self._on_partial)
+        self._last_progress_t = 0.0
+        self._progress_timer = QtCore.QTimer(self, singleShot=True)
+        self._progress_timer.timeout.connect(self._on_progress)
+
+    # -- public API (as RunManager) --------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._live
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None when no child is running)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def process(self) -> Any:
+        return self._proc
+
+    def prewarm(self, hand_spec: dict | None = None) -> None:
+        """Start the child now (it loads torch, the hand model and the prior in the background)."""
+        if hand_spec is not None and hand_spec != self.hand_spec:
+            self.cancel()
+            self._stop_child()
+            self.hand_spec = dict(hand_spec)
+        try:
+            self._ensure_child()
+        except Exception:  # noqa: BLE001 - start() tries again and reports the error
+            log.warning("could not start the DPoser process", exc_info=True)
+
+    def start(self, job: tuple) -> int:
+        """Run the job `(source, hidden, settings)` in the child, cancelling the previous run."""
+        self.cancel()
+        self._run_id += 1
+        self._live = True
+        self._last_partial_t = self._last_progress_t = 0.0
+        self.busy_changed.emit(True)
+        try:
+            self._ensure_child()
+        except Exception as exc:  # noqa: BLE001 - e.g. the process cannot be spawned
+            from core.cli import one_line
+
+            self._live = False
+            self.busy_changed.emit(False)
+            self.failed.emit(f"could not start the DPoser process: {one_line(exc)}", traceback.format_exc())
+            return self._run_id
+        with self._cond:
+            self._sent_id = self._run_id
+        self._outbox.put(("job", self._run_id, *job))
+        return self._run_id
+
+    def cancel(self) -> None:
+        """Ask the live run to stop at its next iteration; its result (if any) will be ignored."""
+        self._cancel_mark = self._run_id
+        if self._cancel_upto is not None:
+            self._cancel_upto.value = self._run_id
+        if self._live:
+            self._live = False
+            self.busy_changed.emit(False)
+            self.cancelled.emit()
+
+    def wait(self, msecs: int = 5000) -> bool:
+        """Block until the child has finished with every run handed to it (tests, shutdown)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._done_id >= self._sent_id, msecs / 1000)
+
+    def shutdown(self, timeout_s: float = 3.0) -> None:
+        """Cancel the live run and end the child process (closing the window)."""
+        self.cancel()
+        self._stop_child(timeout_s)
+
+    # -- child process -----------------------------------------------------------------------------------
+    def _ensure_child(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        if self._proc is not None:
+            self._stop_child(0.5)
+        from viewer.engine import serve_prior
+
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        cancel_upto = self._ctx.RawValue("q", self._cancel_mark)
+        proc = self._ctx.Process(target=serve_prior, args=(child_conn, cancel_upto, self.hand_spec),
+                                 name="pose-viewer-dposer", daemon=True)
+        try:
+            proc.start()
+        finally:
+            child_conn.close()
+        self._gen += 1
+        self.child_ready, self.startup_error = False, ""
+        self._proc, self._conn, self._cancel_upto = proc, parent_conn, cancel_upto
+        self._outbox = queue.Queue()
+        with self._cond:
+            self._sent_id = self._done_id = self._cancel_mark
+        self._threads = [
+            threading.Thread(target=self._write, args=(parent_conn, self._outbox, self._cancel_upto),
+                             name="dposer-writer", daemon=True),
+            threading.Thread(target=self._read, args=(parent_conn, self._gen), name="dposer-reader", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _stop_child(self, timeout_s: float = 3.0) -> None:
+        proc, conn, outbox = self._proc, self._conn, self._outbox
+        if proc is None:
+            return
+        self._proc = self._conn = self._outbox = None
+        self._cancel_upto.value = self._run_id   # the child stops its job at the next iteration
+        self._cancel_upto = None
+        outbox.put(("stop",))
+        outbox.put(None)
+        # A child still starting up (importing torch, building the hand) reads 'stop' only once it is
+        # ready: don't wait for that, end it.
+        proc.join(timeout_s if self.child_ready else 0.1)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(2.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2.0)
+        for t in self._threads:
+            t.join(2.0)
+        self._threads = []
+        conn.close()
+        with self._cond:
+            self._done_id = max(self._done_id, self._sent_id)
+            self._cond.notify_all()
+        self.child_ready = False
+
+    def _write(self, conn, outbox: queue.Queue, cancel_upto) -> None:  # writer thread
+        while True:
+            msg = outbox.get()
+            if msg is None:
+                return
+            if msg[0] == "job" and cancel_upto.value >= msg[1]:
+                self._mark_done(msg[1])   # superseded before the child saw it
+                continue
+            try:
+                conn.send(msg)
+            except (OSError, ValueError):   # the child is gone (the reader reports it)
+                return
+
+    def _read(self, conn, gen: int) -> None:  # reader thread
+        sig = self._signals
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = msg[0]
+            if kind == "progress":
+                with self._latest_lock:
+                    waiting, self._latest_progress = self._latest_progress is not None, msg[1:]
+                if not waiting or msg[2] >= msg[3]:   # the last one goes out before 'finished'
+                    sig.progress.emit()
+            elif kind == "partial":
+                with self._latest_lock:
+                    waiting, self._latest_partial = self._latest_partial is not None, msg[1:]
+                if not waiting:
+                    sig.partial.emit()
+            elif kind == "finished":
+                self._mark_done(msg[1])
+                sig.finished.emit(msg[1], msg[2])
+            elif kind == "failed":
+                self._mark_done(msg[1])
+                sig.failed.emit(msg[1], msg[2], msg[3])
+            elif kind == "cancelled":
+                self._mark_done(msg[1])
+                sig.cancelled.emit(msg[1])
+            elif kind == "ready":
+                sig.ready.emit(gen, msg[1] or "")
+        with self._cond:
+            self._done_id = max(self._done_id, self._sent_id)
+            self._cond.notify_all()
+        sig.died.emit(gen)
+
+    def _mark_done(self, run_id: int) -> None:
+        with self._cond:
+            self._done_id = max(self._done_id, run_id)
+            self._cond.notify_all()
+
+    # -- GUI thread ------------------------------------------------------------------------------------------
+    def _current(self, run_id: int) -> bool:
+        return run_id == self._run_id and self._live
+
+    def _on_progress(self) -> None:
+        with self._latest_lock:
+            item = self._latest_progress
+            final = item is not None and item[1] >= item[2]
+            wait = self._last_progress_t + self.progress_interval_s - time.perf_counter()
+            if wait > 0 and not final:   # too soon: show the latest one later (a repaint can cost a frame)
+                if not self._progress_timer.isActive():
+                    self._progress_timer.start(int(wait * 1000) + 1)
+                return
+            self._latest_progress = None
+        if item is not None and self._current(item[0]):
+            self._last_progress_t = time.perf_counter()
+            self.progress.emit(*item[1:])
+
+    def _on_partial(self) -> None:
+        wait = self._last_partial_t + self.partial_interval_s - time.perf_counter()
+        if wait > 0:   # too soon after the last one: show the latest one later
+            if not self._partial_timer.isActive():
+                self._partial_timer.start(int(wait * 1000) + 1)
+            return
+        with self._latest_lock:
+            item, self._latest_partial = self._latest_partial, None
+        if item is not None and self._current(item[0]):
+            self._last_partial_t = time.perf_counter()
+            self.partial.emit(item[1])
+
+    def _on_finished(self, run_id: int, result: object) -> None:
+        if self._current(run_id):
+            self._live = False
+            self.busy_changed.emit(False)
+            self.finished.emit(result)
+
+    def _on_failed(self, run_id: int, message: str, tb: str) -> None:
+        if self._current(run_id):
+            self._live = False
+            self.busy_changed.emit(False)
+            self.failed.emit(message, tb)
+
+    def _on_cancelled(self, run_id: int) -> None:
+        if self._current(run_id):   # cancelled in the child without cancel() here (e.g. shutdown)
+            self._live = False
+            self.busy_changed.emit(False)
+            self.cancelled.emit()
+
+    def _on_ready(self, gen: int, error: str) -> None:
+        if gen == self._gen and self._proc is not None:
+            self.child_ready, self.startup_error = True, error
+            self.ready.emit()
+
+    def _on_died(self, gen: int) -> None:
+        if gen != self._gen or self._proc is None:
+            return   # an old child, or one we stopped
+        proc = self._proc
+        proc.join(1.0)
+        code = proc.exitcode
+        self._stop_child(0.1)   # next start() spawns a fresh child
+        if self._live:
+            self._live = False
+            self.busy_changed.emit(False)
+            self.failed.emit(f"the DPoser process stopped unexpectedly (exit code {code})", "")
