@@ -248,6 +248,9 @@ def build_hand(spec: dict | None = None):
     raise ValueError(f"unknown hand model kind {kind!r}")
 
 
+WORKER_NICENESS = 10   # the DPoser process's scheduling priority, below the window's
+
+
 def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
     """Child-process loop: build the hand model and load the prior once, then run completion jobs.
 
@@ -266,6 +269,11 @@ def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
     from core.errors import Cancelled
 
     torch.set_num_threads(1)   # small ops: one thread is fastest and leaves the other cores to the window
+    try:
+        # When the CPU is short, the window's frames go first; with a core to spare this changes nothing.
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):   # not on this platform / not permitted
+        pass
     engine: PriorEngine | None = None
     startup_error: tuple[str, str] | None = None
 
