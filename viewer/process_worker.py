@@ -169,6 +169,9 @@ class ProcessRunner(QtCore.QObject):
                                  name="pose-viewer-dposer", daemon=True)
         try:
             proc.start()
+        except BaseException:
+            parent_conn.close()
+            raise
         finally:
             child_conn.close()
         self._gen += 1
