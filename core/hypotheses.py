@@ -46,23 +46,29 @@ def trajectory_frames(result) -> list[tuple[str, str, np.ndarray]]:
 _LOD_CACHE: dict = {}
 
 
-def coarse_meshes(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hypothesis meshes (N,1609,3) of the Anny hand → the same meshes at the autoencoder's first
-    down-sampled level (N,400,3) with its faces: 4× fewer triangles for drawing a translucent cloud.
-    Other vertex counts are returned unchanged (with faces None)."""
-    from core.mesh.sampling import load_sampling
-
+def coarse_meshes(vertices: np.ndarray, level: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """Hypothesis meshes (N,1609,3) of the Anny hand → the same meshes at the autoencoder's
+    down-sampled `level` (1: 400 vertices, 2: 200, 3: 100; the shipped sampling resource) with its
+    faces: fewer triangles for drawing a translucent cloud (level 1 for still frames, a coarser one
+    while the user scrubs). Other vertex counts are returned unchanged (with faces None)."""
     import scipy.sparse as sp
 
-    if "down" not in _LOD_CACHE:
-        s = load_sampling()
-        _LOD_CACHE["down"] = sp.csr_matrix(np.asarray(s.down[0], np.float32))
-        _LOD_CACHE["faces"] = np.asarray(s.level_faces[1])
-    down = _LOD_CACHE["down"]
+    from core.mesh.sampling import load_sampling
+
+    if level not in _LOD_CACHE:
+        if "sampling" not in _LOD_CACHE:
+            _LOD_CACHE["sampling"] = load_sampling()
+        s = _LOD_CACHE["sampling"]
+        level = max(1, min(level, len(s.down)))
+        down = sp.csr_matrix(np.asarray(s.down[0], np.float32))
+        for d in s.down[1:level]:
+            down = sp.csr_matrix(np.asarray(d, np.float32)) @ down
+        _LOD_CACHE[level] = (down.tocsr(), np.asarray(s.level_faces[level]))
+    down, faces = _LOD_CACHE[level]
     v = np.asarray(vertices, np.float32)
     if v.ndim != 3 or v.shape[1] != down.shape[1]:
         return v, None
     n, nv, _ = v.shape
     flat = v.transpose(1, 0, 2).reshape(nv, n * 3)          # (V, N·3)
-    coarse = (down @ flat).reshape(down.shape[0], n, 3)     # (400, N, 3)
-    return np.ascontiguousarray(coarse.transpose(1, 0, 2)), _LOD_CACHE["faces"]
+    coarse = (down @ flat).reshape(down.shape[0], n, 3)     # (V_level, N, 3)
+    return np.ascontiguousarray(coarse.transpose(1, 0, 2)), faces

@@ -87,6 +87,15 @@ def test_denoising_slider_steps_through_the_trajectory(small_run, qtbot):
         t.set_step(t.n_steps - 1)
         assert first_mesh.shape == np.asarray(window.scene.cloud.points).shape
         assert np.abs(first_mesh - np.asarray(window.scene.cloud.points)).max() > 1e-4
+        # Level of detail: while scrubbing the cloud is coarser, then redrawn in full when the step stays.
+        from viewer.main_window import CLOUD_LEVEL, SCRUB_LEVEL
+
+        from core.mesh.sampling import load_sampling
+
+        sizes = load_sampling().num_vertices
+        assert window.scene.points_per_hypothesis == sizes[SCRUB_LEVEL] < sizes[CLOUD_LEVEL]
+        qtbot.waitUntil(lambda: window.scene.points_per_hypothesis == sizes[CLOUD_LEVEL], timeout=5_000)
+        assert window.scene.cloud.n_points == 20 * sizes[CLOUD_LEVEL]
     t.set_step(0)
     qtbot.keyClick(window, "."); assert t.step == 1
     qtbot.keyClick(window, ","); assert t.step == 0

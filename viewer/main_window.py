@@ -48,6 +48,12 @@ def _load_hand_model():
     return hand, neutral.vertices[0].numpy(), neutral.joints[0].numpy(), describe_device(pick_device("auto"))
 
 
+
+#: Mesh-cloud levels of detail (autoencoder sampling levels: 1 = 400 vertices, 3 = 100 vertices) for
+#: still frames and while scrubbing, and how long a step must stay put before it is redrawn in full.
+CLOUD_LEVEL, SCRUB_LEVEL, REFINE_AFTER_MS = 1, 3, 250
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """pose-viewer's window. Engine calls go through `core`; this class only displays."""
 
@@ -156,7 +162,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self._rerun_timer.timeout.connect(self.complete)
         self.result_state.changed.connect(self._on_result)
         self.display.changed.connect(lambda _: self._render())
-        self.trajectory.changed.connect(lambda _: self._render())
+        self.trajectory.changed.connect(self._on_step)
+        # Level of detail while scrubbing (slider, playback, keys): the mesh cloud is drawn coarser and
+        # redrawn at the normal level once the step has stayed put for a moment (like vtkLODActor).
+        self._scrubbing = False
+        self._steps_seen = 0
+        self._refine_timer = QtCore.QTimer(self, singleShot=True, interval=REFINE_AFTER_MS)
+        self._refine_timer.timeout.connect(self._refine)
         self.image_panel.hand_clicked.connect(self.choose_hand)
         self.settings_panel.rerun.clicked.connect(self.rerun)
         self.settings_panel.mode.currentTextChanged.connect(
@@ -717,13 +729,27 @@ class MainWindow(QtWidgets.QMainWindow):
         panel.plot.set_iteration(c.iteration)
         self.request_render()
 
-    @staticmethod
-    def _coarse(meshes: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
-        """Arguments of `scene.set_cloud` for a mesh cloud drawn at the coarser level (core)."""
+    def _coarse(self, meshes: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
+        """Arguments of `scene.set_cloud` for a mesh cloud drawn at a coarser level (core): the
+        cloud level for still frames, a coarser one while the user scrubs the trajectory."""
         from core.hypotheses import coarse_meshes
 
-        pts, faces = coarse_meshes(meshes)
+        pts, faces = coarse_meshes(meshes, SCRUB_LEVEL if self._scrubbing else CLOUD_LEVEL)
         return pts, "mesh", faces
+
+    def _on_step(self, t) -> None:
+        """A trajectory change: a step move within the same trajectory is drawn at the scrubbing level
+        of detail (refined when it stops); a new trajectory (new result) at full detail."""
+        if t.n_steps == self._steps_seen and t.n_steps > 1:
+            self._scrubbing = True
+            self._refine_timer.start()
+        self._steps_seen = t.n_steps
+        self._render()
+
+    def _refine(self) -> None:
+        if self._scrubbing:
+            self._scrubbing = False
+            self._render()
 
     def request_render(self) -> None:
         """Render once the event loop is idle: many state changes in a row (live updates, a dragged

@@ -95,20 +95,20 @@ class HandScene:
         flat = np.asarray(points, np.float32).reshape(-1, 3)
         if self._cloud_key != key:
             if self.cloud_actor is not None:
-                self.plotter.remove_actor(self.cloud_actor)
+                self.plotter.remove_actor(self.cloud_actor, render=False)
             if kind == "mesh":
                 f = self.faces if faces is None else np.asarray(faces)
                 cells = np.vstack([np.hstack([np.full((len(f), 1), 3), f + k * p]) for k in range(n)]).ravel()
                 self.cloud = pv.PolyData(flat.copy(), cells)
                 self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.12, name="cloud",
-                                                         pickable=True, reset_camera=False)
+                                                         pickable=True, reset_camera=False, render=False)
                 # The cloud shares surfaces with the opaque aggregate / selected mesh: push it back in
                 # depth so the opaque mesh wins instead of z-fighting.
                 self.cloud_actor.GetMapper().SetRelativeCoincidentTopologyPolygonOffsetParameters(4, 4)
             else:
                 self.cloud = pv.PolyData(flat.copy(), lines=_lines(n, p, BONES))
                 self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.35, line_width=1.5,
-                                                         name="cloud", pickable=True, reset_camera=False)
+                                                         name="cloud", pickable=True, reset_camera=False, render=False)
             self._cloud_key = key
             self.points_per_hypothesis = p
         else:
@@ -131,17 +131,17 @@ class HandScene:
                    or want_scalars != ("spread_mm" in self.aggregate.point_data))
         if rebuild:
             if self.aggregate_actor is not None:
-                self.plotter.remove_actor(self.aggregate_actor)
-                self.plotter.remove_scalar_bar() if self.plotter.scalar_bars else None
+                self.plotter.remove_actor(self.aggregate_actor, render=False)
+                self.plotter.remove_scalar_bar(render=False) if self.plotter.scalar_bars else None
             self.aggregate = pv.PolyData(np.asarray(vertices, np.float32).copy(), faces_to_vtk(self.faces))
             if want_scalars:
                 self.aggregate.point_data["spread_mm"] = np.asarray(spread, np.float32) * 1000
                 self.aggregate_actor = self.plotter.add_mesh(
                     self.aggregate, scalars="spread_mm", cmap="viridis", smooth_shading=True, name="aggregate",
-                    scalar_bar_args={"title": "spread (mm)", "vertical": True}, reset_camera=False)
+                    scalar_bar_args={"title": "spread (mm)", "vertical": True}, reset_camera=False, render=False)
             else:
                 self.aggregate_actor = self.plotter.add_mesh(self.aggregate, color=SKIN, smooth_shading=True,
-                                                             name="aggregate", reset_camera=False)
+                                                             name="aggregate", reset_camera=False, render=False)
         else:
             self.aggregate.points = np.asarray(vertices, np.float32)
             if want_scalars:
@@ -162,7 +162,7 @@ class HandScene:
             self.skeleton.point_data["rgb"] = (joint_colours() * 255).astype(np.uint8)
             self.skeleton_actor = self.plotter.add_mesh(self.skeleton, scalars="rgb", rgb=True, line_width=4,
                                                         point_size=12, render_points_as_spheres=True,
-                                                        name="skeleton", reset_camera=False, pickable=False)
+                                                        name="skeleton", reset_camera=False, render=False, pickable=False)
         else:
             self.skeleton.points = pts
         self.skeleton_actor.SetVisibility(True)
@@ -173,7 +173,7 @@ class HandScene:
         pv = self.pv
         for actor in (self.markers_visible_actor, self.markers_hidden_actor):
             if actor is not None:
-                self.plotter.remove_actor(actor)
+                self.plotter.remove_actor(actor, render=False)
         self.markers_visible_actor = self.markers_hidden_actor = None
         self.marker_joints = None if joints is None else np.asarray(joints, np.float32)
         if joints is None:
@@ -185,12 +185,12 @@ class HandScene:
             vis.point_data["rgb"] = (joint_colours()[~hidden] * 255).astype(np.uint8)
             self.markers_visible_actor = self.plotter.add_mesh(
                 vis, scalars="rgb", rgb=True, point_size=16, render_points_as_spheres=True, name="markers_visible",
-                reset_camera=False, pickable=False)
+                reset_camera=False, render=False, pickable=False)
         if hidden.any():
             balls = pv.PolyData(pts[hidden].copy()).glyph(geom=pv.Sphere(radius=0.006, theta_resolution=10,
                                                                           phi_resolution=8), scale=False, orient=False)
             self.markers_hidden_actor = self.plotter.add_mesh(balls, color="#9a9a9a", style="wireframe", line_width=1,
-                                                              name="markers_hidden", reset_camera=False, pickable=False)
+                                                              name="markers_hidden", reset_camera=False, render=False, pickable=False)
 
     def display_coords(self, points: np.ndarray) -> np.ndarray:
         """VTK display coordinates (x, y from the bottom-left, pixels) of world points (P,3)."""
