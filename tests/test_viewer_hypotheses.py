@@ -93,8 +93,11 @@ def test_denoising_slider_steps_through_the_trajectory(small_run, qtbot):
         from core.mesh.sampling import load_sampling
 
         sizes = load_sampling().num_vertices
+        rep = lambda: window.scene.cloud_actor.GetProperty().GetRepresentationAsString()  # noqa: E731
         assert window.scene.points_per_hypothesis == sizes[SCRUB_LEVEL] < sizes[CLOUD_LEVEL]
+        assert rep() == "Points"
         qtbot.waitUntil(lambda: window.scene.points_per_hypothesis == sizes[CLOUD_LEVEL], timeout=5_000)
+        assert rep() == "Surface"
         assert window.scene.cloud.n_points == 20 * sizes[CLOUD_LEVEL]
     t.set_step(0)
     qtbot.keyClick(window, "."); assert t.step == 1

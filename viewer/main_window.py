@@ -50,7 +50,8 @@ def _load_hand_model():
 
 
 #: Mesh-cloud levels of detail (autoencoder sampling levels: 1 = 400 vertices, 3 = 100 vertices) for
-#: still frames and while scrubbing, and how long a step must stay put before it is redrawn in full.
+#: still frames and while scrubbing (drawn as points), and how long a step must stay put before it is
+#: redrawn in full.
 CLOUD_LEVEL, SCRUB_LEVEL, REFINE_AFTER_MS = 1, 3, 250
 
 
@@ -169,6 +170,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._steps_seen = 0
         self._refine_timer = QtCore.QTimer(self, singleShot=True, interval=REFINE_AFTER_MS)
         self._refine_timer.timeout.connect(self._refine)
+        # Count the pause from the end of the last coarse frame (a slow frame must not trigger refinement).
+        self._render_timer.timeout.connect(lambda: self._refine_timer.start() if self._scrubbing else None)
         self.image_panel.hand_clicked.connect(self.choose_hand)
         self.settings_panel.rerun.clicked.connect(self.rerun)
         self.settings_panel.mode.currentTextChanged.connect(
@@ -729,13 +732,14 @@ class MainWindow(QtWidgets.QMainWindow):
         panel.plot.set_iteration(c.iteration)
         self.request_render()
 
-    def _coarse(self, meshes: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
+    def _coarse(self, meshes: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None, bool]:
         """Arguments of `scene.set_cloud` for a mesh cloud drawn at a coarser level (core): the
-        cloud level for still frames, a coarser one while the user scrubs the trajectory."""
+        cloud level for still frames; while the user scrubs the trajectory, a coarser level drawn as
+        points."""
         from core.hypotheses import coarse_meshes
 
         pts, faces = coarse_meshes(meshes, SCRUB_LEVEL if self._scrubbing else CLOUD_LEVEL)
-        return pts, "mesh", faces
+        return pts, "mesh", faces, self._scrubbing
 
     def _on_step(self, t) -> None:
         """A trajectory change: a step move within the same trajectory is drawn at the scrubbing level

@@ -86,9 +86,12 @@ class HandScene:
                 actor.SetVisibility(visible)
         self.actor.SetVisibility(not visible)
 
-    def set_cloud(self, points: np.ndarray, kind: str, faces: np.ndarray | None = None) -> None:
+    def set_cloud(self, points: np.ndarray, kind: str, faces: np.ndarray | None = None,
+                  points_only: bool = False) -> None:
         """Hypotheses as one translucent cloud: `points` (N,V,3) meshes (kind 'mesh', triangles `faces`,
-        default the hand's) or (N,21,3) skeletons (kind 'joints'). Same sizes → points updated in place."""
+        default the hand's) or (N,21,3) skeletons (kind 'joints'). Same sizes → points updated in place.
+        `points_only` draws a mesh cloud's vertices only (the level of detail while scrubbing: software
+        OpenGL pays for every translucent layer of 50 overlapping surfaces, points cost almost nothing)."""
         pv = self.pv
         n, p = points.shape[:2]
         key = (kind, n, p)
@@ -105,6 +108,8 @@ class HandScene:
                 # The cloud shares surfaces with the opaque aggregate / selected mesh: push it back in
                 # depth so the opaque mesh wins instead of z-fighting.
                 self.cloud_actor.GetMapper().SetRelativeCoincidentTopologyPolygonOffsetParameters(4, 4)
+                # Front faces only: half the translucent layers to blend, and a less muddy cloud.
+                self.cloud_actor.GetProperty().BackfaceCullingOn()
             else:
                 self.cloud = pv.PolyData(flat.copy(), lines=_lines(n, p, BONES))
                 self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.35, line_width=1.5,
@@ -113,6 +118,15 @@ class HandScene:
             self.points_per_hypothesis = p
         else:
             self.cloud.points = flat
+        if kind == "mesh":
+            prop = self.cloud_actor.GetProperty()
+            if points_only:
+                prop.SetRepresentationToPoints()
+                prop.SetPointSize(3)
+                prop.SetOpacity(0.5)
+            else:
+                prop.SetRepresentationToSurface()
+                prop.SetOpacity(0.12)
         self.cloud_actor.SetVisibility(True)
 
     def hide_cloud(self) -> None:
