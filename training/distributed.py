@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -141,6 +141,18 @@ def cleanup(ok: bool = True) -> None:
         if ok:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def run(train: Callable[..., int], args, argv, device: str = "auto") -> int:
+    """`train(args, argv, env)` inside `setup()` / `cleanup()` (a failed rank skips the final barrier)."""
+    env = setup(device)
+    try:
+        rc = train(args, argv, env)
+    except BaseException:
+        cleanup(ok=False)
+        raise
+    cleanup()
+    return rc
 
 
 def wrap(model: torch.nn.Module, env: DistEnv, **ddp_kwargs) -> torch.nn.Module:

@@ -141,14 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    env = distributed.setup(args.device)
-    try:
-        rc = _train(args, argv, env)
-    except BaseException:
-        distributed.cleanup(ok=False)
-        raise
-    distributed.cleanup()
-    return rc
+    return distributed.run(_train, args, argv, args.device)
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
