@@ -133,6 +133,22 @@ class AnnyHand(HandModel):
         self.register_buffer("_corr_local", torch.stack(local) if local else torch.zeros(0, 3),
                              persistent=False)  # (C,3)
 
+    def keypoints(self, bone_poses: torch.Tensor, tips: torch.Tensor, rest_bone_poses: torch.Tensor):
+        """The 21 keypoints from posed bone poses (B,J,4,4) and tip vertices (B,5,3): bone heads,
+        tips, then KEYPOINT_CORRECTIONS; shifted so the corrected wrist is the origin. Returns
+        (joints (B,21,3), the shift (B,1,3) to apply to vertices too). The one place that defines them."""
+        b = bone_poses.shape[0]
+        palm = self._palm_length(rest_bone_poses).expand(b)  # (B,)
+        heads = bone_poses[:, self._kp_bone, :3, 3]  # (B,16,3)
+        joints = torch.empty(b, 21, 3, dtype=heads.dtype, device=heads.device)
+        joints[:, self._kp_is_bone] = heads
+        joints[:, ~self._kp_is_bone] = tips
+        anchor = bone_poses[:, self._corr_anchor]  # (B,C,4,4)
+        local = self._corr_local[None] * palm[:, None, None]  # (B,C,3)
+        joints[:, self._corr_kp] = (anchor[..., :3, :3] @ local[..., None]).squeeze(-1) + anchor[..., :3, 3]
+        origin = joints[:, :1].clone()
+        return joints - origin, origin
+
     def warm_caches(self) -> None:
         """roma caches a constant per device on first use; created inside `torch.inference_mode` it
         would later break autograd ("Inference tensors cannot be saved for backward"). Build it here as
@@ -166,7 +182,6 @@ class AnnyHand(HandModel):
     def _canonical(self, pose, shape, with_vertices):
         coeffs = self._blend_coeffs(shape)
         rest = self.anny.get_rest_model(coeffs)
-        palm = self._palm_length(rest["rest_bone_poses"])  # (B or 1,)
         transforms, bone_poses = self.anny.get_bone_transforms(self._deltas(pose), rest["rest_bone_poses"])
         b = pose.shape[0]
         if transforms.shape[0] != b:
@@ -184,15 +199,7 @@ class AnnyHand(HandModel):
             vh = torch.cat([v, torch.ones_like(v[..., :1])], -1)  # (B,5,4)
             moved = (t_sel @ vh[:, :, None, :, None]).squeeze(-1)  # (B,5,K,3)
             tips = (moved * self._tip_w[None, :, :, None]).sum(2)
-        heads = bone_poses[:, self._kp_bone, :3, 3]  # (B,16,3)
-        joints = torch.empty(b, 21, 3, dtype=heads.dtype, device=heads.device)
-        joints[:, self._kp_is_bone] = heads
-        joints[:, ~self._kp_is_bone] = tips
-        anchor = bone_poses[:, self._corr_anchor]  # (B,C,4,4)
-        local = self._corr_local[None] * palm[:, None, None]  # (B,C,3)
-        joints[:, self._corr_kp] = (anchor[..., :3, :3] @ local[..., None]).squeeze(-1) + anchor[..., :3, 3]
-        origin = joints[:, :1].clone()
-        joints = joints - origin
+        joints, origin = self.keypoints(bone_poses, tips, rest["rest_bone_poses"])
         if verts is not None:
             verts = verts - origin
         return joints, verts

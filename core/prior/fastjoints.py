@@ -66,10 +66,7 @@ class FixedShapeJoints:
         t_sel = t[torch.arange(b)[:, None, None], h._tip_i[None]]                 # (B,5,K,3,4)
         moved = (t_sel @ tips_h[:b, :, None, :, None]).squeeze(-1)               # (B,5,K,3)
         tips = (moved * h._tip_w[None, :, :, None]).sum(2)
-        heads = bone_poses[:, h._kp_bone, :3, 3]
-        joints = torch.empty(b, 21, 3, dtype=heads.dtype)
-        joints[:, h._kp_is_bone] = heads
-        joints[:, ~h._kp_is_bone] = tips
+        joints, _ = h.keypoints(bone_poses, tips, rest_bone_poses)
         if global_orient is not None:
             rot = axis_angle_to_matrix(global_orient.reshape(-1, 3)).expand(b, 3, 3)
             joints = joints @ rot.transpose(1, 2)
