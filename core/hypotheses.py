@@ -55,11 +55,11 @@ def coarse_meshes(vertices: np.ndarray, level: int = 1) -> tuple[np.ndarray, np.
 
     from core.mesh.sampling import load_sampling
 
+    if "sampling" not in _LOD_CACHE:
+        _LOD_CACHE["sampling"] = load_sampling()
+    s = _LOD_CACHE["sampling"]
+    level = max(1, min(level, len(s.down)))
     if level not in _LOD_CACHE:
-        if "sampling" not in _LOD_CACHE:
-            _LOD_CACHE["sampling"] = load_sampling()
-        s = _LOD_CACHE["sampling"]
-        level = max(1, min(level, len(s.down)))
         down = sp.csr_matrix(np.asarray(s.down[0], np.float32))
         for d in s.down[1:level]:
             down = sp.csr_matrix(np.asarray(d, np.float32)) @ down
