@@ -63,3 +63,26 @@ def test_export_and_screenshot(window, tmp_path):
     assert len(trimesh.load(tmp_path / "hand.ply", process=False).vertices) == 1609
     window.save_screenshot(str(tmp_path / "shot.png"))
     assert (tmp_path / "shot.png").stat().st_size > 1000
+
+
+def test_a_change_renders_the_scene_once_and_shows_it(window, qtbot, pose_npz):
+    """One VTK render per change: the paint that follows a finished render only copies the frame
+    (viewer/interactor.py); a progress-bar repaint does not render the 3D scene again."""
+    renders = []
+    tag = window.plotter.ren_win.AddObserver("EndEvent", lambda *_: renders.append(1))
+    try:
+        window.progress.setVisible(True)
+        qtbot.wait(200)
+        renders.clear()
+        shown = window.plotter.frames_shown
+        window.request_render()
+        qtbot.waitUntil(lambda: window.plotter.frames_shown > shown, timeout=3000)
+        qtbot.wait(100)
+        assert len(renders) == 1
+        renders.clear()
+        window.progress.setValue(window.progress.value() + 1)   # a synchronous repaint of the window
+        qtbot.wait(100)
+        assert renders == []
+    finally:
+        window.plotter.ren_win.RemoveObserver(tag)
+        window.progress.setVisible(False)

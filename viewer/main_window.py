@@ -62,11 +62,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def __init__(self, mano_dir: str | None = None, settings: QtCore.QSettings | None = None) -> None:
         super().__init__()
-        from pyvistaqt import QtInteractor
-
         from viewer.dposer_panel import DPoserPanel
         from viewer.engine import Engine, PriorEngine
         from viewer.image_panel import ImagePanel
+        from viewer.interactor import FrameInteractor
         from viewer.panels import DenoisePanel, DisplayPanel, SettingsPanel
         from viewer.process_worker import ProcessRunner
         from viewer.workers import RunManager
@@ -106,7 +105,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scene = None
         self._pending_path: str | None = None
         self._PriorEngine = PriorEngine
-        self.plotter = QtInteractor(self, auto_update=False)   # we render on change, not on a timer
+        self.plotter = FrameInteractor(self, auto_update=False)   # we render on change, not on a timer
         self.plotter.set_background("#1e2126")
         self.setCentralWidget(self.plotter.interactor)
         self.model_loader = RunManager(self)

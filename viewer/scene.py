@@ -253,8 +253,8 @@ class HandScene:
         d = 0.6
         eye, up = {"front": (c + [0, 0, -d], (0, -1, 0)), "side": (c + [d, 0, 0], (0, -1, 0)),
                    "top": (c + [0, -d, 0], (0, 0, 1))}[direction]
-        self.plotter.camera_position = [tuple(eye), tuple(c), up]
-        self.plotter.reset_camera()
+        self.plotter.renderer.camera_position = [tuple(eye), tuple(c), up]
+        self.plotter.renderer.reset_camera(render=False)   # the plotter's version renders twice
         self.plotter.render()
 
     def view_front(self) -> None:
