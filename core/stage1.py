@@ -25,6 +25,7 @@ from core.diffusion import GaussianDiffusion, make_schedule
 from core.errors import InputError
 from core.geometry import intrinsics_from_size
 from core.nets.joint_diffusion import JOINT_SCALE, JointDiffusionConfig, JointDiffusionNet
+from core.occlusion import joint_occlusion
 
 WEIGHTS_NAME = "joint_diffusion"
 TRAIN_COMMAND = "python -m training.train_joint_diffusion --out runs/joint_diffusion --export"
@@ -176,17 +177,72 @@ class JointLifter:
         diffusion = GaussianDiffusion(make_schedule(sched.get("kind", "linear"), sched.get("T", 1000)))
         return cls(net, diffusion, device, cfg)
 
+    @property
+    def takes_occlusion(self) -> bool:
+        """Whether the network also reads a per-keypoint "probably hidden" flag (third condition channel)."""
+        return self.net.config.cond_dim >= 3
+
+    @torch.no_grad()
+    def estimate_occlusion(self, rays: torch.Tensor, n: int = 8, steps: int = 5, seed: int = 0) -> torch.Tensor:
+        """(B,21,2) rays → (B,21) bool: the keypoints the lifted hand hides from the camera.
+
+        A quick first pass (no keypoint flagged, `n` hypotheses × `steps`) gives a mean 3D hand; placed in
+        front of the camera (`solve_cam_t` in ray units), the capsule-hand test (`core.occlusion`) says
+        which joints lie behind the hand. MediaPipe reports no per-keypoint visibility, so this is the
+        estimate the second, flagged pass conditions on (training flips some flags to match its errors).
+        """
+        b = rays.shape[0]
+        c2d, ctx = normalise_rays(rays)
+        c2d = torch.cat([c2d, torch.zeros_like(c2d[..., :1])], -1)
+        res = self.diffusion.ddim_sample(self.net, (b * n, 21, 3), steps=steps, eta=0.0, seed=seed,
+                                         device=self.device, record=False,
+                                         c2d=c2d.repeat_interleave(n, 0).to(self.device),
+                                         ctx=ctx.repeat_interleave(n, 0).to(self.device))
+        mean = (res.x0.reshape(b, n, 21, 3).mean(1).double().cpu() * JOINT_SCALE).numpy()
+        mean = mean - mean[:, :1]
+        r = rays.double().cpu().numpy()
+        cam = np.stack([m + solve_cam_t(m, ri, np.eye(3)) for m, ri in zip(mean, r)])
+        return joint_occlusion(torch.from_numpy(cam).float())
+
+    def condition(self, rays: torch.Tensor, occluded: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Rays (B,21,2) → the network's (c2d, ctx) and, for an occlusion-aware network, the flags (B,21)
+        it was given (`occluded`, or estimated with `estimate_occlusion` when None)."""
+        rays = torch.as_tensor(rays, dtype=torch.float32)
+        c2d, ctx = normalise_rays(rays)
+        if not self.takes_occlusion:
+            return c2d, ctx, None
+        if occluded is None:
+            occluded = self.estimate_occlusion(rays)
+        return torch.cat([c2d, occluded.to(c2d)[..., None]], -1), ctx, occluded
+
+    @torch.no_grad()
+    def sample_rays(self, rays: torch.Tensor, n: int, steps: int = 10, eta: float | None = None, seed: int = 0,
+                    occluded: torch.Tensor | None = None) -> torch.Tensor:
+        """Many hands at once (evaluation): rays (B,21,2) → (B, n, 21, 3) hypotheses in network units."""
+        c2d, ctx, _ = self.condition(rays, occluded)
+        b = c2d.shape[0]
+        res = self.diffusion.ddim_sample(self.net, (b * n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
+                                         seed=seed, device=self.device, record=False,
+                                         c2d=c2d.repeat_interleave(n, 0).to(self.device),
+                                         ctx=ctx.repeat_interleave(n, 0).to(self.device))
+        return res.x0.reshape(b, n, 21, 3).cpu()
+
     @torch.no_grad()
     def lift_rays(self, rays: np.ndarray, n: int = 50, steps: int = 10, seed: int = 0, eta: float | None = None,
                   progress: Callable[[int, int], None] | None = None, cancel=None, record: bool = True):
-        """Rays (21,2) of a right hand → DDIMResult in network units (divide by JOINT_SCALE)."""
+        """Rays (21,2) of a right hand → DDIMResult in network units (divide by JOINT_SCALE); with an
+        occlusion-aware network `extra["occluded"]` holds the estimated flags (21,) bool."""
         r = torch.as_tensor(np.asarray(rays, np.float32))[None]
-        c2d, ctx = normalise_rays(r)
+        c2d, ctx, occluded = self.condition(r)
         c2d = c2d.expand(n, -1, -1).to(self.device)
         ctx = ctx.expand(n, -1).to(self.device)
-        return self.diffusion.ddim_sample(self.net, (n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
-                                          seed=seed, device=self.device, record=record, progress=progress,
-                                          cancel=cancel, c2d=c2d, ctx=ctx)
+        res = self.diffusion.ddim_sample(self.net, (n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
+                                         seed=seed, device=self.device, record=record, progress=progress,
+                                         cancel=cancel, c2d=c2d, ctx=ctx)
+        if occluded is not None:
+            res.extra["occluded"] = occluded[0].numpy()
+        return res
 
     def lift(self, kp2d: np.ndarray, K: np.ndarray, mirrored: bool = False, width: int | None = None, **kw):
         """Pixel keypoints of a hand (21,2) + K → (hyps (N,21,3) m, xs (S+1,N,21,3), x0s (S,N,21,3), timesteps).

@@ -115,3 +115,51 @@ def test_pipeline_on_image(lifter):
     d = r.to_npz_dict()
     assert d["trajectory_joints_xt"].shape == (5, 10, 21, 3) and str(d["handedness"]) == "right"
     assert pixels_to_rays(r.keypoints2d, r.K).shape == (21, 2)
+
+
+def test_capsule_occlusion_flags_a_joint_behind_the_palm():
+    from core.occlusion import joint_occlusion
+
+    g = np.load(DATA / "anny_right_256_gt.npz")
+    cam = torch.tensor(np.asarray(g["joints_cam"], np.float32))[None]
+    palm = cam[0, [0, 5, 9, 13, 17]].mean(0)
+    toward = -palm / palm.norm()                       # unit vector from the palm to the camera
+    behind, front = cam.clone(), cam.clone()
+    behind[0, 8] = palm - 0.04 * toward                # the index tip 4 cm behind the palm centre
+    front[0, 8] = palm + 0.04 * toward
+    assert joint_occlusion(behind)[0, 8] and not joint_occlusion(front)[0, 8]
+
+
+def test_occlusion_aware_lifter_flags_second_pass_and_warm_start_is_unchanged():
+    from core.diffusion import GaussianDiffusion, make_schedule
+    from core.nets.joint_diffusion import JointDiffusionConfig, JointDiffusionNet
+    from training.train_joint_diffusion import widen_condition
+
+    torch.manual_seed(0)
+    base = JointDiffusionNet(JointDiffusionConfig(width=32, depth=1, heads=2)).eval()
+    for p in base.parameters():                        # adaLN starts at zero: make the block do something
+        torch.nn.init.normal_(p, 0, 0.05)
+    cfg = JointDiffusionConfig(width=32, depth=1, heads=2, cond_dim=3)
+    wide = JointDiffusionNet(cfg).eval()
+    wide.load_state_dict(widen_condition(base.state_dict(), cfg))
+    x, t = torch.randn(2, 21, 3), torch.tensor([5, 700])
+    c2d, ctx = torch.randn(2, 21, 2), torch.randn(2, 3)
+    flags0 = torch.zeros(2, 21, 1)
+    torch.testing.assert_close(base(x, t, c2d, ctx), wide(x, t, torch.cat([c2d, flags0], -1), ctx))
+    torch.nn.init.normal_(wide.inp.weight, 0, 0.05)    # now the flag matters
+    assert not torch.allclose(wide(x, t, torch.cat([c2d, flags0], -1), ctx),
+                              wide(x, t, torch.cat([c2d, flags0 + 1], -1), ctx))
+
+    lifter = JointLifter(wide, GaussianDiffusion(make_schedule("linear", 1000)))
+    assert lifter.takes_occlusion
+    rays = torch.tensor(pixels_to_rays(np.load(DATA / "anny_right_256_gt.npz")["kp2d"],
+                                       np.load(DATA / "anny_right_256_gt.npz")["K"]), dtype=torch.float32)[None]
+    c, _, occ = lifter.condition(rays)
+    assert c.shape == (1, 21, 3) and occ.dtype == torch.bool and occ.shape == (1, 21)
+    torch.testing.assert_close(c[..., 2], occ.float())
+    given = torch.zeros(1, 21, dtype=torch.bool)
+    given[0, 4] = True
+    assert lifter.condition(rays, given)[0][0, 4, 2] == 1
+    res = lifter.lift_rays(rays[0].numpy(), n=3, steps=2)
+    assert res.extra["occluded"].shape == (21,) and res.x0.shape == (3, 21, 3)
+    assert lifter.sample_rays(rays.repeat(2, 1, 1), n=3, steps=2).shape == (2, 3, 21, 3)

@@ -4,7 +4,7 @@ Stage 1 (joint diffusion), `python -m training.evaluate stage1 [--real-data ../s
 - Synthetic held-out split (fixed seed, never seen in training; detector-like 2D noise as in
   training): PA-MPJPE (mm) of mean-of-N and best-of-N for N = 1, 10, 50, 100, 200 (paper Table 3
   layout), per-joint spread of the 50 hypotheses split by self-occlusion (capsule-hand test from the
-  true 3D joints, `training.data.lifting.joint_occlusion`).
+  true 3D joints, `core.occlusion.joint_occlusion`).
 - Real data (when the folder exists): MediaPipe 2D keypoints of the 29 annotated real images →
   our lifting (mean-of-50, best-of-50, JPMA) vs MediaPipe's own 3D world landmarks, PA-MPJPE on the
   same images; per-finger spread; time per image.
@@ -56,23 +56,20 @@ def spread_by_occlusion(spread: np.ndarray, occ: np.ndarray) -> dict:
 
 
 @torch.no_grad()
-def sample_hyps(lifter, c2d, ctx, n_hyp: int, steps: int, eta: float, chunk: int = 2000, seed: int = 0):
-    """(B, n_hyp, 21, 3) metres."""
+def sample_hyps(lifter, rays, n_hyp: int, steps: int, eta: float, chunk: int = 2000, seed: int = 0):
+    """(B, n_hyp, 21, 3) metres from noisy rays (B,21,2), conditioned as at inference (an occlusion-aware
+    lifter estimates its flags from a first pass, never from the ground truth)."""
     outs = []
     per = max(1, chunk // n_hyp)
-    for i in range(0, len(c2d), per):
-        c = c2d[i:i + per].repeat_interleave(n_hyp, 0)
-        x = ctx[i:i + per].repeat_interleave(n_hyp, 0)
-        r = lifter.diffusion.ddim_sample(lifter.net, (len(c), 21, 3), steps=steps, eta=eta, seed=seed + i,
-                                         record=False, c2d=c, ctx=x)
-        outs.append(r.x0.reshape(-1, n_hyp, 21, 3).numpy() * JOINT_SCALE)
+    for i in range(0, len(rays), per):
+        outs.append(lifter.sample_rays(rays[i:i + per], n_hyp, steps, eta, seed=seed + i).numpy() * JOINT_SCALE)
     return np.concatenate(outs)
 
 
 def eval_synthetic(lifter, n: int, steps: int, eta: float, ns=(1, 10, 50, 100, 200)) -> dict:
     b = synthetic_split(n)
     t0 = time.perf_counter()
-    hyps = sample_hyps(lifter, b["c2d"], b["ctx"], max(ns), steps, eta)
+    hyps = sample_hyps(lifter, b["rays"], max(ns), steps, eta)
     hyps = hyps - hyps[:, :, :1]                                 # root-relative, as the pipeline reports
     dt = time.perf_counter() - t0
     gt = b["joints"].numpy()
@@ -98,7 +95,7 @@ def eval_real(lifter, root: pathlib.Path, n_hyp: int, steps: int, eta: float, si
     from core.detector import HandDetector
     from core.io.images import load_image
     from core.stage1 import Stage1Estimator, aggregate
-    from training.data.lifting import joint_occlusion
+    from core.occlusion import joint_occlusion
 
     ann = json.loads((root / "annotations.json").read_text())
     est = Stage1Estimator(lifter=lifter, detector=HandDetector())
@@ -239,12 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-synthetic", action="store_true")
     p.add_argument("--write", action="store_true", help="update docs/results.md")
     p.add_argument("--json", type=pathlib.Path, help="also dump all numbers here")
+    p.add_argument("--models-dir", type=pathlib.Path, default=None,
+                   help="evaluate the weights + manifest in this folder (a candidate) instead of resources/models")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     from core.stage1 import JointLifter
 
-    lifter = JointLifter.from_weights("cpu")
+    lifter = JointLifter.from_weights("cpu", models_dir=args.models_dir)
     eta = lifter.eta if args.eta is None else args.eta
     cmd = "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     syn = None
@@ -260,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             real.append(r)
     else:
         print(f"real data not found at {ann_root}; skipping the real-image comparison")
-    text = markdown(syn, real, cmd, lifter_manifest())
+    text = markdown(syn, real, cmd, lifter_manifest(args.models_dir))
     print(text)
     if args.json:
         args.json.write_text(json.dumps({"synthetic": syn, "real": real}, indent=1))
@@ -270,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def lifter_manifest() -> dict:
+def lifter_manifest(models_dir: pathlib.Path | None = None) -> dict:
     from core.weights import read_manifest
-    return read_manifest().get("joint_diffusion", {})
+    return (read_manifest(models_dir) if models_dir else read_manifest()).get("joint_diffusion", {})
 
 
 if __name__ == "__main__":

@@ -43,9 +43,28 @@ def get_table(out: pathlib.Path, n: int, seed: int, hand=None) -> np.ndarray:
     return table
 
 
-def val_batch(out: pathlib.Path, n: int = 512, hand=None) -> dict[str, torch.Tensor]:
+def val_batch(out: pathlib.Path, n: int = 512, hand=None, occlusion_input: bool = False) -> dict[str, torch.Tensor]:
     table = get_table(out, n, VAL_SEED, hand)
-    return LiftingBatcher(table, seed=VAL_SEED).batch(n, idx=torch.arange(n))
+    return LiftingBatcher(table, seed=VAL_SEED, occlusion_input=occlusion_input).batch(n, idx=torch.arange(n))
+
+
+def widen_condition(state: dict, cfg: JointDiffusionConfig) -> dict:
+    """Warm start a network with more condition channels per joint (the occlusion flag) from one with
+    fewer: the new input columns start at zero, so the warm-started model is unchanged at first."""
+    old_cd = state["inp.weight"].shape[1] - 3
+    new_cd = cfg.cond_dim
+    if old_cd == new_cd:
+        return state
+    state = dict(state)
+    w = state["inp.weight"]                               # columns [c2d (old_cd), x_t (3)]
+    state["inp.weight"] = torch.cat([w[:, :old_cd], w.new_zeros(w.shape[0], new_cd - old_cd), w[:, old_cd:]], 1)
+    if "pose_mlp.0.weight" in state:                      # columns [c2d flattened per joint, ctx]
+        w = state["pose_mlp.0.weight"]
+        n = cfg.num_joints
+        per = w[:, :n * old_cd].reshape(w.shape[0], n, old_cd)
+        per = torch.cat([per, per.new_zeros(w.shape[0], n, new_cd - old_cd)], 2).reshape(w.shape[0], -1)
+        state["pose_mlp.0.weight"] = torch.cat([per, w[:, n * old_cd:]], 1)
+    return state
 
 
 @torch.no_grad()
@@ -102,9 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--export", action="store_true", help="write resources/models/joint_diffusion.safetensors")
     ap.add_argument("--export-only", action="store_true", help="export the current checkpoint and exit")
+    ap.add_argument("--export-dir", type=pathlib.Path, default=None,
+                    help="export into this folder instead of resources/models (a candidate to evaluate first)")
     ap.add_argument("--eta", type=float, default=0.0, help="default DDIM η stored in the manifest")
     ap.add_argument("--init", type=pathlib.Path, help="warm-start from another run's ckpt.pt (non-strict)")
     ap.add_argument("--no-global-cond", action="store_true", help="per-token 2D conditioning only")
+    ap.add_argument("--occlusion-input", action="store_true",
+                    help="a third condition channel per keypoint: 'probably hidden' (capsule test; estimated "
+                         "by a first lifting pass at inference, core.stage1.JointLifter.estimate_occlusion)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -113,17 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     from core.hand.anny_hand import AnnyHand
     hand = AnnyHand()
     table = get_table(args.out, args.table_size, args.seed, hand)
-    vb = val_batch(args.out, hand=hand)
+    vb = val_batch(args.out, hand=hand, occlusion_input=args.occlusion_input)
 
     cfg = JointDiffusionConfig(width=args.width, depth=args.depth, heads=args.heads, mlp_ratio=args.mlp_ratio,
-                               global_cond=not args.no_global_cond)
+                               global_cond=not args.no_global_cond, cond_dim=3 if args.occlusion_input else 2)
     net = JointDiffusionNet(cfg)
     if args.init and not (args.out / "ckpt.pt").exists():
         if cfg.global_cond:   # new pathway starts silent: the warm-started model is unchanged at first
             torch.nn.init.zeros_(net.pose_mlp[-1].weight)
             torch.nn.init.zeros_(net.pose_mlp[-1].bias)
         torch.serialization.add_safe_globals([pathlib.PosixPath])   # older checkpoints stored Path args
-        init = torch.load(args.init, map_location="cpu", weights_only=True)["ema"]
+        init = widen_condition(torch.load(args.init, map_location="cpu", weights_only=True)["ema"], cfg)
         missing, unexpected = net.load_state_dict(init, strict=False)
         print(f"warm start from {args.init}: missing {missing}, unexpected {unexpected}", flush=True)
     ema = copy.deepcopy(net).eval()
@@ -155,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp.replace(ckpt_path)
 
     batcher = LiftingBatcher(table, seed=args.seed * 1_000_003 + it, sigma_range=(0.005, args.sigma_max),
-                             outlier_prob=args.outlier_prob, occlusion_noise=args.occlusion_noise)
+                             outlier_prob=args.outlier_prob, occlusion_noise=args.occlusion_noise,
+                             occlusion_input=args.occlusion_input)
     t_start = time.time()
     running = 0.0
     net.train()
@@ -198,17 +223,17 @@ def main(argv: list[str] | None = None) -> int:
                   "eta": args.eta, "crop": "rays K^-1 uv, square bbox, pad 0.25",
                   "data": {"table_size": args.table_size, "seed": args.seed, "val_seed": VAL_SEED,
                            "sigma_max": args.sigma_max, "outlier_prob": args.outlier_prob,
-                           "occlusion_noise": args.occlusion_noise},
+                           "occlusion_noise": args.occlusion_noise, "occlusion_input": args.occlusion_input},
                   "iters_done": it, "batch": args.batch}
         cmd = "python -m training.train_joint_diffusion " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        path = save_weights_ema(ema, config, cmd or TRAIN_COMMAND, {"synthetic_val_10hyp_10steps": m})
+        path = save_weights_ema(ema, config, cmd or TRAIN_COMMAND, {"synthetic_val_10hyp_10steps": m}, args.export_dir)
         print(f"exported {path}: {m}", flush=True)
     return 0
 
 
-def save_weights_ema(ema, config, cmd, metrics):
-    from core.weights import save_weights
-    return save_weights(WEIGHTS_NAME, ema.state_dict(), config, cmd, metrics)
+def save_weights_ema(ema, config, cmd, metrics, models_dir: pathlib.Path | None = None):
+    from core.weights import MODELS_DIR, save_weights
+    return save_weights(WEIGHTS_NAME, ema.state_dict(), config, cmd, metrics, models_dir=models_dir or MODELS_DIR)
 
 
 if __name__ == "__main__":

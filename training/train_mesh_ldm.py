@@ -57,7 +57,8 @@ def load_stage1(ckpt: pathlib.Path | None):
 
     ck = torch.load(ckpt, map_location="cpu", weights_only=True)
     a = ck["args"]
-    cfg = JointDiffusionConfig(width=a["width"], depth=a["depth"], heads=a["heads"], mlp_ratio=a["mlp_ratio"])
+    cfg = JointDiffusionConfig(width=a["width"], depth=a["depth"], heads=a["heads"], mlp_ratio=a["mlp_ratio"],
+                               cond_dim=3 if a.get("occlusion_input") else 2)
     net = JointDiffusionNet(cfg)
     net.load_state_dict(ck["ema"])
     diffusion = GaussianDiffusion(make_schedule(a.get("schedule", "linear")))
@@ -68,18 +69,13 @@ def load_stage1(ckpt: pathlib.Path | None):
 def stage1_samples(lifter, kp2d: np.ndarray, K: np.ndarray, m: int, steps: int = 10, seed: int = 0,
                    batch: int = 128) -> np.ndarray:
     """(n,21,2) px + (n,3,3) → (n, m, 21, 3) root-relative joint hypotheses (metres, camera axes)."""
-    from core.stage1 import normalise_rays, pixels_to_rays
+    from core.stage1 import pixels_to_rays
 
     out = []
     for s in range(0, len(kp2d), batch):
         rays = torch.from_numpy(np.stack([pixels_to_rays(kp2d[i], K[i]) for i in range(s, min(s + batch, len(kp2d)))])
                                 ).float()
-        c2d, ctx = normalise_rays(rays)
-        b = len(rays)
-        res = lifter.diffusion.ddim_sample(lifter.net, (b * m, 21, 3), steps=steps, eta=lifter.eta, seed=seed + s,
-                                           record=False, c2d=c2d.repeat_interleave(m, 0),
-                                           ctx=ctx.repeat_interleave(m, 0))
-        out.append(res.x0.reshape(b, m, 21, 3).numpy() * JOINT_SCALE)
+        out.append(lifter.sample_rays(rays, m, steps, seed=seed + s).numpy() * JOINT_SCALE)
     return np.concatenate(out).astype(np.float32)
 
 

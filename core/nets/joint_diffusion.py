@@ -1,6 +1,7 @@
 """Stage-1 denoiser (paper 000 §3.2, supp. A.1; D3DP with a MixSTE-style spatial transformer).
 
-One token per joint: token_j = Linear([c2D_j (2), J_t,j (3)]) + joint embedding_j. A stack of
+One token per joint: token_j = Linear([c2D_j (2), J_t,j (3)]) + joint embedding_j; with `cond_dim` 3,
+c2D_j also carries a 0/1 flag "this keypoint is probably hidden" (core.stage1.JointLifter.condition). A stack of
 pre-LN transformer blocks (self-attention over the 21 joint tokens + MLP), each modulated by adaLN
 (shift / scale / gate) from the timestep embedding plus an embedding of the crop context (crop
 centre ray and log crop size, which carry the perspective cue lost by crop normalisation) plus an
@@ -32,7 +33,7 @@ class JointDiffusionConfig:
     depth: int = 4
     heads: int = 4
     mlp_ratio: float = 4.0
-    cond_dim: int = 2          # per-joint condition channels (crop-normalised u, v)
+    cond_dim: int = 2          # per-joint condition channels: crop-normalised u, v (+ "probably hidden" flag if 3)
     ctx_dim: int = 3           # per-sample context (crop centre ray x, y; log crop half-size)
     num_joints: int = NUM_JOINTS
     dropout: float = 0.0

@@ -23,6 +23,7 @@ import torch
 
 from core.joints import NUM_JOINTS
 from core.nets.joint_diffusion import JOINT_SCALE
+from core.occlusion import joint_occlusion
 from core.stage1 import normalise_rays
 
 #: Per-joint multiplier of the 2D noise σ (wrist and thumb CMC are placed least reliably).
@@ -118,7 +119,8 @@ class LiftingBatcher:
     def __init__(self, table: np.ndarray | torch.Tensor, seed: int = 0, depth_range=(0.3, 1.0),
                  offset: float = 0.35, scale_jitter=(0.9, 1.1), noise: bool = True,
                  sigma_range=(0.005, 0.05), outlier_prob: float = 0.03, face_bias: float = 0.5,
-                 occlusion_noise: float = 0.0) -> None:
+                 occlusion_noise: float = 0.0, occlusion_input: bool = False, flag_flip: float = 0.08,
+                 flag_blank: float = 0.15) -> None:
         self.table = torch.as_tensor(table, dtype=torch.float32)
         self.gen = torch.Generator().manual_seed(seed)
         self.depth_range = depth_range
@@ -129,6 +131,12 @@ class LiftingBatcher:
         self.outlier_prob = outlier_prob
         self.face_bias = face_bias
         self.occlusion_noise = occlusion_noise
+        # The network's third condition channel (`occlusion_input`): the capsule-test flags, with a fraction
+        # `flag_flip` flipped (inference estimates them from a first pass and errs) and a fraction of
+        # samples `flag_blank` with none set (that first pass runs with no flag).
+        self.occlusion_input = occlusion_input
+        self.flag_flip = flag_flip
+        self.flag_blank = flag_blank
 
     def batch(self, b: int, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         g = self.gen
@@ -152,61 +160,9 @@ class LiftingBatcher:
         c2d, ctx = normalise_rays(rays)
         lo, hi = self.scale_jitter
         c2d = c2d * (lo + (hi - lo) * torch.rand(b, 1, 1, generator=g))
+        if self.occlusion_input:
+            flags = occluded ^ (torch.rand(b, NUM_JOINTS, generator=g) < self.flag_flip)
+            flags = flags & (torch.rand(b, 1, generator=g) >= self.flag_blank)
+            c2d = torch.cat([c2d, flags.float()[..., None]], -1)
         return {"c2d": c2d, "ctx": ctx, "x0": j / JOINT_SCALE, "joints": j, "cam": cam, "rays_clean": clean,
                 "rays": rays, "R": r, "shift": pos - centre, "idx": idx, "occluded": occluded}
-
-
-# --- self-occlusion from joints only (capsule hand) --------------------------------------------------
-
-def _occluder_points(n_per_bone: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Interpolation weights (P,21) of occluder sample points along every bone and over the palm,
-    their radius (P,) in metres, and the joints each point is attached to (P,21) bool (never occludes those)."""
-    from core.joints import BONES
-    rows, radius, attached = [], [], []
-    for p, c in BONES:
-        r = 0.012 if p == 0 else 0.009
-        for a in torch.linspace(0, 1, n_per_bone):
-            w = torch.zeros(21)
-            w[p], w[c] = 1 - a, a
-            rows.append(w)
-            radius.append(r)
-            m = torch.zeros(21, dtype=torch.bool)
-            m[p] = m[c] = True
-            attached.append(m)
-    # Palm: triangles wrist / index MCP / pinky MCP and wrist / thumb CMC / index MCP, on a grid.
-    for tri in ((0, 5, 17), (0, 1, 5), (5, 9, 17), (9, 13, 17)):
-        for u in torch.linspace(0, 1, 5):
-            for v in torch.linspace(0, 1, 5):
-                if u + v > 1:
-                    continue
-                w = torch.zeros(21)
-                w[tri[0]] += 1 - u - v
-                w[tri[1]] += u
-                w[tri[2]] += v
-                rows.append(w)
-                radius.append(0.012)
-                m = torch.zeros(21, dtype=torch.bool)
-                m[list(tri)] = True
-                m[0] = True
-                attached.append(m)
-    return torch.stack(rows), torch.tensor(radius), torch.stack(attached)
-
-
-_OCC = None
-
-
-def joint_occlusion(cam: torch.Tensor, margin: float = 0.004) -> torch.Tensor:
-    """(B,21,3) camera-frame joints → (B,21) bool self-occlusion flags of a capsule hand (bones as
-    capsules of radius 9 mm, palm 12 mm): joint j is occluded when a capsule sample not attached to j
-    lies in front of it (nearer by more than its radius + margin) within its radius of j's ray."""
-    global _OCC
-    if _OCC is None:
-        _OCC = _occluder_points()
-    w, rad, att = _OCC
-    pts = torch.einsum("pj,bjc->bpc", w.to(cam), cam)                              # (B,P,3)
-    jr = cam[..., :2] / cam[..., 2:]                                               # (B,21,2)
-    pr = pts[..., :2] / pts[..., 2:]
-    d = (jr[:, :, None] - pr[:, None]).norm(dim=-1) * pts[:, None, :, 2]           # (B,21,P) metres at point depth
-    front = pts[:, None, :, 2] < cam[..., 2:3] - rad - margin
-    hit = (d < rad) & front & ~att.T[None]
-    return hit.any(-1)
