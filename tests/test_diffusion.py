@@ -123,3 +123,33 @@ def test_training_loss_decreases_for_learnable_target():
         loss.backward()
         opt.step()
     assert loss.item() < 0.2 * first
+
+
+def test_inference_precision_bf16_only_on_request_and_for_large_batches(monkeypatch):
+    from core.device import BF16_MIN_BATCH, inference_precision
+
+    monkeypatch.setenv("POSE_VIEWER_BF16", "1")
+    with inference_precision("cpu", BF16_MIN_BATCH):
+        assert torch.is_autocast_enabled("cpu")
+    with inference_precision("cpu", 1):
+        assert not torch.is_autocast_enabled("cpu")
+    monkeypatch.setenv("POSE_VIEWER_BF16", "0")
+    with inference_precision("cpu", 1000):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_ddim_in_bf16_stays_float32_and_close(monkeypatch):
+    from core.diffusion import GaussianDiffusion, make_schedule
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.GELU(), torch.nn.Linear(64, 8))
+    diff = GaussianDiffusion(make_schedule("linear", 1000))
+    out = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("POSE_VIEWER_BF16", flag)
+        with torch.no_grad():
+            r = diff.ddim_sample(lambda x, t: net(x), (32, 8), steps=5, seed=1)
+        assert r.x0.dtype == torch.float32 and r.x0_preds.dtype == torch.float32
+        out[flag] = r.x0
+    assert not torch.equal(out["0"], out["1"])          # bf16 really ran
+    torch.testing.assert_close(out["0"], out["1"], atol=0.05, rtol=0.05)

@@ -42,9 +42,13 @@ def _load_hand_model():
     from core.hand.anny_hand import AnnyHand
     from core.hand.base import FACING_CAMERA_ORIENT
 
+    from core.hypotheses import coarse_meshes
+
     hand = AnnyHand()
     with torch.inference_mode():
         neutral = hand.forward(torch.tensor([FACING_CAMERA_ORIENT]))
+    for level in (CLOUD_LEVEL, SCRUB_LEVEL):   # build the cloud's level-of-detail matrices now, not on the
+        coarse_meshes(neutral.vertices.numpy(), level)   # GUI thread when the first result arrives
     return hand, neutral.vertices[0].numpy(), neutral.joints[0].numpy(), describe_device(pick_device("auto"))
 
 

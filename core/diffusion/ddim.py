@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from core.device import inference_precision
 from core.diffusion.schedules import Schedule, make_schedule
 from core.errors import Cancelled
 
@@ -108,25 +109,26 @@ class GaussianDiffusion:
         xs = [x.cpu()] if record else None
         preds = [] if record else None
         b = x.shape[0]
-        for i, t in enumerate(ts):
-            if _is_cancelled(cancel):
-                raise Cancelled("cancelled")
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            tt = torch.full((b,), t, dtype=torch.long, device=dev)
-            x0_hat = denoiser(x, tt, **cond).to(dtype)
-            a_t = float(abar[t])
-            a_prev = float(abar[t_prev]) if t_prev >= 0 else 1.0
-            eps = (x - a_t ** 0.5 * x0_hat) / max(1 - a_t, 1e-12) ** 0.5
-            sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5 if t_prev >= 0 else 0.0
-            dir_coef = max(1 - a_prev - sigma ** 2, 0.0) ** 0.5
-            x = a_prev ** 0.5 * x0_hat + dir_coef * eps
-            if sigma > 0:
-                x = x + sigma * randn(x.shape)
-            if record:
-                xs.append(x.cpu())
-                preds.append(x0_hat.cpu())
-            if progress is not None:
-                progress(i + 1, len(ts))
+        with inference_precision(dev, b):   # bf16 matmuls on CPUs that have them; the update stays fp32
+            for i, t in enumerate(ts):
+                if _is_cancelled(cancel):
+                    raise Cancelled("cancelled")
+                t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+                tt = torch.full((b,), t, dtype=torch.long, device=dev)
+                x0_hat = denoiser(x, tt, **cond).to(dtype)
+                a_t = float(abar[t])
+                a_prev = float(abar[t_prev]) if t_prev >= 0 else 1.0
+                eps = (x - a_t ** 0.5 * x0_hat) / max(1 - a_t, 1e-12) ** 0.5
+                sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5 if t_prev >= 0 else 0.0
+                dir_coef = max(1 - a_prev - sigma ** 2, 0.0) ** 0.5
+                x = a_prev ** 0.5 * x0_hat + dir_coef * eps
+                if sigma > 0:
+                    x = x + sigma * randn(x.shape)
+                if record:
+                    xs.append(x.cpu())
+                    preds.append(x0_hat.cpu())
+                if progress is not None:
+                    progress(i + 1, len(ts))
         return DDIMResult(x0=x, timesteps=ts,
                           xs=torch.stack(xs) if record else None,
                           x0_preds=torch.stack(preds) if record else None)
