@@ -206,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--w-ddpm", type=float, default=1.0)
     ap.add_argument("--w-vert", type=float, default=10.0)
     ap.add_argument("--w-joint", type=float, default=5.0)
+    ap.add_argument("--w-follow", type=float, default=0.0,
+                    help="weight of an L1 term between the decoded mesh's root-relative joints and the joint "
+                         "CONDITION (not the ground truth): makes each mesh hypothesis follow its stage-1 "
+                         "hypothesis, so the cloud keeps stage 1's diversity (0 = the paper's loss)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ckpt-every", type=int, default=100)
@@ -306,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         l_v = (v_hat - v_gt).abs().mean()
         l_j = (ae.regress_joints(v_hat) - ae.regress_joints(v_gt)).abs().mean()
         loss = args.w_ddpm * l_ddpm + args.w_vert * l_v + args.w_joint * l_j
+        if args.w_follow:
+            jh = ae.regress_joints(v_hat)
+            l_f = ((jh - jh[:, :1]) - (cond - cond[:, :1])).abs().mean()   # both in 0.1 m units, root-relative
+            loss = loss + args.w_follow * l_f
         p = progress()
         lr = args.lr * min(1, (state["it"] + 1) / 200) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1))))
         for g in opt.param_groups:
