@@ -62,4 +62,5 @@ def window(qtbot):
     import multiprocessing
 
     assert w.prior_runs.pid is None, "the DPoser process was not shut down"
+    assert w.runs.pid is None, "the image (cascade) process was not shut down"
     assert not multiprocessing.active_children(), f"leaked child processes: {multiprocessing.active_children()}"

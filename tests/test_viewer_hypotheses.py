@@ -47,7 +47,7 @@ def test_image_gives_a_cloud_of_hypotheses(small_run, qtbot):
     panel = window.image_panel.grab().toImage()
     assert panel.width() > 100
     assert "hypotheses" in window.display_panel.info.text()
-    assert window.timing_label.text().endswith(window.engine.kind)
+    assert window.timing_label.text().endswith(window.engine_kind) and window.engine_kind.startswith("cascade")
 
 
 def test_display_modes_and_selection(small_run, qtbot):

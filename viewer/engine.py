@@ -47,6 +47,8 @@ class Estimate:
     result: Any
     reprojection_px: np.ndarray
     seconds: float
+    engine_kind: str = ""          # 'cascade (joints + meshes)' or 'stage 1 (joints only)'
+    engine_note: str = ""          # why the mesh stage is unavailable, if it is
 
 
 class Engine:
@@ -134,7 +136,7 @@ class Engine:
                 verts = verts.reshape(s, k, *verts.shape[1:])
                 view.mesh_trajectory_vertices = mirror_x(verts) if s1.handedness == "left" else verts
         err = reprojection_errors(view.joint_hypotheses, view.cam_t, view.keypoints2d, view.K)
-        return Estimate(path, image, detections, chosen, view, err, time.perf_counter() - t0)
+        return Estimate(path, image, detections, chosen, view, err, time.perf_counter() - t0, self.kind, self.note)
 
 
 class PriorEngine:
@@ -248,16 +250,48 @@ def build_hand(spec: dict | None = None):
     raise ValueError(f"unknown hand model kind {kind!r}")
 
 
-WORKER_NICENESS = 10   # the DPoser process's scheduling priority, below the window's
+WORKER_NICENESS = 10   # the engine processes' scheduling priority, below the window's
 
 
 def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
-    """Child-process loop: build the hand model and load the prior once, then run completion jobs.
+    """DPoser child process: build the hand model and load the prior once, then run completion jobs
+    ('job', run_id, source, hidden, settings). Protocol in `_serve`."""
+    def setup():
+        engine = PriorEngine(build_hand(hand_spec))
+        try:
+            engine.prior()     # warm: the first completion should not pay for loading the weights
+        except Exception:      # noqa: BLE001 - e.g. missing weights: reported again by each job
+            pass
+        return engine
 
-    Receives ('job', run_id, source, hidden, settings) or ('stop',) on `conn`; sends ('ready', error),
-    ('progress', run_id, done, total, label), ('partial', run_id, (it, joints)), and exactly one of
-    ('finished', run_id, (TTOResult, vertices)), ('failed', run_id, message, traceback) or
-    ('cancelled', run_id) per job. A job is cancelled once `cancel_upto.value >= run_id`.
+    # Small ops: one thread is fastest and leaves the other core to the window.
+    _serve(conn, cancel_upto, setup, lambda engine, job, progress, cancelled:
+           engine.complete(*job, progress, cancelled), threads=1)
+
+
+def serve_cascade(conn, cancel_upto, spec: dict | None) -> None:
+    """Image child process: load the detector and the cascade once, then run image jobs
+    ('job', run_id, path, image, detections, chosen, settings) → `Estimate`. Protocol in `_serve`."""
+    def setup():
+        engine = Engine()
+        try:
+            est = engine.estimator("auto")   # warm: weights and the MediaPipe bundle
+            (est.stage1 if engine.kind.startswith("cascade") else est).detector
+        except Exception:      # noqa: BLE001 - e.g. missing weights: reported again by each job
+            pass
+        return engine
+
+    _serve(conn, cancel_upto, setup, lambda engine, job, progress, cancelled:
+           engine.run(*job, progress, cancelled), threads=None)
+
+
+def _serve(conn, cancel_upto, setup, run_job, threads: int | None) -> None:
+    """Child-process loop: `setup()` once, then `run_job(engine, job, progress, cancelled)` per job.
+
+    Receives ('job', run_id, *job) or ('stop',) on `conn`; sends ('ready', error),
+    ('progress', run_id, done, total, label), ('partial', run_id, payload), and exactly one of
+    ('finished', run_id, result), ('failed', run_id, message, traceback) or ('cancelled', run_id) per
+    job. A job is cancelled once `cancel_upto.value >= run_id`.
     """
     import os
     import pickle
@@ -268,13 +302,14 @@ def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
 
     from core.errors import Cancelled
 
-    torch.set_num_threads(1)   # small ops: one thread is fastest and leaves the other cores to the window
+    if threads:
+        torch.set_num_threads(threads)
     try:
         # When the CPU is short, the window's frames go first; with a core to spare this changes nothing.
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):   # not on this platform / not permitted
         pass
-    engine: PriorEngine | None = None
+    engine = None
     startup_error: tuple[str, str] | None = None
 
     def one_line(exc: BaseException) -> str:
@@ -283,11 +318,7 @@ def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
         return _one_line(exc)
 
     try:
-        engine = PriorEngine(build_hand(hand_spec))
-        try:
-            engine.prior()     # warm: the first completion should not pay for loading the weights
-        except Exception:      # noqa: BLE001 - e.g. missing weights: reported again by each job
-            pass
+        engine = setup()
     except Exception as exc:   # noqa: BLE001 - reported to the user by each job
         startup_error = (one_line(exc), traceback.format_exc())
     try:
@@ -296,7 +327,7 @@ def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
             msg = conn.recv()
             if msg[0] == "stop":
                 break
-            _, run_id, source, hidden, settings = msg
+            run_id, job = msg[1], msg[2:]
             if cancel_upto.value >= run_id:
                 conn.send(("cancelled", run_id))
                 continue
@@ -315,7 +346,7 @@ def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
                     conn.send(("partial", run_id, partial))
 
             try:
-                result = engine.complete(source, hidden, settings, progress, cancelled)
+                result = run_job(engine, job, progress, cancelled)
             except Cancelled:
                 conn.send(("cancelled", run_id))
             except Exception as exc:  # noqa: BLE001 - every engine failure reaches the user

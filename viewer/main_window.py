@@ -67,7 +67,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, mano_dir: str | None = None, settings: QtCore.QSettings | None = None) -> None:
         super().__init__()
         from viewer.dposer_panel import DPoserPanel
-        from viewer.engine import Engine, PriorEngine
+        from viewer.engine import PriorEngine
         from viewer.image_panel import ImagePanel
         from viewer.interactor import FrameInteractor
         from viewer.panels import DenoisePanel, DisplayPanel, SettingsPanel
@@ -81,9 +81,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mano_dir = mano_dir
         self.qsettings = settings or QtCore.QSettings("pose-viewer", "pose-viewer")
         self.last_error: str | None = None
-        self.engine = Engine()
-        self.runs = RunManager(self)
-        # DPoser runs in a child process (its Python loop would hold this process's GIL and stall the window).
+        # The engine runs in child processes: its Python would hold this process's GIL and, on a short
+        # CPU, its threads would take the window's time (the children run at a lower priority).
+        self.engine_kind = "not loaded"
+        self.runs = ProcessRunner(self, serve="serve_cascade", label="engine")
         self.prior_runs = ProcessRunner(self, hand_spec=HAND_SPEC)
         self.view_mode = "pose"                  # 'pose' (a hand / DPoser completion) or 'image'
 
@@ -203,6 +204,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.hand_model, verts, joints, device_text = loaded
         self.prior_engine = self._PriorEngine(self.hand_model)
         self.prior_runs.prewarm(HAND_SPEC)   # the DPoser process builds the same hand and loads the prior
+        self.runs.prewarm()                  # the image process loads the detector and the cascade
         self.scene = HandScene(self.plotter, self.hand_model.faces, verts)
         self.device_label.setText(device_text)
         self.ready = True
@@ -320,7 +322,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from core import __version__
 
         QtWidgets.QMessageBox.about(self, "About pose-viewer",
-                                    f"pose-viewer {__version__}\nEngine: {self.engine.kind}\n"
+                                    f"pose-viewer {__version__}\nEngine: {self.engine_kind}\n"
                                     "Camera intrinsics are guessed from the image size when unknown "
                                     "(focal = max(w, h), principal point at the centre).")
 
@@ -428,7 +430,7 @@ class MainWindow(QtWidgets.QMainWindow):
         settings = self.settings_panel.values()
         self._running_path = path
         self.statusBar().showMessage(f"Estimating {pathlib.Path(path).name}…")
-        self.runs.start(lambda progress, cancel: self.engine.run(path, None, None, 0, settings, progress, cancel))
+        self.runs.start((path, None, None, 0, settings))
         return True
 
     def choose_hand(self, index: int) -> None:
@@ -439,7 +441,7 @@ class MainWindow(QtWidgets.QMainWindow):
         settings = self.settings_panel.values()
         path, image, dets = st.path, st.image, st.detections
         self._running_path = path
-        self.runs.start(lambda progress, cancel: self.engine.run(path, image, dets, index, settings, progress, cancel))
+        self.runs.start((path, image, dets, index, settings))
 
     def rerun(self) -> None:
         """Run the current image again with the current settings."""
@@ -491,9 +493,10 @@ class MainWindow(QtWidgets.QMainWindow):
         extra = f" ({hands} hands: click one in the image to switch)" if hands > 1 else ""
         self.statusBar().showMessage(f"{pathlib.Path(est.path).name}: {n} hypotheses, "
                                      f"{est.result.handedness} hand{extra}")
-        self.timing_label.setText(f"{est.seconds * 1000:.0f} ms · {self.engine.kind}")
-        if self.engine.note:
-            self.timing_label.setToolTip(self.engine.note)
+        self.engine_kind = est.engine_kind
+        self.timing_label.setText(f"{est.seconds * 1000:.0f} ms · {est.engine_kind}")
+        if est.engine_note:
+            self.timing_label.setToolTip(est.engine_note)
 
     def _on_result(self, state: ResultState) -> None:
         from core.hypotheses import trajectory_frames
@@ -896,7 +899,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._rerun_timer.stop()
         self.cancel_runs()
         self.model_loader.wait(30000)
-        self.runs.wait(3000)
+        self.runs.shutdown()         # ends the image process
         self.prior_runs.shutdown()   # ends the DPoser process
         self.denoise_panel.set_playing(False)
         self._save_settings()

@@ -1,10 +1,11 @@
-"""DPoser completions in a child process, so the optimisation loop never holds the window's GIL.
+"""Engine runs in a child process, so the engine's Python never holds the window's GIL and the OS
+schedules the window first (the child runs at a lower priority): one runner for the image cascade
+(`viewer.engine.serve_cascade`) and one for DPoser completions (`viewer.engine.serve_prior`).
 
 `ProcessRunner` has the public surface of `viewer.workers.RunManager` (signals progress, partial,
 finished, failed, cancelled, busy_changed; start / cancel / wait / busy) plus `prewarm` and `shutdown`.
-It owns one child process (multiprocessing, "spawn" context) running `viewer.engine.serve_prior`: the
-child imports torch, builds the hand model and loads the prior once, then serves completion jobs until
-it is told to stop. In the window's process two small threads move messages: a writer (jobs out, so the
+It owns one child process (multiprocessing, "spawn" context) running the named `viewer.engine` serve
+function: the child imports torch and loads its models once, then serves jobs until it is told to stop. In the window's process two small threads move messages: a writer (jobs out, so the
 GUI thread never blocks on a full pipe) and a reader (blocked in `recv`, which releases the GIL) that
 turns the child's messages into queued Qt signals. Progress and partial results are coalesced (only
 the latest is kept until the GUI thread takes it, shown at most every `progress_interval_s` /
@@ -41,7 +42,7 @@ class _ChildSignals(QtCore.QObject):
 
 
 class ProcessRunner(QtCore.QObject):
-    """DPoser completion runs in a long-lived child process: at most one live run; starting one cancels it."""
+    """Engine runs in a long-lived child process: at most one live run; starting one cancels it."""
 
     progress = QtCore.Signal(int, int, str)
     partial = QtCore.Signal(object)
@@ -53,10 +54,13 @@ class ProcessRunner(QtCore.QObject):
     partial_interval_s = 0.2  # live results shown at most this often (each one is a render)
     progress_interval_s = 0.25  # progress shown at most this often (the last step always)
 
-    def __init__(self, parent: QtCore.QObject | None = None, hand_spec: dict | None = None) -> None:
+    def __init__(self, parent: QtCore.QObject | None = None, hand_spec: dict | None = None,
+                 serve: str = "serve_prior", label: str = "DPoser") -> None:
         super().__init__(parent)
         self._ctx = multiprocessing.get_context("spawn")
         self.hand_spec = hand_spec or {"kind": "anny"}
+        self.serve = serve      # the child's main loop: a function of viewer.engine
+        self.label = label      # how messages name the process
         self._signals = _ChildSignals()
         self._signals.progress.connect(self._on_progress, Connection)
         self._signals.partial.connect(self._on_partial, Connection)
@@ -104,7 +108,7 @@ class ProcessRunner(QtCore.QObject):
         return self._proc
 
     def prewarm(self, hand_spec: dict | None = None) -> None:
-        """Start the child now (it loads torch, the hand model and the prior in the background)."""
+        """Start the child now (it loads torch and its models in the background)."""
         if hand_spec is not None and hand_spec != self.hand_spec:
             self.cancel()
             self._stop_child()
@@ -112,10 +116,11 @@ class ProcessRunner(QtCore.QObject):
         try:
             self._ensure_child()
         except Exception:  # noqa: BLE001 - start() tries again and reports the error
-            log.warning("could not start the DPoser process", exc_info=True)
+            log.warning("could not start the %s process", self.label, exc_info=True)
 
     def start(self, job: tuple) -> int:
-        """Run the job `(source, hidden, settings)` in the child, cancelling the previous run."""
+        """Run the job (the serve function's arguments, e.g. DPoser's `(source, hidden, settings)`) in the
+        child, cancelling the previous run."""
         self.cancel()
         self._run_id += 1
         self._live = True
@@ -128,7 +133,7 @@ class ProcessRunner(QtCore.QObject):
 
             self._live = False
             self.busy_changed.emit(False)
-            self.failed.emit(f"could not start the DPoser process: {one_line(exc)}", traceback.format_exc())
+            self.failed.emit(f"could not start the {self.label} process: {one_line(exc)}", traceback.format_exc())
             return self._run_id
         with self._cond:
             self._sent_id = self._run_id
@@ -161,12 +166,13 @@ class ProcessRunner(QtCore.QObject):
             return
         if self._proc is not None:
             self._stop_child(0.5)
-        from viewer.engine import serve_prior
+        import viewer.engine
 
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         cancel_upto = self._ctx.RawValue("q", self._cancel_mark)
-        proc = self._ctx.Process(target=serve_prior, args=(child_conn, cancel_upto, self.hand_spec),
-                                 name="pose-viewer-dposer", daemon=True)
+        proc = self._ctx.Process(target=getattr(viewer.engine, self.serve),
+                                 args=(child_conn, cancel_upto, self.hand_spec),
+                                 name=f"pose-viewer-{self.serve}", daemon=True)
         try:
             proc.start()
         except BaseException:
@@ -182,8 +188,9 @@ class ProcessRunner(QtCore.QObject):
             self._sent_id = self._done_id = self._cancel_mark
         self._threads = [
             threading.Thread(target=self._write, args=(parent_conn, self._outbox, self._cancel_upto),
-                             name="dposer-writer", daemon=True),
-            threading.Thread(target=self._read, args=(parent_conn, self._gen), name="dposer-reader", daemon=True),
+                             name=f"{self.serve}-writer", daemon=True),
+            threading.Thread(target=self._read, args=(parent_conn, self._gen), name=f"{self.serve}-reader",
+                             daemon=True),
         ]
         for t in self._threads:
             t.start()
@@ -330,4 +337,4 @@ class ProcessRunner(QtCore.QObject):
         if self._live:
             self._live = False
             self.busy_changed.emit(False)
-            self.failed.emit(f"the DPoser process stopped unexpectedly (exit code {code})", "")
+            self.failed.emit(f"the {self.label} process stopped unexpectedly (exit code {code})", "")
