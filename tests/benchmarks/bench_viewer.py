@@ -104,7 +104,7 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
         raise SystemExit(f"estimate failed: {w.last_error}")
 
     # Scrub: every trajectory step, re-rendered (50 hypotheses).
-    frames = []
+    frames, frames_floor = [], []
     t = w.trajectory
     for _ in range(repeats):
         for k in list(range(t.n_steps)) + list(range(t.n_steps - 1, -1, -1)):
@@ -117,6 +117,24 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
                 app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
                 time.sleep(0.001)
             frames.append((time.perf_counter() - t0) * 1000)
+
+    def frame_time() -> float:
+        t0 = time.perf_counter()
+        shown = w.plotter.frames_shown
+        w.request_render()
+        while w.plotter.frames_shown == shown and time.perf_counter() - t0 < 1.0:
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
+            time.sleep(0.001)
+        return (time.perf_counter() - t0) * 1000
+
+    # The floor: the same window and view with every 3D actor hidden (what any frame costs here).
+    actors = [a for a in w.plotter.renderer.GetActors() if a.GetVisibility()]
+    for a in actors:
+        a.SetVisibility(False)
+    floor = [frame_time() for _ in range(10 * repeats)]
+    for a in actors:
+        a.SetVisibility(True)
+    frames_floor.extend(floor)
 
     # DPoser completion while watching the event loop.
     def completion(done):
@@ -182,7 +200,7 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
         print(f"  completion: longest stall {during[-1]:.0f} ms during the run, {result[-1]:.0f} ms showing "
               "the result", flush=True)
     w.close()
-    return frames, stalls[:repeats], stalls[repeats:], during, result
+    return frames, frames_floor, stalls[:repeats], stalls[repeats:], during, result
 
 
 def main() -> int:
@@ -195,8 +213,9 @@ def main() -> int:
     first, hand = startup(args.repeats)
     res = {"viewer.startup_s": summary("launch → first frame", first, "s"),
            "viewer.hand_shown_s": summary("launch → neutral hand shown", hand, "s")}
-    frames, est_stalls, dposer_stalls, during, result = in_window(args.repeats)
+    frames, floor, est_stalls, dposer_stalls, during, result = in_window(args.repeats)
     res["viewer.scrub_frame_ms"] = summary("scrub frame (50 hyps)", frames, "ms")
+    res["viewer.empty_frame_ms"] = summary("frame, 3D view empty", floor, "ms")
     res["viewer.max_stall_ms"] = summary("longest event-loop stall", est_stalls + dposer_stalls, "ms")
     res["viewer.max_stall_estimate_ms"] = summary("  during image runs", est_stalls, "ms")
     if dposer_stalls:
