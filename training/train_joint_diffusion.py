@@ -85,6 +85,20 @@ def evaluate_val(net, diffusion, vb, n_hyp: int = 10, steps: int = 10, eta: floa
             "pa_mpjpe_single_mm": float(per.mean())}
 
 
+def load_init(path: pathlib.Path) -> dict[str, torch.Tensor]:
+    """Warm-start weights: the EMA weights of a training checkpoint (ckpt.pt), or exported weights
+    (`*.safetensors`, loaded without pickle, as float32; checked against the sha256 of a manifest.json
+    next to it when that has an entry for the file)."""
+    if path.suffix == ".safetensors":
+        from core.weights import load_weights, read_manifest
+        if path.stem in read_manifest(path.parent):
+            return load_weights(path.stem, path.parent)[0]
+        from safetensors.torch import load_file
+        return {k: v.float() for k, v in load_file(str(path)).items()}
+    torch.serialization.add_safe_globals([pathlib.PosixPath])   # older checkpoints stored Path args
+    return torch.load(path, map_location="cpu", weights_only=True)["ema"]
+
+
 def lr_at(it: int, progress: float, base: float, warmup: int) -> float:
     """Linear warm-up over `warmup` iterations, then cosine decay over `progress` ∈ [0, 1] to 2 %."""
     if it < warmup:
@@ -113,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outlier-prob", type=float, default=0.03)
     ap.add_argument("--occlusion-noise", type=float, default=1.5,
                     help="self-occluded joints get 2D noise σ × (1 + this) and 3× the outlier rate")
+    ap.add_argument("--occluded-outlier-prob", type=float, default=None,
+                    help="outlier probability of a self-occluded keypoint (default 3 × --outlier-prob; "
+                         "needs --occlusion-noise > 0), see training/data/lifting.py detector_noise")
+    ap.add_argument("--occluded-parent-jump", type=float, default=0.0,
+                    help="fraction of the occluded outliers that slide along the finger (towards the parent "
+                         "joint) instead of jumping in a random direction")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--minutes", type=float, default=0,
                     help="training wall-time budget: the cosine decay follows max(iteration/iters, time/minutes) "
@@ -124,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export-dir", type=pathlib.Path, default=None,
                     help="export into this folder instead of resources/models (a candidate to evaluate first)")
     ap.add_argument("--eta", type=float, default=0.0, help="default DDIM η stored in the manifest")
-    ap.add_argument("--init", type=pathlib.Path, help="warm-start from another run's ckpt.pt (non-strict)")
+    ap.add_argument("--init", type=pathlib.Path,
+                    help="warm-start (non-strict) from another run's ckpt.pt (its EMA weights) or from exported "
+                         "weights <name>.safetensors (read without pickle, e.g. the shipped model)")
     ap.add_argument("--no-global-cond", action="store_true", help="per-token 2D conditioning only")
     ap.add_argument("--occlusion-input", action="store_true",
                     help="a third condition channel per keypoint: 'probably hidden' (capsule test; estimated "
@@ -146,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.global_cond:   # new pathway starts silent: the warm-started model is unchanged at first
             torch.nn.init.zeros_(net.pose_mlp[-1].weight)
             torch.nn.init.zeros_(net.pose_mlp[-1].bias)
-        torch.serialization.add_safe_globals([pathlib.PosixPath])   # older checkpoints stored Path args
-        init = widen_condition(torch.load(args.init, map_location="cpu", weights_only=True)["ema"], cfg)
+        init = widen_condition(load_init(args.init), cfg)
         missing, unexpected = net.load_state_dict(init, strict=False)
         print(f"warm start from {args.init}: missing {missing}, unexpected {unexpected}", flush=True)
     ema = copy.deepcopy(net).eval()
@@ -180,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
 
     batcher = LiftingBatcher(table, seed=args.seed * 1_000_003 + it, sigma_range=(0.005, args.sigma_max),
                              outlier_prob=args.outlier_prob, occlusion_noise=args.occlusion_noise,
-                             occlusion_input=args.occlusion_input)
+                             occlusion_input=args.occlusion_input,
+                             occluded_outlier_prob=args.occluded_outlier_prob,
+                             occluded_parent_jump=args.occluded_parent_jump)
     t_start = time.time()
     running = 0.0
     net.train()
@@ -223,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
                   "eta": args.eta, "crop": "rays K^-1 uv, square bbox, pad 0.25",
                   "data": {"table_size": args.table_size, "seed": args.seed, "val_seed": VAL_SEED,
                            "sigma_max": args.sigma_max, "outlier_prob": args.outlier_prob,
-                           "occlusion_noise": args.occlusion_noise, "occlusion_input": args.occlusion_input},
+                           "occlusion_noise": args.occlusion_noise, "occlusion_input": args.occlusion_input,
+                           "occluded_outlier_prob": (3 * args.outlier_prob if args.occluded_outlier_prob is None
+                                                     else args.occluded_outlier_prob),
+                           "occluded_parent_jump": args.occluded_parent_jump},
                   "iters_done": it, "batch": args.batch}
         cmd = "python -m training.train_joint_diffusion " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         path = save_weights_ema(ema, config, cmd or TRAIN_COMMAND, {"synthetic_val_10hyp_10steps": m}, args.export_dir)

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from core.joints import NUM_JOINTS
+from core.joints import NUM_JOINTS, PARENTS
 from core.nets.joint_diffusion import JOINT_SCALE
 from core.occlusion import joint_occlusion
 from core.stage1 import normalise_rays
@@ -86,11 +86,19 @@ def rotation_z(angle: torch.Tensor) -> torch.Tensor:
 
 def detector_noise(rays: torch.Tensor, gen: torch.Generator, sigma_range=(0.005, 0.05),
                    outlier_prob: float = 0.03, finger_corr: float = 0.5, occluded: torch.Tensor | None = None,
-                   occlusion_noise: float = 0.0) -> torch.Tensor:
+                   occlusion_noise: float = 0.0, occluded_outlier_prob: float | None = None,
+                   occluded_parent_jump: float = 0.0) -> torch.Tensor:
     """Detector-like noise on clean 2D points (B,21,2) (any unit): σ = s · bbox side, s ~ U(sigma_range)
     per sample, × per-joint weights; a correlated per-finger offset (detectors err finger-wise) and
-    per-joint outliers (jumps of 8-30 % of the hand size). Self-occluded joints (`occluded` (B,21))
-    get σ × (1 + occlusion_noise) and 3× the outlier probability: detectors guess hidden joints."""
+    per-joint outliers (jumps of 8-30 % of the hand size in a uniformly random direction).
+
+    Self-occluded joints (`occluded` (B,21), only when `occlusion_noise` > 0) get σ × (1 + occlusion_noise)
+    and outlier probability `occluded_outlier_prob` (None: 3 × outlier_prob, the original behaviour):
+    detectors guess hidden joints, and a large outlier rate there (≈ 0.3) makes the 2D of a flagged joint
+    honestly unreliable. A fraction `occluded_parent_jump` of those occluded outliers (0: none, the
+    original behaviour) is not a random-direction jump but a slide along the finger: the keypoint lands at
+    p + u·(parent − p) + the Gaussian noise, u ~ U(0.5, 2) (halfway to its parent joint up to about its
+    grandparent), as a detector does when it folds a hidden finger onto its visible base."""
     b = rays.shape[0]
     side = (rays.max(1).values - rays.min(1).values).max(-1).values            # (B,)
     s = sigma_range[0] + (sigma_range[1] - sigma_range[0]) * torch.rand(b, generator=gen)
@@ -98,7 +106,8 @@ def detector_noise(rays: torch.Tensor, gen: torch.Generator, sigma_range=(0.005,
     p_out = torch.full((b, NUM_JOINTS), outlier_prob)
     if occluded is not None and occlusion_noise > 0:
         sigma = sigma * (1 + occlusion_noise * occluded.float())
-        p_out = torch.where(occluded, 3 * outlier_prob, p_out)
+        p_occ = 3 * outlier_prob if occluded_outlier_prob is None else occluded_outlier_prob
+        p_out = torch.where(occluded, p_occ, p_out)
     eps = torch.randn(b, NUM_JOINTS, 2, generator=gen)
     finger = torch.randn(b, 5, 2, generator=gen) * finger_corr
     idx = torch.tensor([0] + [k for k in range(5) for _ in range(4)])
@@ -109,6 +118,13 @@ def detector_noise(rays: torch.Tensor, gen: torch.Generator, sigma_range=(0.005,
     ang = 2 * math.pi * torch.rand(b, NUM_JOINTS, generator=gen)
     mag = (0.08 + 0.22 * torch.rand(b, NUM_JOINTS, generator=gen)) * side[:, None]
     jump = torch.stack([torch.cos(ang), torch.sin(ang)], -1) * mag[..., None]
+    if occluded is not None and occlusion_noise > 0 and occluded_parent_jump > 0:
+        parent = torch.as_tensor(np.maximum(PARENTS, 0))
+        u = 0.5 + 1.5 * torch.rand(b, NUM_JOINTS, generator=gen)
+        slide = u[..., None] * (rays[:, parent] - rays) + noise
+        along = occluded & (torch.rand(b, NUM_JOINTS, generator=gen) < occluded_parent_jump)
+        along[:, 0] = False                                                   # the wrist has no parent
+        jump = torch.where(along[..., None], slide, jump)
     noise = torch.where(out_mask[..., None], jump, noise)
     return rays + noise
 
@@ -120,7 +136,8 @@ class LiftingBatcher:
                  offset: float = 0.35, scale_jitter=(0.9, 1.1), noise: bool = True,
                  sigma_range=(0.005, 0.05), outlier_prob: float = 0.03, face_bias: float = 0.5,
                  occlusion_noise: float = 0.0, occlusion_input: bool = False, flag_flip: float = 0.08,
-                 flag_blank: float = 0.15) -> None:
+                 flag_blank: float = 0.15, occluded_outlier_prob: float | None = None,
+                 occluded_parent_jump: float = 0.0) -> None:
         self.table = torch.as_tensor(table, dtype=torch.float32)
         self.gen = torch.Generator().manual_seed(seed)
         self.depth_range = depth_range
@@ -131,6 +148,8 @@ class LiftingBatcher:
         self.outlier_prob = outlier_prob
         self.face_bias = face_bias
         self.occlusion_noise = occlusion_noise
+        self.occluded_outlier_prob = occluded_outlier_prob    # see `detector_noise`
+        self.occluded_parent_jump = occluded_parent_jump
         # The network's third condition channel (`occlusion_input`): the capsule-test flags, with a fraction
         # `flag_flip` flipped (inference estimates them from a first pass and errs) and a fraction of
         # samples `flag_blank` with none set (that first pass runs with no flag).
@@ -156,7 +175,9 @@ class LiftingBatcher:
         occluded = joint_occlusion(cam)
         if self.noise:
             rays = detector_noise(rays, g, self.sigma_range, self.outlier_prob, occluded=occluded,
-                                  occlusion_noise=self.occlusion_noise)
+                                  occlusion_noise=self.occlusion_noise,
+                                  occluded_outlier_prob=self.occluded_outlier_prob,
+                                  occluded_parent_jump=self.occluded_parent_jump)
         c2d, ctx = normalise_rays(rays)
         lo, hi = self.scale_jitter
         c2d = c2d * (lo + (hi - lo) * torch.rand(b, 1, 1, generator=g))
