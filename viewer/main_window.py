@@ -505,8 +505,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.display_panel.set_count(state.n)
         self.image_panel.set_image(self.image_state.image)
         self.trajectory.reset(len(self._frames))
-        self._render()
-        self.scene.view("front")
+        self._render()                                # requests one coalesced frame
+        self.scene.view("front", render=False)        # so the camera move does not render another
 
     # -- rendering -------------------------------------------------------------------------------------
     def selected_index(self) -> int:
@@ -640,7 +640,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view_mode = "pose"
         self.completion.set_source(source)
         self.dposer_panel.source_label.setText(f"Source: {source.label}")
-        self.scene.view("front")
+        self.scene.view("front", render=False)
+        self.request_render()
 
     def complete(self) -> bool:
         """Run DPoser on the current source and mask (cancels a completion in flight)."""

@@ -247,15 +247,17 @@ class HandScene:
                 return np.asarray(mesh.points).mean(0)
         return np.zeros(3)
 
-    def view(self, direction: str = "front") -> None:
-        """Front = the photo's camera view (looking along +z, y down); side = from +x; top = from −y."""
+    def view(self, direction: str = "front", render: bool = True) -> None:
+        """Front = the photo's camera view (looking along +z, y down); side = from +x; top = from −y.
+        `render=False` only moves the camera (the caller has a frame coming anyway)."""
         c = self._centre()
         d = 0.6
         eye, up = {"front": (c + [0, 0, -d], (0, -1, 0)), "side": (c + [d, 0, 0], (0, -1, 0)),
                    "top": (c + [0, -d, 0], (0, 0, 1))}[direction]
         self.plotter.renderer.camera_position = [tuple(eye), tuple(c), up]
         self.plotter.renderer.reset_camera(render=False)   # the plotter's version renders twice
-        self.plotter.render()
+        if render:
+            self.plotter.render()
 
     def view_front(self) -> None:
         self.view("front")
