@@ -60,7 +60,13 @@ class HandScene:
         self.markers_visible_actor = None
         self.markers_hidden_actor = None
         self.plotter.add_axes()
+        self.set_fast(False)
         self.view_front()
+
+    def set_fast(self, fast: bool) -> None:
+        """Frames drawn while the user scrubs skip anti-aliasing (FXAA, a full-view pass); still frames
+        and screenshots get it."""
+        self.plotter.renderer.SetUseFXAA(not fast)
 
     # -- single hand --------------------------------------------------------------------------
     def set_see_through(self, on: bool) -> None:

@@ -209,6 +209,11 @@ def main() -> int:
     ap.add_argument("--json", type=pathlib.Path)
     args = ap.parse_args()
     os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
+    # A throw-away Qt settings folder (QSettings follows XDG_CONFIG_HOME): every run measures the default
+    # window layout (1280 x 820), whatever the user's saved geometry, and never changes the user's settings.
+    import tempfile
+
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="pose-viewer-bench-config-")
     startup(1)  # warm-up (OS file cache, warp kernels)
     first, hand = startup(args.repeats)
     res = {"viewer.startup_s": summary("launch → first frame", first, "s"),
