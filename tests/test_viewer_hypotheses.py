@@ -96,8 +96,12 @@ def test_denoising_slider_steps_through_the_trajectory(small_run, qtbot):
         rep = lambda: window.scene.cloud_actor.GetProperty().GetRepresentationAsString()  # noqa: E731
         assert window.scene.points_per_hypothesis == sizes[SCRUB_LEVEL] < sizes[CLOUD_LEVEL]
         assert rep() == "Points"
+        renderer = window.plotter.renderer
+        assert not renderer.GetUseFXAA()            # scrub frames skip anti-aliasing …
         qtbot.waitUntil(lambda: window.scene.points_per_hypothesis == sizes[CLOUD_LEVEL], timeout=5_000)
         assert rep() == "Surface"
+        assert renderer.GetUseFXAA()                # … the still frame gets it
+        assert window.plotter.render_window.GetMultiSamples() == 0   # no MSAA: its cost in llvmpipe
         assert window.scene.cloud.n_points == 20 * sizes[CLOUD_LEVEL]
     t.set_step(0)
     qtbot.keyClick(window, "."); assert t.step == 1
