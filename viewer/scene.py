@@ -60,6 +60,9 @@ class HandScene:
         self.markers_visible_actor = None
         self.markers_hidden_actor = None
         self.plotter.add_axes()
+        # The translucent cloud is one colour at one opacity, so plain alpha blending is order-independent
+        # already: VTK's order-independent-translucency passes cost ~3-9 ms a frame in llvmpipe for nothing.
+        self.plotter.renderer.SetUseOIT(False)
         self.set_fast(False)
         self.view_front()
 
