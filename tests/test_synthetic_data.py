@@ -153,3 +153,36 @@ def test_render_overlays_projected_keypoints(generator, renderer):
             assert iou > 0.95, iou
     finally:
         renderer.forearm_prob = 0.9
+
+
+def test_detector_noise_occluded_options():
+    """Defaults keep the old noise stream; `occluded_outlier_prob` sets the outlier rate of hidden
+    keypoints; `occluded_parent_jump` slides those outliers along the finger (towards the parent)."""
+    import torch
+
+    from core.joints import PARENTS
+    from training.data.lifting import detector_noise
+
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    rays = torch.randn(400, 21, 2, generator=torch.Generator().manual_seed(1)) * 0.1
+    occ = torch.zeros(400, 21, dtype=torch.bool)
+    occ[:, 8] = True                                   # the index fingertip is hidden everywhere
+    old = detector_noise(rays, g(), occluded=occ, occlusion_noise=1.0)
+    same = detector_noise(rays, g(), occluded=occ, occlusion_noise=1.0, occluded_outlier_prob=None,
+                          occluded_parent_jump=0.0)
+    assert torch.equal(old, same)
+    side = (rays.max(1).values - rays.min(1).values).max(-1).values
+    big = lambda out: ((out - rays)[:, 8].norm(dim=-1) > 0.07 * side).float().mean()  # noqa: E731
+    rare = detector_noise(rays, g(), sigma_range=(0.001, 0.002), occluded=occ, occlusion_noise=1.0,
+                          occluded_outlier_prob=0.0)
+    often = detector_noise(rays, g(), sigma_range=(0.001, 0.002), occluded=occ, occlusion_noise=1.0,
+                           occluded_outlier_prob=1.0)
+    assert big(rare) < 0.02 and big(often) > 0.95
+    slid = detector_noise(rays, g(), sigma_range=(0.001, 0.002), occluded=occ, occlusion_noise=1.0,
+                          occluded_outlier_prob=1.0, occluded_parent_jump=1.0)
+    p = int(PARENTS[8])
+    d = rays[:, p] - rays[:, 8]
+    u = ((slid[:, 8] - rays[:, 8]) * d).sum(-1) / (d * d).sum(-1)    # position along tip → parent
+    off = (slid[:, 8] - rays[:, 8] - u[:, None] * d).norm(dim=-1)    # distance from that line
+    assert ((u > 0.45) & (u < 2.05)).float().mean() > 0.95
+    assert (off < 0.02 * side).float().mean() > 0.95
