@@ -40,6 +40,9 @@ def complete_and_wait(window, qtbot):
 def test_clicking_a_joint_toggles_it(pose_window, qtbot):
     w = pose_window
     assert not w.mask.hidden[8]
+    w.scene.set_fast(True)                   # as if a scrub had left the image view un-smoothed
+    w._render_pose()
+    assert w.plotter.renderer.GetUseFXAA()  # pose frames are always anti-aliased
     click_joint(w, qtbot, 8)
     assert w.mask.hidden[8] and w.mask.hidden.sum() == 1
     assert w.dposer_panel.joint_list.item(8).checkState() == QtCore.Qt.CheckState.Checked

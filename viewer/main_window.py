@@ -698,6 +698,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.view_mode != "pose" or self.scene is None:
             return
         c, scene, panel = self.completion, self.scene, self.dposer_panel
+        scene.set_fast(False)          # pose mode has no scrub level of detail: always anti-aliased
         if c.source is None:
             return
         scene.set_see_through(True)

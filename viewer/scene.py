@@ -60,8 +60,10 @@ class HandScene:
         self.markers_visible_actor = None
         self.markers_hidden_actor = None
         self.plotter.add_axes()
-        # The translucent cloud is one colour at one opacity, so plain alpha blending is order-independent
-        # already: VTK's order-independent-translucency passes cost ~3-9 ms a frame in llvmpipe for nothing.
+        # Plain alpha blending instead of VTK's order-independent translucency: the hypothesis cloud is one
+        # colour at one opacity, where blending order does not matter (same pixels in a screenshot test),
+        # and the OIT passes cost ~3-9 ms a frame in llvmpipe. The see-through hand of pose mode may show
+        # small order artefacts where it overlaps itself.
         self.plotter.renderer.SetUseOIT(False)
         self.set_fast(False)
         self.view_front()

@@ -103,38 +103,31 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
     if w.last_error:
         raise SystemExit(f"estimate failed: {w.last_error}")
 
-    # Scrub: every trajectory step, re-rendered (50 hypotheses).
-    frames, frames_floor = [], []
-    t = w.trajectory
-    for _ in range(repeats):
-        for k in list(range(t.n_steps)) + list(range(t.n_steps - 1, -1, -1)):
-            t0 = time.perf_counter()
-            shown = w.plotter.frames_shown
-            t.set_step(k)
-            # Until the new frame is on screen (rendered and copied into the window), not just queued.
-            app.processEvents()
-            while w.plotter.frames_shown == shown and time.perf_counter() - t0 < 1.0:
-                app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
-                time.sleep(0.001)
-            frames.append((time.perf_counter() - t0) * 1000)
-
-    def frame_time() -> float:
+    def frame_time(change) -> float:
+        """ms from `change()` until the new frame is on screen (rendered and copied into the window)."""
         t0 = time.perf_counter()
         shown = w.plotter.frames_shown
-        w.request_render()
+        change()
+        app.processEvents()
         while w.plotter.frames_shown == shown and time.perf_counter() - t0 < 1.0:
             app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
             time.sleep(0.001)
         return (time.perf_counter() - t0) * 1000
 
+    # Scrub: every trajectory step, re-rendered (50 hypotheses).
+    frames = []
+    t = w.trajectory
+    for _ in range(repeats):
+        for k in list(range(t.n_steps)) + list(range(t.n_steps - 1, -1, -1)):
+            frames.append(frame_time(lambda k=k: t.set_step(k)))
+
     # The floor: the same window and view with every 3D actor hidden (what any frame costs here).
     actors = [a for a in w.plotter.renderer.GetActors() if a.GetVisibility()]
     for a in actors:
         a.SetVisibility(False)
-    floor = [frame_time() for _ in range(10 * repeats)]
+    frames_floor = [frame_time(w.request_render) for _ in range(10 * repeats)]
     for a in actors:
         a.SetVisibility(True)
-    frames_floor.extend(floor)
 
     # DPoser completion while watching the event loop.
     def completion(done):
