@@ -1,50 +1,25 @@
-"""The embedded 3D view: pyvistaqt's `QtInteractor`, showing each VTK frame once.
+"""The embedded 3D view: pyvistaqt's `QtInteractor` in its native-window form (pyvistaqt 0.12).
 
-pyvistaqt's widget re-renders the whole VTK scene in every `paintGL`, and every finished VTK render
-asks for a paint (to show the frame): each change, mouse drag or unrelated repaint of the window (a
-progress bar update repaints synchronously) cost two or more full renders. On software OpenGL a render
-of 50 translucent meshes is tens of milliseconds, so that doubled every frame and stall
-(docs/performance.md). Like VTK's C++ `QVTKOpenGLNativeWidget`, a paint that follows a finished render
-here only copies that frame to the widget; any other paint (expose, resize) still renders.
+VTK renders straight into the widget's own window and swaps it on screen; Qt never composes that frame.
+pyvistaqt 0.13 moved to a framebuffer-object `QOpenGLWidget`, which makes Qt compose the whole main
+window through OpenGL for every VTK frame: on software OpenGL (llvmpipe) that composition cost more
+than the render itself (docs/performance.md: scrub frame 41.8 → 20.7 ms in a back-to-back probe), so the
+dependency is pinned to 0.12.0 (pyproject.toml). Window repaints elsewhere (a progress bar, the image
+panel) no longer re-render the 3D scene either: only expose and resize events of this window do.
 """
 from __future__ import annotations
 
 from pyvistaqt import QtInteractor
-from PySide6.QtCore import QRect
 
 
 class FrameInteractor(QtInteractor):
-    """`QtInteractor` whose paint shows a just-rendered frame instead of rendering it again."""
+    """`QtInteractor` that counts the frames it puts on screen (benchmarks and tests wait for the next)."""
 
     def __init__(self, *args, **kwargs) -> None:
-        self._frame_ready = False
-        self.frames_shown = 0   # paints that reached the screen (benchmarks wait for the next one)
-        self.renders_in_paint = 0
+        self.frames_shown = 0
         super().__init__(*args, **kwargs)
+        # EndEvent comes after the render window swapped its buffers: the frame is on screen.
+        self.ren_win.AddObserver("EndEvent", self._count_frame)
 
-    def _cb_frame(self, obj, evt) -> None:  # VTK WindowFrameEvent: a render finished
-        rw = self._RenderWindow
-        if rw is not None and not self._in_paint and not (rw.GetDoubleBuffer() and not rw.GetSwapBuffers()):
-            self._frame_ready = True
-        super()._cb_frame(obj, evt)
-
-    def resizeGL(self, w: int, h: int) -> None:
-        self._frame_ready = False    # the last frame has the old size: render on the next paint
-        super().resizeGL(w, h)
-
-    def paintGL(self) -> None:
-        rw = self._RenderWindow
-        ready, self._frame_ready = self._frame_ready, False
-        if not ready or rw is None or not rw.GetReadyForRendering():
-            self.renders_in_paint += 1
-            super().paintGL()
-        else:
-            st = rw.GetState()
-            st.Reset()   # Qt touched GL since the last VTK call
-            st.Push()
-            self.makeCurrent()
-            dpr = self.devicePixelRatioF()
-            self._blit(self.defaultFramebufferObject(),
-                       QRect(0, 0, max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr))))
-            st.Pop()
+    def _count_frame(self, _obj, _evt) -> None:
         self.frames_shown += 1
