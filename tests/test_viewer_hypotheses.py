@@ -93,13 +93,15 @@ def test_denoising_slider_steps_through_the_trajectory(small_run, qtbot):
         from core.mesh.sampling import load_sampling
 
         sizes = load_sampling().num_vertices
-        rep = lambda: window.scene.cloud_actor.GetProperty().GetRepresentationAsString()  # noqa: E731
+        cloud = lambda: window.scene.cloud  # noqa: E731
         assert window.scene.points_per_hypothesis == sizes[SCRUB_LEVEL] < sizes[CLOUD_LEVEL]
-        assert rep() == "Points"
+        # drawn as vertices (one vertex cell per point, no triangles)
+        assert cloud().GetNumberOfPolys() == 0 and cloud().GetNumberOfVerts() == cloud().n_points
         renderer = window.plotter.renderer
         assert not renderer.GetUseFXAA()            # scrub frames skip anti-aliasing …
         qtbot.waitUntil(lambda: window.scene.points_per_hypothesis == sizes[CLOUD_LEVEL], timeout=5_000)
-        assert rep() == "Surface"
+        assert cloud().GetNumberOfPolys() > 0 and cloud().GetNumberOfVerts() == 0
+        assert window.scene.cloud_actor.GetProperty().GetRepresentationAsString() == "Surface"
         assert renderer.GetUseFXAA()                # … the still frame gets it
         assert window.plotter.render_window.GetMultiSamples() == 0   # no MSAA: its cost in llvmpipe
         assert window.scene.cloud.n_points == 20 * sizes[CLOUD_LEVEL]

@@ -105,12 +105,19 @@ class HandScene:
         OpenGL pays for every translucent layer of 50 overlapping surfaces, points cost almost nothing)."""
         pv = self.pv
         n, p = points.shape[:2]
-        key = (kind, n, p)
+        points_only = points_only and kind == "mesh"
+        key = (kind, n, p, points_only)
         flat = np.asarray(points, np.float32).reshape(-1, 3)
         if self._cloud_key != key:
             if self.cloud_actor is not None:
                 self.plotter.remove_actor(self.cloud_actor, render=False)
-            if kind == "mesh":
+            if points_only:
+                # Vertex cells, not triangles drawn as points: each vertex once (a triangle mesh in points
+                # representation draws every vertex once per triangle it belongs to, ~6 ×).
+                self.cloud = pv.PolyData(flat.copy())
+                self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.5, point_size=3,
+                                                         name="cloud", pickable=True, reset_camera=False, render=False)
+            elif kind == "mesh":
                 f = self.faces if faces is None else np.asarray(faces)
                 cells = np.vstack([np.hstack([np.full((len(f), 1), 3), f + k * p]) for k in range(n)]).ravel()
                 self.cloud = pv.PolyData(flat.copy(), cells)
@@ -129,15 +136,6 @@ class HandScene:
             self.points_per_hypothesis = p
         else:
             self.cloud.points = flat
-        if kind == "mesh":
-            prop = self.cloud_actor.GetProperty()
-            if points_only:
-                prop.SetRepresentationToPoints()
-                prop.SetPointSize(3)
-                prop.SetOpacity(0.5)
-            else:
-                prop.SetRepresentationToSurface()
-                prop.SetOpacity(0.12)
         self.cloud_actor.SetVisibility(True)
 
     def hide_cloud(self) -> None:
