@@ -33,6 +33,17 @@ TRAIN_COMMAND = "python -m training.train_joint_diffusion --out runs/joint_diffu
 
 # --- crop normalisation (training and inference) ---------------------------------------------------
 
+# The per-hypothesis 2D jitter of keypoints flagged as hidden (σ as a fraction of the keypoint box side,
+# `JointLifter.per_hypothesis`). A hidden keypoint's 2D is the detector's guess, but the lifter, given one
+# fixed guess, returns hypotheses no wider for a hidden joint than for a seen one (it barely uses the flag as
+# an uncertainty signal); jittering the guess per hypothesis samples that uncertainty too. 0.15 (sweep
+# 0 / 0.04 / 0.08 / 0.15 / 0.25 in docs/results.md, stage-1 notes): the smallest value at which, on the
+# synthetic split, hidden joints spread more than visible ones (the same joint hidden vs seen, too), for
+# +0.28 mm mean-of-50 error (5.69 -> 5.97 mm); real images: +0.06 mm (10.03 -> 10.09). Below the training noise model's σ for a flagged keypoint
+# (`detector_noise`: U(0.005, 0.05) × (1 + 2.5) plus 30 % outliers).
+OCCLUDED_JITTER = 0.15
+
+
 def normalise_rays(rays: torch.Tensor, pad: float = CROP_PAD) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays (B,21,2) → (c2d (B,21,2) in about [-1, 1], ctx (B,3) = [2·centre_x, 2·centre_y, log half + 1.5])."""
     lo = rays.min(1).values
@@ -165,6 +176,7 @@ class JointLifter:
         self.diffusion = diffusion
         self.config = config or {}
         self.eta = float(self.config.get("eta", 0.0))
+        self.occluded_jitter = float(self.config.get("occluded_jitter", OCCLUDED_JITTER))
 
     @classmethod
     def from_weights(cls, device: torch.device | str = "cpu", name: str = WEIGHTS_NAME, models_dir=None
@@ -204,6 +216,22 @@ class JointLifter:
         cam = np.stack([m + solve_cam_t(m, ri, np.eye(3)) for m, ri in zip(mean, r)])
         return joint_occlusion(torch.from_numpy(cam).float())
 
+    def per_hypothesis(self, c2d: torch.Tensor, ctx: torch.Tensor, n: int, seed: int = 0
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,21,C) condition → (B·n,21,C), one copy per hypothesis; on an occlusion-aware network every
+        copy's flagged keypoints are moved by their own Gaussian draw (σ = `occluded_jitter` × the keypoint
+        box side): the 2D of a hidden joint is the detector's guess, so the hypotheses sample that guess's
+        uncertainty as well as the lifting's (see OCCLUDED_JITTER)."""
+        c2d = c2d.repeat_interleave(n, 0)
+        ctx = ctx.repeat_interleave(n, 0)
+        if c2d.shape[-1] < 3 or self.occluded_jitter <= 0:
+            return c2d, ctx
+        gen = torch.Generator().manual_seed(int(seed) + 7919)
+        sigma = self.occluded_jitter * 2 / (1 + 2 * CROP_PAD)          # box side in c2d units is 2 / (1 + 2·pad)
+        eps = torch.randn(c2d.shape[:-1] + (2,), generator=gen) * sigma
+        xy = c2d[..., :2] + eps * (c2d[..., 2:3] > 0.5)
+        return torch.cat([xy, c2d[..., 2:]], -1), ctx
+
     def condition(self, rays: torch.Tensor, occluded: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Rays (B,21,2) → the network's (c2d, ctx) and, for an occlusion-aware network, the flags (B,21)
@@ -222,10 +250,10 @@ class JointLifter:
         """Many hands at once (evaluation): rays (B,21,2) → (B, n, 21, 3) hypotheses in network units."""
         c2d, ctx, _ = self.condition(rays, occluded)
         b = c2d.shape[0]
+        c2d, ctx = self.per_hypothesis(c2d, ctx, n, seed)
         res = self.diffusion.ddim_sample(self.net, (b * n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
                                          seed=seed, device=self.device, record=False,
-                                         c2d=c2d.repeat_interleave(n, 0).to(self.device),
-                                         ctx=ctx.repeat_interleave(n, 0).to(self.device))
+                                         c2d=c2d.to(self.device), ctx=ctx.to(self.device))
         return res.x0.reshape(b, n, 21, 3).cpu()
 
     @torch.no_grad()
@@ -235,8 +263,8 @@ class JointLifter:
         occlusion-aware network `extra["occluded"]` holds the estimated flags (21,) bool."""
         r = torch.as_tensor(np.asarray(rays, np.float32))[None]
         c2d, ctx, occluded = self.condition(r)
-        c2d = c2d.expand(n, -1, -1).to(self.device)
-        ctx = ctx.expand(n, -1).to(self.device)
+        c2d, ctx = self.per_hypothesis(c2d, ctx, n, seed)
+        c2d, ctx = c2d.to(self.device), ctx.to(self.device)
         res = self.diffusion.ddim_sample(self.net, (n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
                                          seed=seed, device=self.device, record=record, progress=progress,
                                          cancel=cancel, c2d=c2d, ctx=ctx)

@@ -163,3 +163,26 @@ def test_occlusion_aware_lifter_flags_second_pass_and_warm_start_is_unchanged():
     res = lifter.lift_rays(rays[0].numpy(), n=3, steps=2)
     assert res.extra["occluded"].shape == (21,) and res.x0.shape == (3, 21, 3)
     assert lifter.sample_rays(rays.repeat(2, 1, 1), n=3, steps=2).shape == (2, 3, 21, 3)
+
+
+def test_per_hypothesis_jitter_moves_only_flagged_keypoints():
+    from core.diffusion import GaussianDiffusion, make_schedule
+    from core.nets.joint_diffusion import JointDiffusionConfig, JointDiffusionNet
+
+    net = JointDiffusionNet(JointDiffusionConfig(width=32, depth=1, heads=2, cond_dim=3)).eval()
+    lifter = JointLifter(net, GaussianDiffusion(make_schedule("linear", 1000)))
+    c2d = torch.cat([torch.rand(2, 21, 2) * 2 - 1, torch.zeros(2, 21, 1)], -1)
+    c2d[0, [4, 8], 2] = 1                                  # hand 0: two keypoints flagged hidden
+    ctx = torch.randn(2, 3)
+    c, x = lifter.per_hypothesis(c2d, ctx, n=5, seed=3)
+    assert c.shape == (10, 21, 3) and x.shape == (10, 3)
+    torch.testing.assert_close(x, ctx.repeat_interleave(5, 0))
+    moved = (c[..., :2] - c2d.repeat_interleave(5, 0)[..., :2]).norm(dim=-1)   # (10,21)
+    assert (moved[:5, [4, 8]] > 0).all() and (moved[:5, [4, 8]] < 0.5).all()
+    assert moved[:5][:, [j for j in range(21) if j not in (4, 8)]].max() == 0
+    assert moved[5:].max() == 0                            # nothing flagged: identical copies
+    assert len({tuple(h[4, :2].tolist()) for h in c[:5]}) == 5   # each hypothesis its own draw
+    torch.testing.assert_close(c, lifter.per_hypothesis(c2d, ctx, n=5, seed=3)[0])   # seeded
+    assert not torch.equal(c, lifter.per_hypothesis(c2d, ctx, n=5, seed=4)[0])
+    lifter.occluded_jitter = 0.0
+    torch.testing.assert_close(lifter.per_hypothesis(c2d, ctx, n=5)[0], c2d.repeat_interleave(5, 0))
