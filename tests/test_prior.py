@@ -219,3 +219,22 @@ def test_shipped_prior_samples_plausible_poses():
     assert inside > 0.97, inside
     # Diverse, not collapsed to the mean pose.
     assert poses.std(0).mean() > 0.5 * (prior.std.numpy().mean())
+
+
+def test_wide_training_sampler_widens_only_the_thumb_and_distal_coupling():
+    from core.pose_sampler import LIMITS, sample_poses
+    from core.prior.train_poses import sample_prior_poses
+
+    np.testing.assert_array_equal(sample_prior_poses(256, 3, "wide", wide_frac=0.0), sample_poses(256, 3))
+    np.testing.assert_array_equal(sample_prior_poses(256, 3, "default"), sample_poses(256, 3))
+    base = sample_poses(4000, 5)
+    wide = sample_prior_poses(4000, 5, "wide", wide_frac=1.0)
+    assert wide.shape == (4000, POSE_DIM) and np.isfinite(wide).all()
+    assert (wide >= LIMITS[:, 0] - 1e-6).all() and (wide <= LIMITS[:, 1] + 1e-6).all()
+    # Thumb IP flexion (pose index 6) covers a clearly broader range than the shared sampler's.
+    spread = lambda x: np.percentile(x, 95) - np.percentile(x, 5)
+    assert spread(wide[:, 6]) > 1.3 * spread(base[:, 6])
+    # Fingers' proximal joints are the shared sampler's (same draws before the widening).
+    np.testing.assert_array_equal(wide[:, 9], base[:, 9])
+    with pytest.raises(ValueError):
+        sample_prior_poses(4, 0, "bogus")

@@ -13,6 +13,13 @@ Real data: when the MANO backend is configured, `--poses FILE.npz` (key `pose`, 
 our pose layout — MANO's 15 joints in the same finger order) replaces the sampler; a random 5% of it is
 held out.
 
+Training-pose sampler: `--sampler default` (the shared `core.pose_sampler.sample_poses`, as the shipped
+model of 2026-11-22) or `--sampler wide` (`core.prior.train_poses`: a fraction `--wide-frac` of the
+poses gets a broad anatomical thumb and a wider DIP/PIP coupling; the rest are the shared sampler's).
+`--init` warm-starts from weights (a `resources/models` name such as dposer_hand, a .safetensors file
+or a last.pt checkpoint) and keeps their normalisation statistics, so that the TTO's noise start and
+its L2 / no-prior baselines (which use the prior's mean/std) stay the same.
+
 Multi-GPU / multi-process (DDP, training/distributed.py):
 
     torchrun --nproc_per_node 4 -m training.train_dposer --out runs/dposer --minutes 50
@@ -35,7 +42,7 @@ import numpy as np
 import torch
 
 from core.hand.pose_layout import POSE_DIM
-from core.pose_sampler import sample_poses
+from core.prior.train_poses import SAMPLERS, sample_prior_poses
 from core.prior.model import TRAIN_COMMAND, WEIGHTS_NAME, DPoserPrior
 from training import distributed
 
@@ -48,8 +55,10 @@ class PoseSource:
     """Training batches: from the synthetic sampler (default) or from a real pose file."""
 
     def __init__(self, poses_file: str | None, seed: int,
-                 env: distributed.DistEnv | None = None) -> None:
+                 env: distributed.DistEnv | None = None, sampler: str = "default",
+                 wide_frac: float = 0.5) -> None:
         self.file_poses = None
+        self.sampler, self.wide_frac = sampler, wide_frac
         self.env = env or distributed.DistEnv()
         self.rng = np.random.default_rng(distributed.rank_seed(seed, self.env))
         if poses_file:
@@ -60,18 +69,21 @@ class PoseSource:
             self.heldout = poses[perm[:n_test]]
             self.file_poses = poses[perm[n_test:]]
         else:
-            self.heldout = sample_poses(4096, HELDOUT_SEED)
+            self.heldout = self._sample(4096, HELDOUT_SEED)
+
+    def _sample(self, n: int, seed) -> np.ndarray:
+        return sample_prior_poses(n, seed, self.sampler, self.wide_frac)
 
     def stats_sample(self) -> np.ndarray:
         if self.file_poses is not None:
             return self.file_poses
-        return sample_poses(200_000, STATS_SEED)
+        return self._sample(200_000, STATS_SEED)
 
     def batch(self, n: int, step: int) -> np.ndarray:
         if self.file_poses is not None:
             return self.file_poses[self.rng.integers(0, len(self.file_poses), n)]
         # Rank 0 (and a single process) draws exactly the poses of seed TRAIN_SEED_BASE + step.
-        return sample_poses(n, distributed.rank_seed(TRAIN_SEED_BASE + step, self.env))
+        return self._sample(n, distributed.rank_seed(TRAIN_SEED_BASE + step, self.env))
 
 
 def diffusion_loss(prior: DPoserPrior, z0: torch.Tensor, gen: torch.Generator | None = None,
@@ -110,6 +122,28 @@ def heldout_metrics(prior: DPoserPrior, heldout: np.ndarray) -> dict[str, float]
     return out
 
 
+def load_init(spec: str) -> dict[str, torch.Tensor]:
+    """State dict (network + mean/std) for --init: a last.pt checkpoint (its EMA), a .safetensors
+    file or the name of a shipped model."""
+    path = pathlib.Path(spec)
+    if path.suffix == ".pt":
+        return torch.load(path, map_location="cpu", weights_only=True)["ema"]
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    from core.weights import load_weights
+
+    return load_weights(spec)[0]
+
+
+def _data_desc(args: argparse.Namespace) -> str:
+    if args.sampler == "default":
+        return "core.pose_sampler.sample_poses on the fly"
+    return (f"core.prior.train_poses.sample_prior_poses(sampler={args.sampler!r}, wide_frac={args.wide_frac}) "
+            "on the fly" + (f", warm start from {args.init}" if args.init else ""))
+
+
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -132,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--poses", default=None, help="optional real pose file (.npz with 'pose' (N,45)) instead of the sampler")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sampler", default="default", choices=SAMPLERS,
+                    help="training poses: default = core.pose_sampler; wide = core.prior.train_poses")
+    ap.add_argument("--wide-frac", type=float, default=0.5, help="share of widened poses (--sampler wide)")
+    ap.add_argument("--init", default=None,
+                    help="warm start (weights + normalisation) from a models name, .safetensors or last.pt")
     ap.add_argument("--no-export", action="store_true", help="do not write resources/models")
     ap.add_argument("--export-only", action="store_true", help="export the EMA weights of the last checkpoint and exit")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -150,10 +189,15 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "last.pt"
 
-    source = PoseSource(args.poses, args.seed, env)
+    source = PoseSource(args.poses, args.seed, env, args.sampler, args.wide_frac)
+    init_state = None
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         mean, std = ckpt["mean"], ckpt["std"]
+    elif args.init:
+        ckpt = None
+        init_state = load_init(args.init)
+        mean, std = init_state["mean"].float(), init_state["std"].float()
     else:
         ckpt = None
         stats = source.stats_sample()
@@ -171,7 +215,11 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         opt.load_state_dict(ckpt["opt"])
         step = int(ckpt["step"])
         env.print0(f"resumed from {ckpt_path} at step {step}")
-    del ckpt
+    elif init_state is not None:
+        prior.load_state_dict({k: v.float() for k, v in init_state.items()})
+        ema.load_state_dict({k: v.float() for k, v in init_state.items()})
+        env.print0(f"warm start from {args.init}")
+    del ckpt, init_state
     prior.to(env.device)
     ema.to(env.device)
     # DDP wraps the network (the part with parameters); rank 0's weights are broadcast, gradients averaged.
@@ -250,8 +298,11 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         if env.world_size > 1:
             cmd = cmd.replace("python -m", f"torchrun --nproc_per_node {env.world_size} -m", 1)
         path = save_weights(WEIGHTS_NAME, ema.export_state(), ema.config, cmd.strip(), metrics,
-                            extra={"data": args.poses or "core.pose_sampler.sample_poses on the fly",
-                                   "heldout": f"sample_poses(4096, seed={HELDOUT_SEED})"})
+                            extra={"data": args.poses or _data_desc(args),
+                                   "heldout": (f"sample_prior_poses(4096, seed={HELDOUT_SEED}, "
+                                               f"{args.sampler!r}, {args.wide_frac})"
+                                               if args.sampler != "default"
+                                               else f"sample_poses(4096, seed={HELDOUT_SEED})")})
         print(f"wrote {path}", flush=True)
     return 0 if synced else 1
 
