@@ -124,3 +124,63 @@ def test_distributed_helpers_single_process():
     assert list(distributed.shard(list(range(3)), env)) == [0, 1, 2]
     assert env.all_reduce_mean([1.0, 2.0]) == [1.0, 2.0] and env.max_float(4.0) == 4.0
     assert env.params_max_diff(m) == 0.0
+
+
+# --- the cascade's three scripts (stage 1 lifter, stage 2 image encoder and mesh LDM) ----------------
+
+TINY_JD = ["--batch", "4", "--table-size", "256", "--width", "32", "--depth", "1", "--heads", "2", "--threads", "1",
+           "--eval-every", "1000", "--ckpt-every", "1000", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def tiny_renders(tmp_path_factory) -> list[str]:
+    """16 train + 8 test rendered samples (training.data.make_dataset), the stage-2 scripts' input."""
+    root = tmp_path_factory.mktemp("renders")
+    for split, n in (("train", 16), ("test", 8)):
+        r = plain("training.data.make_dataset", "--split", split, "--n", str(n), "--shard-size", str(n),
+                  "--out", str(root / split))
+        assert r.returncode == 0, _out(r)[-4000:]
+    return ["--data", str(root / "train"), "--test", str(root / "test"), "--batch", "2", "--threads", "1",
+            "--eval-every", "1000", "--ckpt-every", "1000", "--device", "cpu"]
+
+
+def _stage_args(module: str, renders: list[str]) -> list[str]:
+    if module == "training.train_joint_diffusion":
+        return TINY_JD
+    extra = ["--eval-images", "4", "--eval-hyp", "2"] if module == "training.train_mesh_ldm" else []
+    return renders + extra
+
+
+@pytest.mark.parametrize("module, model_key", [("training.train_joint_diffusion", "net"),
+                                               ("training.train_image_encoder", "model"),
+                                               ("training.train_mesh_ldm", "model")])
+def test_cascade_scripts_ddp_two_ranks_in_sync_then_plain_resume(tmp_path, tiny_renders, module, model_key):
+    out = tmp_path / "run"
+    args = _stage_args(module, tiny_renders)
+    r = torchrun(module, "--out", str(out), "--iters", "2", "--check-sync", *args)
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert "DDP: 2 processes (gloo, cpu)" in log
+    assert "over 2 ranks = 0 (in sync)" in log
+    saves = [ln for ln in log.splitlines() if "] saved " in ln]
+    assert saves == [f"[rank 0] saved {out / 'ckpt.pt'} at iteration 2"], saves   # rank 0, once
+    ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck["world_size"] == 2
+    assert not any(k.startswith("module.") for k in ck[model_key]), "checkpoint must hold the unwrapped model"
+
+    # Plain python resumes the DDP checkpoint on one process and trains on.
+    r = plain(module, "--out", str(out), "--iters", "3", "--check-sync", *args)
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert "resumed" in log and "at iteration 2" in log and "DDP:" not in log
+    ck2 = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck2["world_size"] == 1
+    assert any(not torch.equal(ck[model_key][k], ck2[model_key][k]) for k in ck[model_key])
+
+
+def test_joint_diffusion_sync_check_catches_unsynchronised_ranks(tmp_path):
+    r = torchrun("training.train_joint_diffusion", "--out", str(tmp_path / "nosync"), "--iters", "1",
+                 "--check-sync", "--no-ddp-wrap", *TINY_JD)
+    log = _out(r)
+    assert r.returncode != 0, log[-4000:]
+    assert "NOT IN SYNC" in log

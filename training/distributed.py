@@ -12,14 +12,18 @@ rendezvous) and initialises the default process group; without torchrun it retur
 - `--batch` is per rank: the effective batch is batch × world_size;
 - only rank 0 prints (`print0`), writes checkpoints and exports (`is_main`), the others wait at
   `barrier()`; everything that decides the control flow (stop time, learning rate) is agreed on with
-  `max_float` so that no rank leaves the loop alone.
+  `max_float` so that no rank leaves the loop alone;
+- files that every rank needs (joint tables, feature caches) are built by rank 0 first (`main_first`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import shlex
 from typing import Callable, Sequence, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -56,6 +60,22 @@ class DistEnv:
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
+
+    @contextlib.contextmanager
+    def main_first(self):
+        """Run the block on rank 0 first and on the other ranks after it (e.g. rank 0 builds a cache
+        file, the others then load it)."""
+        if not self.is_main:
+            self.barrier()
+        yield
+        if self.is_main:
+            self.barrier()
+
+    def print_setup(self, batch: int) -> None:
+        """The DDP line of the log (nothing on one process)."""
+        if self.world_size > 1:
+            self.print0(f"DDP: {self.world_size} processes ({self.backend}, {self.device.type}), batch {batch} "
+                        f"per rank = {batch * self.world_size} per step")
 
     def on_main(self, fn, *args, **kwargs):
         """Run `fn` on rank 0 only (checkpoint, export), then let all ranks meet; returns fn's result
@@ -108,6 +128,20 @@ class DistEnv:
         d = d.reshape(1)
         dist.all_reduce(d, op=dist.ReduceOp.MAX)
         return float(d.item())
+
+    def check_sync(self, *modules: torch.nn.Module, note: str = "") -> bool:
+        """--check-sync: print max |θ_rank − θ_0| over `modules` and ranks; True when it is 0."""
+        diff = max(self.params_max_diff(m) for m in modules)
+        note = f" ({note})" if note else ""
+        self.print0(f"sync check: max |weight difference|{note} over {self.world_size} ranks = {diff:.3g} "
+                    f"({'in sync' if diff == 0.0 else 'NOT IN SYNC'})")
+        return diff == 0.0
+
+    def command(self, module: str, argv: Sequence[str]) -> str:
+        """The command line recorded in a manifest: `python -m module ARGS`, or `torchrun
+        --nproc_per_node N -m module ARGS` for a multi-process run."""
+        launcher = "python" if self.world_size == 1 else f"torchrun --nproc_per_node {self.world_size}"
+        return f"{launcher} -m {module} " + shlex.join(argv)
 
 
 def setup(device: str = "auto") -> DistEnv:
@@ -187,6 +221,15 @@ def rank_seed(parts: Sequence[int] | int, env: DistEnv) -> list[int]:
     draws exactly what it drew before DDP support), `parts + [rank]` on the other ranks."""
     parts = [int(parts)] if isinstance(parts, int) else [int(p) for p in parts]
     return parts if env.rank == 0 else parts + [env.rank]
+
+
+def rank_int_seed(seed: int, env: DistEnv) -> int:
+    """An integer seed (torch.Generator / torch.manual_seed) for this rank: `seed` unchanged on rank 0
+    (a single process draws what it drew before DDP support), a 63-bit seed hashed from
+    (seed, rank) on the others (no overlap with the seeds seed + k of rank 0 after a resume)."""
+    if env.rank == 0:
+        return int(seed)
+    return int(np.random.SeedSequence(rank_seed(seed, env)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def shard(items: Sequence[T], env: DistEnv) -> Sequence[T]:

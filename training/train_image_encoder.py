@@ -10,13 +10,22 @@ Pretext losses: 21 keypoint heatmaps at 32² (Gaussian σ = 1 cell, MSE) + root-
 the pooled top level (L1, units of 0.1 m). Augmentation: brightness / contrast / colour jitter.
 Reported on the test split: 2D keypoint error of the heatmap arg-max (px in the 128 crop) and 3D
 joint PA-MPJPE (mm) of the pretext head. --export writes resources/models/image_encoder.safetensors.
+
+Multi-GPU / multi-process (DDP, training/distributed.py):
+
+    torchrun --nproc_per_node 4 -m training.train_image_encoder --data runs/stage2/train \
+        --test runs/stage2/test --out runs/image_encoder --minutes 25 --export
+
+--batch is per rank (effective batch = batch × processes); every rank reads the training shards and
+draws its own batches and augmentations; the encoder is wrapped in DistributedDataParallel; only
+rank 0 evaluates, checkpoints and exports. --check-sync verifies at the end that all ranks hold
+identical weights (exit code 1 if not).
 """
 from __future__ import annotations
 
 import argparse
 import math
 import pathlib
-import shlex
 import sys
 import time
 
@@ -25,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from core.nets.image_encoder import CROP_RES, ImageEncoder, ImageEncoderConfig, crop_affine, crop_image
+from training import distributed
 
 WEIGHTS_NAME = "image_encoder"
 TRAIN_COMMAND = ("python -m training.train_image_encoder --data runs/stage2/train --test runs/stage2/test "
@@ -103,12 +113,13 @@ def evaluate(enc: ImageEncoder, data: dict[str, np.ndarray], batch: int = 128) -
     from core.metrics import pa_mpjpe
 
     enc.eval()
+    dev = next(enc.parameters()).device
     e2d, pa = [], []
     for s in range(0, len(data["crops"]), batch):
-        _, hm, j = enc(to_float(data["crops"][s:s + batch]))
-        kp = heatmap_argmax(hm)
+        _, hm, j = enc(to_float(data["crops"][s:s + batch]).to(dev))
+        kp = heatmap_argmax(hm).cpu()
         e2d.append((kp - torch.from_numpy(data["kp_crop"][s:s + batch])).norm(dim=-1).mean(1))
-        pa.append(pa_mpjpe(j.numpy() * 0.1, data["joints_rr"][s:s + batch]) * 1000)
+        pa.append(pa_mpjpe(j.cpu().numpy() * 0.1, data["joints_rr"][s:s + batch]) * 1000)
     enc.train()
     return {"kp2d_err_px128": float(torch.cat(e2d).mean()), "pretext_pa_mpjpe_mm": float(np.concatenate(pa).mean()),
             "n": int(len(data["crops"]))}
@@ -133,44 +144,65 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", action="store_true")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--models-dir", type=pathlib.Path, default=None, help="export here instead of resources/models")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
+    ap.add_argument("--check-sync", action="store_true",
+                    help="at the end, check that all DDP ranks hold identical weights (exit 1 if not)")
+    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    return distributed.run(_train, args, argv, args.device)
+
+
+def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.out / "ckpt.pt"
     cfg = ImageEncoderConfig()
     enc = ImageEncoder(cfg)
-    opt = torch.optim.AdamW(enc.parameters(), lr=args.lr, weight_decay=1e-4)
     state = {"it": 0, "elapsed": 0.0, "log": []}
+    ck = None
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         enc.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
         state = ck["state"]
-        print(f"resumed at iteration {state['it']}", flush=True)
-    test = load_render_shards(args.test, 512)
+        env.print0(f"resumed at iteration {state['it']}")
+    # DDP: rank 0's weights are broadcast; gradients are averaged, so all replicas stay identical.
+    model = enc.to(env.device) if args.no_ddp_wrap else distributed.wrap(enc, env)
+    opt = torch.optim.AdamW(enc.parameters(), lr=args.lr, weight_decay=1e-4)
+    if ck is not None:
+        opt.load_state_dict(ck["opt"])
+        del ck
+    env.print_setup(args.batch)
+    test = load_render_shards(args.test, 512) if env.is_main else None   # rank 0 evaluates
     train = None if args.export_only else load_render_shards(args.data)
     if train is not None:
-        print(f"train crops: {len(train['crops'])}", flush=True)
-    gen = torch.Generator().manual_seed(args.seed + state["it"])
+        env.print0(f"train crops: {len(train['crops'])}")
+    gen = torch.Generator().manual_seed(distributed.rank_int_seed(args.seed + state["it"], env))
 
     def save_ckpt():
+        if not env.is_main:
+            return
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": enc.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
+        torch.save({"model": enc.state_dict(), "opt": opt.state_dict(), "state": state,
+                    "world_size": env.world_size}, tmp)
         tmp.replace(ckpt_path)
+        if env.world_size > 1:
+            print(f"[rank {env.rank}] saved {ckpt_path} at iteration {state['it']}", flush=True)
 
     def progress():
         p = state["it"] / args.iters
         return max(p, state["elapsed"] / (60 * args.minutes)) if args.minutes > 0 else p
 
+    dev = env.device
     t_last = time.time()
     while not args.export_only and progress() < 1:
         idx = torch.randint(0, len(train["crops"]), (args.batch,), generator=gen).numpy()
-        x = augment(to_float(train["crops"][idx]), gen)
+        x = augment(to_float(train["crops"][idx]), gen).to(dev)
         kp = torch.from_numpy(train["kp_crop"][idx])
-        _, hm, j = enc(x)
-        l_hm = F.mse_loss(hm, heatmap_targets(kp))
-        l_j = (j - torch.from_numpy(train["joints_rr"][idx]) / 0.1).abs().mean()
+        _, hm, j = model(x)
+        l_hm = F.mse_loss(hm, heatmap_targets(kp).to(dev))
+        l_j = (j - torch.from_numpy(train["joints_rr"][idx]).to(dev) / 0.1).abs().mean()
         loss = args.w_heatmap * l_hm + args.w_joints * l_j
         p = progress()
         lr = args.lr * min(1, (state["it"] + 1) / 100) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1))))
@@ -182,12 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         state["it"] += 1
         now = time.time()
-        state["elapsed"] += now - t_last
+        # All ranks must agree on the elapsed time: it sets the learning rate and the stop.
+        state["elapsed"] = env.max_float(state["elapsed"] + now - t_last)
         t_last = now
         if state["it"] % 50 == 0:
-            print(f"it {state['it']} hm {l_hm.item():.5f} j {l_j.item():.4f} lr {lr:.2e} "
-                  f"{state['elapsed'] / 60:.1f} min", flush=True)
-        if state["it"] % args.eval_every == 0:
+            lhm, lj = env.all_reduce_mean([l_hm.item(), l_j.item()])
+            env.print0(f"it {state['it']} hm {lhm:.5f} j {lj:.4f} lr {lr:.2e} {state['elapsed'] / 60:.1f} min")
+        if state["it"] % args.eval_every == 0 and env.is_main:
             m = evaluate(enc, test)
             state["log"].append({"it": state["it"], **m})
             print(f"  test: {m}", flush=True)
@@ -197,22 +230,25 @@ def main(argv: list[str] | None = None) -> int:
             n_old = len(train["crops"])
             train = load_render_shards(args.data)
             if len(train["crops"]) != n_old:
-                print(f"train crops: {len(train['crops'])}", flush=True)
+                env.print0(f"train crops: {len(train['crops'])}")
     if not args.export_only:
         save_ckpt()
+    synced = env.check_sync(enc) if args.check_sync else True
+    if not env.is_main:
+        return 0 if synced else 1
     m = evaluate(enc, test)
     print(f"final test: {m}", flush=True)
     if args.export or args.export_only:
         from core.weights import save_weights
 
-        cmd = "python -m training.train_image_encoder " + shlex.join(argv if argv is not None else sys.argv[1:])
+        cmd = env.command("training.train_image_encoder", argv if argv is not None else sys.argv[1:])
         path = save_weights(WEIGHTS_NAME, enc.state_dict(), {"net": cfg.to_dict()}, cmd,
                             {"test_split_seed2026": m, "iterations": state["it"],
                              "minutes": round(state["elapsed"] / 60, 1),
                              "train_samples": None if train is None else int(len(train["crops"]))},
                             **({} if args.models_dir is None else {"models_dir": args.models_dir}))
         print(f"exported {path}", flush=True)
-    return 0
+    return 0 if synced else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,16 @@ scale jitter on the fly). Loss: paper's L_DDPM = ‖J0 − Ĵ0‖² (x0 predicti
 AdamW, linear warm-up then cosine decay, EMA of the weights (exported). Checkpoints every
 --ckpt-every iterations to --out/ckpt.pt; rerunning the same command resumes. --export writes the
 EMA weights (fp16) to resources/models/joint_diffusion.safetensors with its manifest entry.
+
+Multi-GPU / multi-process (DDP, training/distributed.py):
+
+    torchrun --nproc_per_node 4 -m training.train_joint_diffusion --out runs/joint_diffusion --iters 12000 --export
+
+--batch is per rank (effective batch = batch × processes); rank 0 builds the joint tables, the other
+ranks load them; each rank draws its own batches (and diffusion times / noise); the network is wrapped
+in DistributedDataParallel (the EMA, updated from the synchronised weights, is identical on every
+rank); only rank 0 evaluates, checkpoints and exports. --check-sync verifies at the end that all ranks
+hold identical weights (exit code 1 if not).
 """
 from __future__ import annotations
 
@@ -16,7 +26,6 @@ import copy
 import json
 import math
 import pathlib
-import shlex
 import sys
 import time
 
@@ -27,6 +36,7 @@ from core.diffusion import GaussianDiffusion, make_schedule
 from core.metrics import pa_mpjpe
 from core.nets.joint_diffusion import JOINT_SCALE, JointDiffusionConfig, JointDiffusionNet
 from core.stage1 import TRAIN_COMMAND, WEIGHTS_NAME
+from training import distributed
 from training.data.lifting import LiftingBatcher, make_joint_table
 
 VAL_SEED = 987_654   # held-out split: poses/shapes/cameras/noise from this seed only
@@ -71,12 +81,13 @@ def widen_condition(state: dict, cfg: JointDiffusionConfig) -> dict:
 def evaluate_val(net, diffusion, vb, n_hyp: int = 10, steps: int = 10, eta: float = 0.0, limit: int = 256
                  ) -> dict[str, float]:
     net.eval()
+    dev = next(net.parameters()).device
     b = min(limit, vb["c2d"].shape[0])
-    c2d = vb["c2d"][:b].repeat_interleave(n_hyp, 0)
-    ctx = vb["ctx"][:b].repeat_interleave(n_hyp, 0)
+    c2d = vb["c2d"][:b].repeat_interleave(n_hyp, 0).to(dev)
+    ctx = vb["ctx"][:b].repeat_interleave(n_hyp, 0).to(dev)
     res = diffusion.ddim_sample(net, (b * n_hyp, 21, 3), steps=steps, eta=eta, seed=0, record=False,
-                                c2d=c2d, ctx=ctx)
-    hyps = res.x0.reshape(b, n_hyp, 21, 3).numpy() * JOINT_SCALE * 1000
+                                device=dev, c2d=c2d, ctx=ctx)
+    hyps = res.x0.reshape(b, n_hyp, 21, 3).cpu().numpy() * JOINT_SCALE * 1000
     gt = vb["joints"][:b].numpy() * 1000
     per = pa_mpjpe(hyps, gt[:, None])                     # (b, n_hyp)
     mean = pa_mpjpe(hyps.mean(1), gt)
@@ -151,15 +162,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--occlusion-input", action="store_true",
                     help="a third condition channel per keypoint: 'probably hidden' (capsule test; estimated "
                          "by a first lifting pass at inference, core.stage1.JointLifter.estimate_occlusion)")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
+    ap.add_argument("--check-sync", action="store_true",
+                    help="at the end, check that all DDP ranks hold identical weights (exit 1 if not)")
+    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
     args = ap.parse_args(argv)
-
     torch.set_num_threads(args.threads)
+    return distributed.run(_train, args, argv, args.device)
+
+
+def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     from core.hand.anny_hand import AnnyHand
     hand = AnnyHand()
-    table = get_table(args.out, args.table_size, args.seed, hand)
-    vb = val_batch(args.out, hand=hand, occlusion_input=args.occlusion_input)
+    with env.main_first():   # rank 0 builds and saves the joint table, the other ranks load it
+        table = get_table(args.out, args.table_size, args.seed, hand)
+    vb = val_batch(args.out, hand=hand, occlusion_input=args.occlusion_input) if env.is_main else None
 
     cfg = JointDiffusionConfig(width=args.width, depth=args.depth, heads=args.heads, mlp_ratio=args.mlp_ratio,
                                global_cond=not args.no_global_cond, cond_dim=3 if args.occlusion_input else 2)
@@ -170,36 +190,52 @@ def main(argv: list[str] | None = None) -> int:
             torch.nn.init.zeros_(net.pose_mlp[-1].bias)
         init = widen_condition(load_init(args.init), cfg)
         missing, unexpected = net.load_state_dict(init, strict=False)
-        print(f"warm start from {args.init}: missing {missing}, unexpected {unexpected}", flush=True)
+        env.print0(f"warm start from {args.init}: missing {missing}, unexpected {unexpected}")
     ema = copy.deepcopy(net).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
     diffusion = GaussianDiffusion(make_schedule(args.schedule))
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     ckpt_path = args.out / "ckpt.pt"
     it = 0
     elapsed0 = 0.0
     log = []
+    ck = None
     if ckpt_path.exists():
         torch.serialization.add_safe_globals([pathlib.PosixPath])   # older checkpoints stored Path args
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         net.load_state_dict(ck["net"])
         ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
         it = int(ck["iter"])
         elapsed0 = float(ck.get("elapsed", 0.0))
         log = json.loads(ck.get("log", "[]"))
-        print(f"resumed from {ckpt_path} at iteration {it}", flush=True)
-    print(f"params {sum(p.numel() for p in net.parameters())/1e6:.2f} M, "
-          f"{net.flops_per_sample() * 500 / 1e9:.1f} GFLOP per image (50 hyps x 10 steps)", flush=True)
+        env.print0(f"resumed from {ckpt_path} at iteration {it}")
+    # DDP: rank 0's weights (and EMA) are broadcast, gradients averaged, so all replicas stay identical.
+    model = net.to(env.device) if args.no_ddp_wrap else distributed.wrap(net, env)
+    ema.to(env.device)
+    distributed.broadcast_module(ema, env)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    if ck is not None:
+        opt.load_state_dict(ck["opt"])
+        del ck
+    env.print0(f"params {sum(p.numel() for p in net.parameters())/1e6:.2f} M, "
+               f"{net.flops_per_sample() * 500 / 1e9:.1f} GFLOP per image (50 hyps x 10 steps)")
+    env.print_setup(args.batch)
+    if env.rank:   # different diffusion times / noise per rank (rank 0 keeps a single process's stream)
+        torch.manual_seed(distributed.rank_int_seed(args.seed, env))
 
     def save_ckpt():
+        if not env.is_main:
+            return
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "iter": it,
-                    "elapsed": elapsed0 + time.time() - t_start, "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}, "log": json.dumps(log)}, tmp)
+                    "elapsed": elapsed0 + time.time() - t_start, "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}, "log": json.dumps(log),
+                    "world_size": env.world_size}, tmp)
         tmp.replace(ckpt_path)
+        if env.world_size > 1:
+            print(f"[rank {env.rank}] saved {ckpt_path} at iteration {it}", flush=True)
 
-    batcher = LiftingBatcher(table, seed=args.seed * 1_000_003 + it, sigma_range=(0.005, args.sigma_max),
+    batcher = LiftingBatcher(table, seed=distributed.rank_int_seed(args.seed * 1_000_003 + it, env),
+                             sigma_range=(0.005, args.sigma_max),
                              outlier_prob=args.outlier_prob, occlusion_noise=args.occlusion_noise,
                              occlusion_input=args.occlusion_input,
                              occluded_outlier_prob=args.occluded_outlier_prob,
@@ -210,15 +246,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress() -> float:
         p = it / args.iters
-        if args.minutes:
-            p = max(p, (elapsed0 + time.time() - t_start) / (60 * args.minutes))
+        if args.minutes:   # all ranks agree on the clock (it sets the learning rate and the stop)
+            p = max(p, env.max_float(elapsed0 + time.time() - t_start) / (60 * args.minutes))
         return p
 
+    dev = env.device
     while progress() < 1 and not args.export_only:
         b = batcher.batch(args.batch)
         for g in opt.param_groups:
             g["lr"] = lr_at(it, progress(), args.lr, args.warmup)
-        loss = diffusion.training_loss(net, b["x0"], c2d=b["c2d"], ctx=b["ctx"])
+        loss = diffusion.training_loss(model, b["x0"].to(dev), c2d=b["c2d"].to(dev), ctx=b["ctx"].to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -231,16 +268,18 @@ def main(argv: list[str] | None = None) -> int:
         running = 0.98 * running + 0.02 * loss.item() if it > 1 else loss.item()
         if it % 50 == 0:
             el = time.time() - t_start
-            print(f"it {it} loss {running:.4f} lr {opt.param_groups[0]['lr']:.2e} {el:.0f}s", flush=True)
+            (running_all,) = env.all_reduce_mean([running])
+            env.print0(f"it {it} loss {running_all:.4f} lr {opt.param_groups[0]['lr']:.2e} {el:.0f}s")
         last = progress() >= 1
-        if it % args.eval_every == 0 or last:
+        if env.is_main and (it % args.eval_every == 0 or last):   # the EMA is the same on every rank
             m = evaluate_val(ema, diffusion, vb)
             log.append({"iter": it, "loss": running, "minutes": (elapsed0 + time.time() - t_start) / 60, **m})
             print(f"val it {it}: " + " ".join(f"{k} {v:.2f}" for k, v in m.items()), flush=True)
         if it % args.ckpt_every == 0 or last:
             save_ckpt()
 
-    if args.export or args.export_only:
+    synced = env.check_sync(net, ema, note="model and EMA") if args.check_sync else True
+    if (args.export or args.export_only) and env.is_main:
         m = evaluate_val(ema, diffusion, vb, n_hyp=10)
         config = {"net": cfg.to_dict(), "schedule": diffusion.schedule.config(), "joint_scale": JOINT_SCALE,
                   "eta": args.eta, "crop": "rays K^-1 uv, square bbox, pad 0.25",
@@ -251,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
                                                      else args.occluded_outlier_prob),
                            "occluded_parent_jump": args.occluded_parent_jump},
                   "iters_done": it, "batch": args.batch}
-        cmd = "python -m training.train_joint_diffusion " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        cmd = env.command("training.train_joint_diffusion", argv or sys.argv[1:])
         path = save_weights_ema(ema, config, cmd or TRAIN_COMMAND, {"synthetic_val_10hyp_10steps": m}, args.export_dir)
         print(f"exported {path}: {m}", flush=True)
-    return 0
+    return 0 if synced else 1
 
 
 def save_weights_ema(ema, config, cmd, metrics, models_dir: pathlib.Path | None = None):

@@ -20,6 +20,17 @@ weights (exported). Resumable from --out/ckpt.pt.
 
 Evaluation (--eval-only, or at the end): on the held-out test renders, stage-1 hypotheses (N per
 image) → stage 2 → PA-MPJPE / PA-MPVPE / F@5 / F@15 (mm) of the paper aggregate and best-of-N.
+
+Multi-GPU / multi-process (DDP, training/distributed.py):
+
+    torchrun --nproc_per_node 4 -m training.train_mesh_ldm --data runs/stage2/train --test runs/stage2/test \
+        --out runs/mesh_ldm --cond stage1 --minutes 35 --export
+
+--batch is per rank (effective batch = batch × processes); rank 0 builds the training cache, the other
+ranks then load it, and each rank draws its own batches, conditions, times and noise; the LDM is
+wrapped in DistributedDataParallel (the EMA, updated from the synchronised weights, is identical on
+every rank); only rank 0 evaluates, checkpoints and exports. --check-sync verifies at the end that all
+ranks hold identical weights (exit code 1 if not).
 """
 from __future__ import annotations
 
@@ -28,7 +39,6 @@ import copy
 import json
 import math
 import pathlib
-import shlex
 import sys
 import time
 
@@ -39,6 +49,7 @@ from core.diffusion import GaussianDiffusion, make_schedule
 from core.nets.joint_diffusion import JOINT_SCALE
 from core.nets.mesh_ae import MESH_SCALE
 from core.nets.mesh_ldm import MeshLDM, MeshLDMConfig
+from training import distributed
 
 WEIGHTS_NAME = "mesh_ldm"
 TRAIN_COMMAND = ("python -m training.train_mesh_ldm --data runs/stage2/train --test runs/stage2/test "
@@ -144,6 +155,7 @@ def evaluate(ldm, ae, diffusion, cache: dict, n_images: int = 64, n_hyp: int = 1
     from core.metrics import f_score, pa_mpjpe, procrustes_align
 
     ldm.eval()
+    dev = next(ldm.parameters()).device
     rows = {k: [] for k in ("pa_mpjpe", "pa_mpvpe", "f5", "f15", "best_pa_mpjpe", "best_pa_mpvpe",
                             "cloud_mean_pa_mpjpe", "stage1_mean_pa_mpjpe", "stage1_best_pa_mpjpe")}
     g = torch.Generator().manual_seed(seed)
@@ -151,20 +163,20 @@ def evaluate(ldm, ae, diffusion, cache: dict, n_images: int = 64, n_hyp: int = 1
         hyps = cache["hyps"][i, :n_hyp].float() if cache.get("hyps") is not None else None
         gt_j = cache["joints_rr"][i].numpy().astype(np.float64)
         gt_v = cache["verts"][i].float().numpy() * MESH_SCALE
-        gt_v = gt_v - (ae.joint_regressor.numpy() @ gt_v)[0]          # root-relative like the output
+        gt_v = gt_v - (ae.joint_regressor.cpu().numpy() @ gt_v)[0]    # root-relative like the output
         if cond == "stage1":
             c = torch.cat([hyps, hyps.mean(0, keepdim=True).expand(n_hyp, -1, -1)])
         elif cond == "mean":
             c = hyps.mean(0, keepdim=True).expand(2 * n_hyp, -1, -1)
         else:
             c = torch.from_numpy(gt_j).float()[None].expand(2 * n_hyp, -1, -1)
-        ctx = ldm.prepare_context([t[i:i + 1].float() for t in cache["tokens"]])
-        res = diffusion.ddim_sample(ldm, (2 * n_hyp, 168), steps=steps, seed=seed + i, record=False,
-                                    joints=c / JOINT_SCALE, context=ctx)
+        ctx = ldm.prepare_context([t[i:i + 1].float().to(dev) for t in cache["tokens"]])
+        res = diffusion.ddim_sample(ldm, (2 * n_hyp, 168), steps=steps, seed=seed + i, record=False, device=dev,
+                                    joints=(c / JOINT_SCALE).to(dev), context=ctx)
         z = ae.denormalise_latent(res.x0)
         zz = torch.cat([z[:n_hyp], z[n_hyp:].mean(0, keepdim=True)])
         v, j = ae.decode_metres(zz)
-        v, j = v.numpy().astype(np.float64), j.numpy().astype(np.float64)
+        v, j = v.cpu().numpy().astype(np.float64), j.cpu().numpy().astype(np.float64)
         rows["pa_mpjpe"].append(pa_mpjpe(j[-1], gt_j) * 1000)
         rows["pa_mpvpe"].append(pa_mpjpe(v[-1], gt_v) * 1000)
         if f_scores:
@@ -223,8 +235,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="warm-start from another run's ckpt.pt (its EMA weights; same architecture)")
     ap.add_argument("--models-dir", type=pathlib.Path, default=None,
                     help="read the AE / encoder and write the export here instead of resources/models")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
+    ap.add_argument("--check-sync", action="store_true",
+                    help="at the end, check that all DDP ranks hold identical weights (exit 1 if not)")
+    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    return distributed.run(_train, args, argv, args.device)
+
+
+def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -251,62 +272,81 @@ def main(argv: list[str] | None = None) -> int:
         torch.save(cache, path)
         return cache
 
-    test = get_cache(args.test, "test", 512, max(args.eval_hyp, 10) if lifter is not None else 0)
+    test = None   # only rank 0 evaluates and needs the test cache
+    if env.is_main:
+        test = get_cache(args.test, "test", 512, max(args.eval_hyp, 10) if lifter is not None else 0)
     cfg = MeshLDMConfig(width=args.width, depth=args.depth, level_dims=encoder.level_dims)
     ldm = MeshLDM(cfg)
     ema = copy.deepcopy(ldm).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.AdamW(ldm.parameters(), lr=args.lr, weight_decay=0.0)
     state = {"it": 0, "elapsed": 0.0, "log": []}
     ckpt_path = args.out / "ckpt.pt"
+    ck = None
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         ldm.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
         state = ck["state"]
-        print(f"resumed at iteration {state['it']}", flush=True)
+        env.print0(f"resumed at iteration {state['it']}")
     elif args.init is not None:
-        ck = torch.load(args.init, map_location="cpu", weights_only=True)
-        ldm.load_state_dict(ck["ema"])
-        ema.load_state_dict(ck["ema"])
-        print(f"warm start from the EMA weights of {args.init}", flush=True)
+        init = torch.load(args.init, map_location="cpu", weights_only=True)
+        ldm.load_state_dict(init["ema"])
+        ema.load_state_dict(init["ema"])
+        env.print0(f"warm start from the EMA weights of {args.init}")
+        del init
 
     if args.eval_only:
-        m = evaluate(ema, ae, diffusion, test, args.eval_images, args.eval_hyp, cond=args.cond)
-        print(json.dumps(m))
+        if env.is_main:
+            m = evaluate(ema, ae, diffusion, test, args.eval_images, args.eval_hyp, cond=args.cond)
+            print(json.dumps(m))
         return 0
 
     train = None
     if not args.export_only:
-        train = get_cache(args.data, "train", args.max_train, args.stage1_samples if lifter is not None else 0)
-        print(f"train samples: {len(train['latents'])}", flush=True)
-    gen = torch.Generator().manual_seed(args.seed + state["it"])
+        with env.main_first():   # rank 0 builds and saves the cache, the other ranks load it
+            train = get_cache(args.data, "train", args.max_train, args.stage1_samples if lifter is not None else 0)
+        env.print0(f"train samples: {len(train['latents'])}")
+    # DDP: rank 0's weights (and EMA) are broadcast, gradients averaged, so all replicas stay identical.
+    model = ldm.to(env.device) if args.no_ddp_wrap else distributed.wrap(ldm, env)
+    ema.to(env.device)
+    distributed.broadcast_module(ema, env)
+    ae.to(env.device)
+    opt = torch.optim.AdamW(ldm.parameters(), lr=args.lr, weight_decay=0.0)
+    if ck is not None:
+        opt.load_state_dict(ck["opt"])
+        del ck
+    env.print_setup(args.batch)
+    gen = torch.Generator().manual_seed(distributed.rank_int_seed(args.seed + state["it"], env))
 
     def save_ckpt():
+        if not env.is_main:
+            return
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": ldm.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "args": {k: str(v) for k, v in vars(args).items()}}, tmp)
+                    "args": {k: str(v) for k, v in vars(args).items()}, "world_size": env.world_size}, tmp)
         tmp.replace(ckpt_path)
+        if env.world_size > 1:
+            print(f"[rank {env.rank}] saved {ckpt_path} at iteration {state['it']}", flush=True)
 
     def progress():
         p = state["it"] / args.iters
         return max(p, state["elapsed"] / (60 * args.minutes)) if args.minutes > 0 else p
 
+    dev = env.device
     t_last = time.time()
     run = None
     while train is not None and progress() < 1:
         idx = torch.randint(0, len(train["latents"]), (args.batch,), generator=gen)
-        x0 = train["latents"][idx]
-        cond = condition(train, idx, args.cond, gen)
-        levels = [t[idx].float() for t in train["tokens"]]
-        t = diffusion.sample_timesteps(args.batch, generator=gen)
-        xt = diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=gen))
-        x0_hat = ldm(xt, t, cond, levels=levels)
+        x0 = train["latents"][idx].to(dev)
+        cond = condition(train, idx, args.cond, gen).to(dev)
+        levels = [t[idx].float().to(dev) for t in train["tokens"]]
+        t = diffusion.sample_timesteps(args.batch, generator=gen).to(dev)
+        xt = diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=gen).to(dev))
+        x0_hat = model(xt, t, cond, levels=levels)
         l_ddpm = ((x0_hat - x0) ** 2).mean()
         v_hat = ae.decode(ae.denormalise_latent(x0_hat))
-        v_gt = train["verts"][idx].float()
+        v_gt = train["verts"][idx].float().to(dev)
         l_v = (v_hat - v_gt).abs().mean()
         l_j = (ae.regress_joints(v_hat) - ae.regress_joints(v_gt)).abs().mean()
         loss = args.w_ddpm * l_ddpm + args.w_vert * l_v + args.w_joint * l_j
@@ -328,13 +368,15 @@ def main(argv: list[str] | None = None) -> int:
                 pe.mul_(d).add_(pn.detach(), alpha=1 - d)
         state["it"] += 1
         now = time.time()
-        state["elapsed"] += now - t_last
+        # All ranks must agree on the elapsed time: it sets the learning rate and the stop.
+        state["elapsed"] = env.max_float(state["elapsed"] + now - t_last)
         t_last = now
         run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
         if state["it"] % 50 == 0:
-            print(f"it {state['it']} loss {run:.4f} ddpm {l_ddpm.item():.4f} v {l_v.item() * 100:.2f} mm "
-                  f"j {l_j.item() * 100:.2f} mm lr {lr:.2e} {state['elapsed'] / 60:.1f} min", flush=True)
-        if state["it"] % args.eval_every == 0:
+            r, ld, lv, lj = env.all_reduce_mean([run, l_ddpm.item(), l_v.item(), l_j.item()])
+            env.print0(f"it {state['it']} loss {r:.4f} ddpm {ld:.4f} v {lv * 100:.2f} mm "
+                       f"j {lj * 100:.2f} mm lr {lr:.2e} {state['elapsed'] / 60:.1f} min")
+        if state["it"] % args.eval_every == 0 and env.is_main:   # the EMA is the same on every rank
             m = evaluate(ema, ae, diffusion, test, min(32, args.eval_images), args.eval_hyp, cond=args.cond,
                          f_scores=False)
             state["log"].append({"it": state["it"], **m})
@@ -343,12 +385,15 @@ def main(argv: list[str] | None = None) -> int:
             save_ckpt()
     if train is not None:
         save_ckpt()
+    synced = env.check_sync(ldm, ema, note="model and EMA") if args.check_sync else True
+    if not env.is_main:
+        return 0 if synced else 1
     m = evaluate(ema, ae, diffusion, test, args.eval_images, args.eval_hyp, cond=args.cond)
     print(f"final test: {json.dumps(m)}", flush=True)
     if args.export or args.export_only:
         from core.weights import save_weights
 
-        cmd = "python -m training.train_mesh_ldm " + shlex.join(argv if argv is not None else sys.argv[1:])
+        cmd = env.command("training.train_mesh_ldm", argv if argv is not None else sys.argv[1:])
         path = save_weights(WEIGHTS_NAME, ema.state_dict(),
                             {"net": cfg.to_dict(), "schedule": diffusion.schedule.config(), "cond": args.cond,
                              "image_encoder": "image_encoder", "mesh_ae": "mesh_ae", "joint_scale": JOINT_SCALE},
@@ -357,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "train_samples": None if train is None else int(len(train["latents"]))},
                             **({} if args.models_dir is None else {"models_dir": args.models_dir}))
         print(f"exported {path}", flush=True)
-    return 0
+    return 0 if synced else 1
 
 
 if __name__ == "__main__":
