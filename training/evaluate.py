@@ -133,6 +133,7 @@ def eval_real(lifter, root: pathlib.Path, n_hyp: int, steps: int, eta: float, si
                      "spread": spread.tolist(), "reproj_px": float(reproj),
                      "kp2d_err_px": float(np.linalg.norm(det.keypoints2d - np.array(hand["uv_px"]), axis=1).mean()),
                      "t_detect_s": t_det, "t_total_s": t_all})
+    est.detector.close()   # before interpreter teardown, where MediaPipe's own __del__ prints a trace
     def m(k):
         return float(np.mean([r[k] for r in rows]))
     spread = np.array([r["spread"] for r in rows]).mean(0)
