@@ -1,12 +1,15 @@
 """DDP support of the training scripts (training/distributed.py), on CPU with the gloo backend.
 
 Real `torchrun --standalone --nproc_per_node 2` launches of tiny runs (batch 2, a few iterations, a
-handful of test meshes; nothing is exported): the two ranks must end with bit-identical parameters
-(`--check-sync`), and a run with the model deliberately left unwrapped must fail that check, so the
-check can see unsynchronised gradients. Rank 0 alone writes the (resumable) checkpoint.
+handful of test meshes; nothing is exported except into tmp folders): the two ranks must end with
+bit-identical parameters (`--check-sync`), and a run with the model deliberately left unwrapped must
+fail that check, so the check can see unsynchronised gradients (i.e. the ranks really draw different
+data). Rank 0 alone writes the (resumable) checkpoint, which plain `python -m` and torchrun both resume.
+The image encoder and mesh LDM read a tiny two-split shard set (labels of `make_dataset`, random images).
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -20,6 +23,11 @@ TINY = ["--batch", "2", "--n-test", "4", "--threads", "1", "--warmup", "1", "--c
         "--eval-every", "1000", "--device", "cpu"]
 TINY_DPOSER = ["--batch", "16", "--width", "32", "--blocks", "1", "--threads", "1", "--warmup", "1",
                "--no-export", "--device", "cpu"]
+TINY_JOINT = ["--batch", "4", "--table-size", "64", "--width", "16", "--depth", "1", "--heads", "2", "--threads", "1",
+              "--warmup", "1", "--ckpt-every", "1000", "--eval-every", "1000", "--device", "cpu"]
+TINY_ENCODER = ["--batch", "2", "--threads", "1", "--ckpt-every", "1000", "--eval-every", "1000", "--device", "cpu"]
+TINY_LDM = ["--batch", "2", "--threads", "1", "--width", "32", "--depth", "1", "--stage1-samples", "2",
+            "--eval-images", "1", "--eval-hyp", "2", "--ckpt-every", "1000", "--eval-every", "1000", "--device", "cpu"]
 
 pytestmark = pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
                                 reason="torch.distributed with gloo is not available")
@@ -48,6 +56,29 @@ def plain(module: str, *args: str) -> subprocess.CompletedProcess:
 
 def _out(r: subprocess.CompletedProcess) -> str:
     return r.stdout + r.stderr
+
+
+def _saves(log: str) -> list[str]:
+    return [ln for ln in log.splitlines() if "] saved " in ln]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> pathlib.Path:
+    """train/ (8 samples) and test/ (4 samples) shard folders: `make_dataset` labels, random images."""
+    import numpy as np
+
+    from training.data.make_dataset import SampleGenerator
+
+    threads = torch.get_num_threads()
+    gen = SampleGenerator(render=False)
+    torch.set_num_threads(threads)
+    root = tmp_path_factory.mktemp("shards")
+    for split, seed, n in (("train", 1, 8), ("test", 2, 4)):
+        d = gen.shard(seed, 0, n)
+        d["images"] = np.random.default_rng(seed).integers(0, 256, (n, 256, 256, 3), dtype=np.uint8)
+        (root / split).mkdir()
+        np.savez(root / split / "shard_00000.npz", **d)
+    return root
 
 
 def test_mesh_ae_ddp_two_ranks_in_sync_then_plain_resume(tmp_path):
@@ -111,6 +142,98 @@ def test_dposer_plain_then_ddp_resume_in_sync(tmp_path):
     assert any(not torch.equal(ck["ema"][k], ck2["ema"][k]) for k in ck["ema"])
 
 
+def test_joint_diffusion_ddp_in_sync_export_then_plain_resume(tmp_path):
+    out, models = tmp_path / "joint", tmp_path / "models"
+    r = torchrun("training.train_joint_diffusion", "--out", str(out), "--iters", "2", "--check-sync", "--export",
+                 "--export-dir", str(models), *TINY_JOINT)
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert "DDP: 2 processes (gloo, cpu), batch 4 per rank = 8 per step" in log
+    assert "sync check: max |weight difference| (model and EMA) over 2 ranks = 0 (in sync)" in log
+    assert log.count("joint table table_seed0_n64.npy") == 1               # built by rank 0, loaded by rank 1
+    assert _saves(log) == [f"[rank 0] saved {out / 'ckpt.pt'} at iteration 2"], _saves(log)
+    assert log.count("val it 2:") == 1 and log.count("exported ") == 1      # rank 0 evaluates and exports
+    ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck["iter"] == 2 and ck["world_size"] == 2
+    assert not any(k.startswith("module.") for k in ck["net"]), "checkpoint must hold the unwrapped model"
+    entry = json.loads((models / "manifest.json").read_text())["joint_diffusion"]
+    assert entry["train_command"].startswith("torchrun --nproc_per_node 2 -m training.train_joint_diffusion --out ")
+
+    r = plain("training.train_joint_diffusion", "--out", str(out), "--iters", "3", "--check-sync", *TINY_JOINT)
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert f"resumed from {out / 'ckpt.pt'} at iteration 2" in log
+    assert "DDP:" not in log and "] saved " not in log and "over 1 ranks = 0 (in sync)" in log
+    ck2 = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck2["iter"] == 3 and ck2["world_size"] == 1
+    assert any(not torch.equal(ck["ema"][k], ck2["ema"][k]) for k in ck["ema"])
+
+
+def test_image_encoder_plain_then_ddp_resume_in_sync(tmp_path, shards):
+    out = tmp_path / "encoder"
+    data = ["--data", str(shards / "train"), "--test", str(shards / "test"), "--out", str(out)]
+    r = plain("training.train_image_encoder", *data, "--iters", "2", *TINY_ENCODER)
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert "DDP:" not in log and "] saved " not in log and "final test: {" in log
+    ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck["state"]["it"] == 2 and ck["world_size"] == 1
+
+    r = torchrun("training.train_image_encoder", *data, "--iters", "4", "--check-sync", *TINY_ENCODER)
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert log.count("resumed at iteration 2") == 1                         # printed by rank 0 only
+    assert "DDP: 2 processes (gloo, cpu), batch 2 per rank = 4 per step" in log
+    assert "sync check: max |weight difference| over 2 ranks = 0 (in sync)" in log
+    assert _saves(log) == [f"[rank 0] saved {out / 'ckpt.pt'} at iteration 4"], _saves(log)
+    assert log.count("final test: {") == 1
+    ck2 = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck2["state"]["it"] == 4 and ck2["world_size"] == 2
+    assert not any(k.startswith("module.") for k in ck2["model"])
+    assert any(not torch.equal(ck["model"][k], ck2["model"][k]) for k in ck["model"])
+
+
+def test_mesh_ldm_ddp_shared_cache_in_sync_then_plain_resume(tmp_path, shards):
+    out = tmp_path / "ldm"
+    data = ["--data", str(shards / "train"), "--test", str(shards / "test"), "--out", str(out)]
+    r = torchrun("training.train_mesh_ldm", *data, "--iters", "2", "--check-sync", *TINY_LDM)
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert "DDP: 2 processes (gloo, cpu), batch 2 per rank = 4 per step" in log
+    assert "sync check: max |weight difference| (model and EMA) over 2 ranks = 0 (in sync)" in log
+    # Rank 0 builds the test cache (it alone evaluates) and the train cache, which rank 1 then loads.
+    assert log.count("cache: 4 samples") == 1 and log.count("cache: 8 samples") == 1, log[-4000:]
+    assert sorted(p.name for p in out.iterdir()) == ["cache_test_4_m10.pt", "cache_train_8_m2.pt", "ckpt.pt"]
+    assert _saves(log) == [f"[rank 0] saved {out / 'ckpt.pt'} at iteration 2"], _saves(log)
+    assert log.count("final test: {") == 1
+    ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck["state"]["it"] == 2 and ck["world_size"] == 2
+    assert not any(k.startswith("module.") for k in ck["model"])
+
+    r = plain("training.train_mesh_ldm", *data, "--iters", "3", "--check-sync", *TINY_LDM)
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert "resumed at iteration 2" in log and "cache:" not in log
+    assert "DDP:" not in log and "] saved " not in log and "over 1 ranks = 0 (in sync)" in log
+    ck2 = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck2["state"]["it"] == 3 and ck2["world_size"] == 1
+    assert any(not torch.equal(ck["ema"][k], ck2["ema"][k]) for k in ck["ema"])
+
+
+@pytest.mark.parametrize("module", ["train_joint_diffusion", "train_image_encoder", "train_mesh_ldm"])
+def test_sync_check_catches_unsynchronised_ranks_new_scripts(tmp_path, shards, module):
+    """Negative control as for the mesh AE: without the DDP wrapper the ranks' different batches make
+    the weights drift apart, so --check-sync fails the run (and the passing runs above are not trivial)."""
+    data = ["--data", str(shards / "train"), "--test", str(shards / "test")]
+    tiny = {"train_joint_diffusion": TINY_JOINT, "train_image_encoder": data + TINY_ENCODER,
+            "train_mesh_ldm": data + TINY_LDM}[module]
+    r = torchrun(f"training.{module}", "--out", str(tmp_path / "nosync"), "--iters", "1", "--check-sync",
+                 "--no-ddp-wrap", *tiny)
+    log = _out(r)
+    assert r.returncode != 0, log[-4000:]
+    assert "NOT IN SYNC" in log
+
+
 def test_distributed_helpers_single_process():
     from training import distributed
 
@@ -124,63 +247,12 @@ def test_distributed_helpers_single_process():
     assert list(distributed.shard(list(range(3)), env)) == [0, 1, 2]
     assert env.all_reduce_mean([1.0, 2.0]) == [1.0, 2.0] and env.max_float(4.0) == 4.0
     assert env.params_max_diff(m) == 0.0
-
-
-# --- the cascade's three scripts (stage 1 lifter, stage 2 image encoder and mesh LDM) ----------------
-
-TINY_JD = ["--batch", "4", "--table-size", "256", "--width", "32", "--depth", "1", "--heads", "2", "--threads", "1",
-           "--eval-every", "1000", "--ckpt-every", "1000", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def tiny_renders(tmp_path_factory) -> list[str]:
-    """16 train + 8 test rendered samples (training.data.make_dataset), the stage-2 scripts' input."""
-    root = tmp_path_factory.mktemp("renders")
-    for split, n in (("train", 16), ("test", 8)):
-        r = plain("training.data.make_dataset", "--split", split, "--n", str(n), "--shard-size", str(n),
-                  "--out", str(root / split))
-        assert r.returncode == 0, _out(r)[-4000:]
-    return ["--data", str(root / "train"), "--test", str(root / "test"), "--batch", "2", "--threads", "1",
-            "--eval-every", "1000", "--ckpt-every", "1000", "--device", "cpu"]
-
-
-def _stage_args(module: str, renders: list[str]) -> list[str]:
-    if module == "training.train_joint_diffusion":
-        return TINY_JD
-    extra = ["--eval-images", "4", "--eval-hyp", "2"] if module == "training.train_mesh_ldm" else []
-    return renders + extra
-
-
-@pytest.mark.parametrize("module, model_key", [("training.train_joint_diffusion", "net"),
-                                               ("training.train_image_encoder", "model"),
-                                               ("training.train_mesh_ldm", "model")])
-def test_cascade_scripts_ddp_two_ranks_in_sync_then_plain_resume(tmp_path, tiny_renders, module, model_key):
-    out = tmp_path / "run"
-    args = _stage_args(module, tiny_renders)
-    r = torchrun(module, "--out", str(out), "--iters", "2", "--check-sync", *args)
-    log = _out(r)
-    assert r.returncode == 0, log[-4000:]
-    assert "DDP: 2 processes (gloo, cpu)" in log
-    assert "over 2 ranks = 0 (in sync)" in log
-    saves = [ln for ln in log.splitlines() if "] saved " in ln]
-    assert saves == [f"[rank 0] saved {out / 'ckpt.pt'} at iteration 2"], saves   # rank 0, once
-    ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
-    assert ck["world_size"] == 2
-    assert not any(k.startswith("module.") for k in ck[model_key]), "checkpoint must hold the unwrapped model"
-
-    # Plain python resumes the DDP checkpoint on one process and trains on.
-    r = plain(module, "--out", str(out), "--iters", "3", "--check-sync", *args)
-    log = _out(r)
-    assert r.returncode == 0, log[-4000:]
-    assert "resumed" in log and "at iteration 2" in log and "DDP:" not in log
-    ck2 = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
-    assert ck2["world_size"] == 1
-    assert any(not torch.equal(ck[model_key][k], ck2[model_key][k]) for k in ck[model_key])
-
-
-def test_joint_diffusion_sync_check_catches_unsynchronised_ranks(tmp_path):
-    r = torchrun("training.train_joint_diffusion", "--out", str(tmp_path / "nosync"), "--iters", "1",
-                 "--check-sync", "--no-ddp-wrap", *TINY_JD)
-    log = _out(r)
-    assert r.returncode != 0, log[-4000:]
-    assert "NOT IN SYNC" in log
+    assert env.check_sync(m) is True
+    assert distributed.rank_int_seed(7, env) == 7                      # rank 0: a single process's seed
+    other = distributed.rank_int_seed(7, distributed.DistEnv(rank=1, world_size=2))
+    assert other not in range(7, 7 + 10**6) and 0 <= other < 2**63
+    assert env.command("training.x", ["--out", "a b"]) == "python -m training.x --out 'a b'"
+    assert distributed.DistEnv(rank=1, world_size=2).command("training.x", []) == \
+        "torchrun --nproc_per_node 2 -m training.x "
+    with env.main_first():   # no process group: just runs the block
+        pass
