@@ -81,6 +81,11 @@ def test_denoising_slider_steps_through_the_trajectory(small_run, qtbot):
     noise = np.asarray(window.scene.cloud.points).copy()
     assert np.abs(noise - joints_result).max() > 1e-3
     assert np.ptp(noise, axis=0).max() > np.ptp(joints_result, axis=0).max()   # step 0 is noise: wider
+    # Scrubbing the joint steps draws the skeletons as points (bone lines cost llvmpipe ~8 ms a frame),
+    # then the bones come back when the step stays put.
+    assert window.scene.cloud.GetNumberOfLines() == 0 and window.scene.cloud.GetNumberOfVerts() == noise.shape[0]
+    qtbot.waitUntil(lambda: window.scene.cloud.GetNumberOfLines() > 0, timeout=5_000)
+    assert np.allclose(np.asarray(window.scene.cloud.points), noise)
     if "mesh" in kinds:   # stage 2: decoded x̂0 meshes at each step, then the result
         t.set_step(kinds.index("mesh"))
         first_mesh = np.asarray(window.scene.cloud.points).copy()
@@ -192,3 +197,19 @@ def test_scripted_image_screenshot(tmp_path):
     r = subprocess.run([sys.executable, "-m", "viewer.launch", str(tmp_path / "missing.jpg"), "--screenshot",
                         str(tmp_path / "x.png")], capture_output=True, text=True, env=dict(os.environ), timeout=600)
     assert r.returncode == 2 and "error:" in r.stderr
+
+
+def test_image_overlay_repaints_only_when_it_changes(qtbot, monkeypatch):
+    from viewer.image_panel import ImagePanel
+
+    panel = ImagePanel()
+    qtbot.addWidget(panel)
+    calls = []
+    monkeypatch.setattr(panel, "update", lambda: calls.append(1))
+    kp = np.arange(42, dtype=float).reshape(21, 2)
+    panel.set_overlay(boxes=[np.array([0, 0, 10, 10])], keypoints=kp, reprojected=kp + 1)
+    panel.set_overlay(boxes=[np.array([0, 0, 10, 10])], keypoints=kp.copy(), reprojected=kp + 1)   # same: no repaint
+    assert len(calls) == 1
+    panel.set_overlay(boxes=[np.array([0, 0, 10, 10])], keypoints=kp, reprojected=kp + 1, highlight=kp)
+    panel.set_overlay(boxes=[np.array([0, 0, 10, 10])], keypoints=kp, reprojected=kp + 2, highlight=kp)
+    assert len(calls) == 3 and np.allclose(panel.reprojected, kp + 2)

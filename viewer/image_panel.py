@@ -12,6 +12,15 @@ def _qcolor(rgb, alpha: int = 255) -> QtGui.QColor:
     return QtGui.QColor(int(rgb[0] * 255), int(rgb[1] * 255), int(rgb[2] * 255), alpha)
 
 
+def _same(a, b) -> bool:
+    """Equality of nested tuples / lists of arrays, numbers and None."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if a is None or b is None:
+        return a is b
+    return np.array_equal(a, b)
+
+
 class ImagePanel(QtWidgets.QWidget):
     """Shows the current image scaled to fit; clicking inside a detected hand's box chooses that hand."""
 
@@ -41,8 +50,13 @@ class ImagePanel(QtWidgets.QWidget):
         self.update()
 
     def set_overlay(self, boxes=None, chosen: int = 0, keypoints=None, reprojected=None, highlight=None) -> None:
-        self.boxes = [] if boxes is None else [np.asarray(b) for b in boxes]
-        self.chosen, self.keypoints, self.reprojected, self.highlight = chosen, keypoints, reprojected, highlight
+        """Repaints only when something drawn changed: scrubbing the trajectory re-sends the same overlay
+        every step, and a repaint of the photo costs a few ms of a scrub frame."""
+        boxes = [] if boxes is None else [np.asarray(b) for b in boxes]
+        new = (boxes, chosen, keypoints, reprojected, highlight)
+        if _same(new, (self.boxes, self.chosen, self.keypoints, self.reprojected, self.highlight)):
+            return
+        self.boxes, self.chosen, self.keypoints, self.reprojected, self.highlight = new
         self.update()
 
     # -- geometry -------------------------------------------------------------------------------

@@ -536,7 +536,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if kind == "mesh":
                 scene.set_cloud(*self._coarse(pts))
             else:
-                scene.set_cloud(pts, kind)
+                scene.set_cloud(pts, kind, points_only=self._scrubbing)
             scene.set_aggregate(None)
             scene.set_skeleton(None)
             self.denoise_panel.set_label(label)
@@ -548,7 +548,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 if meshes is not None:
                     scene.set_cloud(*self._coarse(meshes))
                 else:
-                    scene.set_cloud(r.joint_hypotheses, "joints")
+                    scene.set_cloud(r.joint_hypotheses, "joints", points_only=self._scrubbing)
             else:
                 scene.hide_cloud()
             if mode in ("all", "aggregate"):
