@@ -104,9 +104,9 @@ def eval_synthetic(ms, cache: dict, n_images: int, n_hyp: int = 50) -> dict:
         e = []
         for i in range(min(n_images, 64)):
             gv, gj = gt_mesh(ms, cache, i)
-            _, _, pv, pj, _ = run_image(ms, cache, i, 10, mode, seed=200)
-            e.append((pa_mpjpe(pj, gj) * 1000, pa_mpjpe(pv, gv) * 1000))
-        cond[mode] = {"pa_mpjpe": float(np.mean([a for a, _ in e])), "pa_mpvpe": float(np.mean([b for _, b in e]))}
+            cv, _, pv, pj, _ = run_image(ms, cache, i, 10, mode, seed=200)
+            e.append((pa_mpjpe(pj, gj) * 1000, pa_mpjpe(pv, gv) * 1000, pa_mpjpe(cv, gv[None]).mean() * 1000))
+        cond[mode] = {k: float(np.mean([x[c] for x in e])) for c, k in enumerate(("pa_mpjpe", "pa_mpvpe", "cloud_pa_mpvpe"))}
     out["inference_conditioning"] = cond
     out.update(n_images=n_images, n_hyp=n_hyp, seconds=time.time() - t0)
     return out
@@ -235,9 +235,13 @@ def markdown(syn: dict | None, real: dict | None, cmd: str, manifest: dict) -> s
               f"Joint-vs-mesh error correlation over hypotheses (Figure 6): PCC = {syn['pcc_joint_vs_mesh']:.2f}.", "",
               "Conditioning at inference for the shipped (stage-1-sample-trained) model, 10 hyps, "
               "first 64 images (this is *not* Table 4, which trains one model per conditioning):", "",
-              "| condition | PA-MPJPE | PA-MPVPE |", "|---|---|---|"]
+              "| condition | aggregate PA-MPJPE | aggregate PA-MPVPE | cloud PA-MPVPE (mean over hypotheses) |",
+              "|---|---|---|---|"]
         for k, v in syn["inference_conditioning"].items():
-            L.append(f"| {k} | {v['pa_mpjpe']:.2f} | {v['pa_mpvpe']:.2f} |")
+            L.append(f"| {k} | {v['pa_mpjpe']:.2f} | {v['pa_mpvpe']:.2f} | {v.get('cloud_pa_mpvpe', float('nan')):.2f} |")
+        L += ["", "The aggregate is built from the mean joints in both the stage1 and mean modes (hence equal "
+              "aggregate columns); the cloud column conditions each mesh on its own hypothesis (stage1), on the "
+              "mean (mean) or on GT (gt)."]
         L += ["", "Number of samples (Table 7 layout; paper aggregate, first 64 images):", "",
               "| N | " + " | ".join(str(k) for k in syn["table7"]) + " |", "|---|" + "---|" * len(syn["table7"]),
               "| PA-MPJPE | " + " | ".join(f"{v['pa_mpjpe']:.2f}" for v in syn["table7"].values()) + " |",
