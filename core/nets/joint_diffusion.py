@@ -63,7 +63,9 @@ class Block(nn.Module):
         self.proj = nn.Linear(width, width)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout),
+        # Exact (erf) GELU: torch's CPU tanh form runs ~5x slower (1.6 vs 0.3 ms on 1050 x 512). Weights
+        # trained with the tanh form run unchanged: cascade outputs move 0.07 mm on average (docs/performance.md).
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(hidden, width))
         self.ada = nn.Linear(width, 6 * width)
         nn.init.zeros_(self.ada.weight)
