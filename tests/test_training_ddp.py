@@ -62,6 +62,17 @@ def _saves(log: str) -> list[str]:
     return [ln for ln in log.splitlines() if "] saved " in ln]
 
 
+def _plain_resume(module: str, out: pathlib.Path, *args: str) -> str:
+    """The same command without torchrun, on the folder a 2-rank run left at iteration 2: it must resume
+    there as one process (no DDP, no rank-tagged saves, trivially in sync). Returns its log."""
+    r = plain(module, *args, "--iters", "3", "--check-sync")
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert f"resumed from {out / 'ckpt.pt'} at iteration 2" in log
+    assert "DDP:" not in log and "] saved " not in log and "over 1 ranks = 0 (in sync)" in log
+    return log
+
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> pathlib.Path:
     """train/ (8 samples) and test/ (4 samples) shard folders: `make_dataset` labels, random images."""
@@ -97,11 +108,7 @@ def test_mesh_ae_ddp_two_ranks_in_sync_then_plain_resume(tmp_path):
     assert log.count("final test (4 meshes of the held-out split)") == 1   # 2 + 2 meshes, summed on rank 0
 
     # The plain (non-torchrun) path: same command without torchrun resumes the DDP checkpoint.
-    r = plain("training.train_mesh_ae", "--out", str(out), "--iters", "3", "--check-sync", *TINY)
-    log = _out(r)
-    assert r.returncode == 0, log[-4000:]
-    assert f"resumed from {out / 'ckpt.pt'} at iteration 2" in log
-    assert "DDP:" not in log and "] saved " not in log and "over 1 ranks = 0 (in sync)" in log
+    _plain_resume("training.train_mesh_ae", out, "--out", str(out), *TINY)
     ck2 = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
     assert ck2["state"]["it"] == 3 and ck2["world_size"] == 1
     assert any(not torch.equal(ck["model"][k], ck2["model"][k]) for k in ck["model"])
@@ -159,11 +166,7 @@ def test_joint_diffusion_ddp_in_sync_export_then_plain_resume(tmp_path):
     entry = json.loads((models / "manifest.json").read_text())["joint_diffusion"]
     assert entry["train_command"].startswith("torchrun --nproc_per_node 2 -m training.train_joint_diffusion --out ")
 
-    r = plain("training.train_joint_diffusion", "--out", str(out), "--iters", "3", "--check-sync", *TINY_JOINT)
-    log = _out(r)
-    assert r.returncode == 0, log[-4000:]
-    assert f"resumed from {out / 'ckpt.pt'} at iteration 2" in log
-    assert "DDP:" not in log and "] saved " not in log and "over 1 ranks = 0 (in sync)" in log
+    _plain_resume("training.train_joint_diffusion", out, "--out", str(out), *TINY_JOINT)
     ck2 = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
     assert ck2["iter"] == 3 and ck2["world_size"] == 1
     assert any(not torch.equal(ck["ema"][k], ck2["ema"][k]) for k in ck["ema"])
@@ -182,7 +185,7 @@ def test_image_encoder_plain_then_ddp_resume_in_sync(tmp_path, shards):
     r = torchrun("training.train_image_encoder", *data, "--iters", "4", "--check-sync", *TINY_ENCODER)
     log = _out(r)
     assert r.returncode == 0, log[-4000:]
-    assert log.count("resumed at iteration 2") == 1                         # printed by rank 0 only
+    assert log.count(f"resumed from {out / 'ckpt.pt'} at iteration 2") == 1  # printed by rank 0 only
     assert "DDP: 2 processes (gloo, cpu), batch 2 per rank = 4 per step" in log
     assert "sync check: max |weight difference| over 2 ranks = 0 (in sync)" in log
     assert _saves(log) == [f"[rank 0] saved {out / 'ckpt.pt'} at iteration 4"], _saves(log)
@@ -210,14 +213,26 @@ def test_mesh_ldm_ddp_shared_cache_in_sync_then_plain_resume(tmp_path, shards):
     assert ck["state"]["it"] == 2 and ck["world_size"] == 2
     assert not any(k.startswith("module.") for k in ck["model"])
 
-    r = plain("training.train_mesh_ldm", *data, "--iters", "3", "--check-sync", *TINY_LDM)
-    log = _out(r)
-    assert r.returncode == 0, log[-4000:]
-    assert "resumed at iteration 2" in log and "cache:" not in log
-    assert "DDP:" not in log and "] saved " not in log and "over 1 ranks = 0 (in sync)" in log
+    log = _plain_resume("training.train_mesh_ldm", out, *data, *TINY_LDM)
+    assert "cache:" not in log
     ck2 = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
     assert ck2["state"]["it"] == 3 and ck2["world_size"] == 1
     assert any(not torch.equal(ck["ema"][k], ck2["ema"][k]) for k in ck["ema"])
+
+    # Warm start of a new run from a .safetensors export (as from resources/models/mesh_ldm.safetensors).
+    from safetensors.torch import save_file
+
+    save_file(ck2["ema"], str(tmp_path / "ldm.safetensors"))
+    warm = tmp_path / "warm"
+    r = plain("training.train_mesh_ldm", "--data", str(shards / "train"), "--test", str(shards / "test"),
+              "--out", str(warm), "--init", str(tmp_path / "ldm.safetensors"), "--iters", "1", *TINY_LDM)
+    log = _out(r)
+    assert r.returncode == 0, log[-4000:]
+    assert f"warm start from the weights of {tmp_path / 'ldm.safetensors'}" in log
+    ck3 = torch.load(warm / "ckpt.pt", map_location="cpu", weights_only=True)
+    assert ck3["state"]["it"] == 1
+    # EMA after one step is 0.999 · init + 0.001 · model: within 1e-3 of the exported weights.
+    assert max((ck3["ema"][k] - ck2["ema"][k]).abs().max().item() for k in ck2["ema"]) < 1e-3
 
 
 @pytest.mark.parametrize("module", ["train_joint_diffusion", "train_image_encoder", "train_mesh_ldm"])

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from core.nets.image_encoder import CROP_RES, ImageEncoder, ImageEncoderConfig, crop_affine, crop_image
-from training import distributed
+from training import checkpoint, distributed
 
 WEIGHTS_NAME = "image_encoder"
 TRAIN_COMMAND = ("python -m training.train_image_encoder --data runs/stage2/train --test runs/stage2/test "
@@ -160,19 +160,12 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     ckpt_path = args.out / "ckpt.pt"
     cfg = ImageEncoderConfig()
     enc = ImageEncoder(cfg)
-    state = {"it": 0, "elapsed": 0.0, "log": []}
-    ck = None
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        enc.load_state_dict(ck["model"])
-        state = ck["state"]
-        env.print0(f"resumed at iteration {state['it']}")
+    state, opt_state = checkpoint.resume(ckpt_path, enc, env)
     # DDP: rank 0's weights are broadcast; gradients are averaged, so all replicas stay identical.
     model = enc.to(env.device) if args.no_ddp_wrap else distributed.wrap(enc, env)
     opt = torch.optim.AdamW(enc.parameters(), lr=args.lr, weight_decay=1e-4)
-    if ck is not None:
-        opt.load_state_dict(ck["opt"])
-        del ck
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
     env.print_setup(args.batch)
     test = load_render_shards(args.test, 512) if env.is_main else None   # rank 0 evaluates
     train = None if args.export_only else load_render_shards(args.data)

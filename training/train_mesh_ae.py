@@ -34,7 +34,7 @@ import torch
 
 from core.mesh.sampling import load_sampling
 from core.nets.mesh_ae import MESH_SCALE, MeshAE, MeshAEConfig, kl_loss
-from training import distributed
+from training import checkpoint, distributed
 
 WEIGHTS_NAME = "mesh_ae"
 TRAIN_COMMAND = "python -m training.train_mesh_ae --out runs/mesh_ae --minutes 30 --export"
@@ -173,19 +173,12 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     sampling = load_sampling()
     cfg = MeshAEConfig(channels=list(args.channels))
     model = MeshAE(sampling, cfg)
-    state = {"it": 0, "elapsed": 0.0, "log": []}
-    ck = None
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(ck["model"])
-        state = ck["state"]
-        env.print0(f"resumed from {ckpt_path} at iteration {state['it']}")
+    state, opt_state = checkpoint.resume(ckpt_path, model, env)
     # DDP: rank 0's weights are broadcast; gradients are averaged, so all replicas stay identical.
     ae = model.to(env.device) if args.no_ddp_wrap else distributed.wrap(model, env)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    if ck is not None:
-        opt.load_state_dict(ck["opt"])
-        del ck
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
     if env.world_size > 1:
         env.print0(f"DDP: {env.world_size} processes ({env.backend}, {env.device.type}), batch {args.batch} "
                    f"per rank = {args.batch * env.world_size} per step")

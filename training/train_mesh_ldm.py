@@ -49,7 +49,7 @@ from core.diffusion import GaussianDiffusion, make_schedule
 from core.nets.joint_diffusion import JOINT_SCALE
 from core.nets.mesh_ae import MESH_SCALE
 from core.nets.mesh_ldm import MeshLDM, MeshLDMConfig
-from training import distributed
+from training import checkpoint, distributed
 
 WEIGHTS_NAME = "mesh_ldm"
 TRAIN_COMMAND = ("python -m training.train_mesh_ldm --data runs/stage2/train --test runs/stage2/test "
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint's EMA and print JSON")
     ap.add_argument("--init", type=pathlib.Path, default=None,
-                    help="warm-start from another run's ckpt.pt (its EMA weights; same architecture)")
+                    help="warm-start from another run's ckpt.pt (its EMA) or a .safetensors export (same architecture)")
     ap.add_argument("--models-dir", type=pathlib.Path, default=None,
                     help="read the AE / encoder and write the export here instead of resources/models")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -280,20 +280,18 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     ema = copy.deepcopy(ldm).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
-    state = {"it": 0, "elapsed": 0.0, "log": []}
     ckpt_path = args.out / "ckpt.pt"
-    ck = None
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        ldm.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        state = ck["state"]
-        env.print0(f"resumed at iteration {state['it']}")
-    elif args.init is not None:
-        init = torch.load(args.init, map_location="cpu", weights_only=True)
-        ldm.load_state_dict(init["ema"])
-        ema.load_state_dict(init["ema"])
-        env.print0(f"warm start from the EMA weights of {args.init}")
+    state, opt_state = checkpoint.resume(ckpt_path, ldm, env, ema)
+    if opt_state is None and args.init is not None:
+        if args.init.suffix == ".safetensors":      # shipped weights (resources/models/mesh_ldm.safetensors)
+            from safetensors.torch import load_file
+
+            init = load_file(str(args.init))
+        else:                                        # a training checkpoint's EMA
+            init = torch.load(args.init, map_location="cpu", weights_only=True)["ema"]
+        ldm.load_state_dict(init)
+        ema.load_state_dict(init)
+        env.print0(f"warm start from the weights of {args.init}")
         del init
 
     if args.eval_only:
@@ -313,9 +311,8 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     distributed.broadcast_module(ema, env)
     ae.to(env.device)
     opt = torch.optim.AdamW(ldm.parameters(), lr=args.lr, weight_decay=0.0)
-    if ck is not None:
-        opt.load_state_dict(ck["opt"])
-        del ck
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
     env.print_setup(args.batch)
     gen = torch.Generator().manual_seed(distributed.rank_int_seed(args.seed + state["it"], env))
 
