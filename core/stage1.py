@@ -43,6 +43,13 @@ TRAIN_COMMAND = "python -m training.train_joint_diffusion --out runs/joint_diffu
 # (`detector_noise`: U(0.005, 0.05) × (1 + 2.5) plus 30 % outliers).
 OCCLUDED_JITTER = 0.15
 
+# DDIM steps of the occlusion pre-pass (`JointLifter.estimate_occlusion`), never more than the run's own
+# steps (a 1-step run gets a 1-step pre-pass, at a fifth of the cost). Flags from 8 hypotheses vs the
+# synthetic test split's true self-occlusion (128 hands): 5 steps agree on 92.5 % of joints (recall 0.870),
+# 3 steps 92.6 % (0.865), 1 step 92.3 % (0.857). A 3-step pre-pass for 10-step runs cost +0.05 mm
+# mean-of-50 PA-MPJPE on the synthetic split (5.98 -> 6.03 mm) for ~10 ms, so 10-step runs keep 5.
+OCCLUSION_PREPASS_STEPS = 5
+
 
 def normalise_rays(rays: torch.Tensor, pad: float = CROP_PAD) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays (B,21,2) → (c2d (B,21,2) in about [-1, 1], ctx (B,3) = [2·centre_x, 2·centre_y, log half + 1.5])."""
@@ -195,7 +202,8 @@ class JointLifter:
         return self.net.config.cond_dim >= 3
 
     @torch.no_grad()
-    def estimate_occlusion(self, rays: torch.Tensor, n: int = 8, steps: int = 5, seed: int = 0) -> torch.Tensor:
+    def estimate_occlusion(self, rays: torch.Tensor, n: int = 8, steps: int = OCCLUSION_PREPASS_STEPS,
+                           seed: int = 0) -> torch.Tensor:
         """(B,21,2) rays → (B,21) bool: the keypoints the lifted hand hides from the camera.
 
         A quick first pass (no keypoint flagged, `n` hypotheses × `steps`) gives a mean 3D hand; placed in
@@ -232,23 +240,24 @@ class JointLifter:
         xy = c2d[..., :2] + eps * (c2d[..., 2:3] > 0.5)
         return torch.cat([xy, c2d[..., 2:]], -1), ctx
 
-    def condition(self, rays: torch.Tensor, occluded: torch.Tensor | None = None
+    def condition(self, rays: torch.Tensor, occluded: torch.Tensor | None = None, steps: int = OCCLUSION_PREPASS_STEPS
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Rays (B,21,2) → the network's (c2d, ctx) and, for an occlusion-aware network, the flags (B,21)
-        it was given (`occluded`, or estimated with `estimate_occlusion` when None)."""
+        it was given (`occluded`, or estimated with `estimate_occlusion` in at most `steps` DDIM steps
+        when None)."""
         rays = torch.as_tensor(rays, dtype=torch.float32)
         c2d, ctx = normalise_rays(rays)
         if not self.takes_occlusion:
             return c2d, ctx, None
         if occluded is None:
-            occluded = self.estimate_occlusion(rays)
+            occluded = self.estimate_occlusion(rays, steps=min(OCCLUSION_PREPASS_STEPS, steps))
         return torch.cat([c2d, occluded.to(c2d)[..., None]], -1), ctx, occluded
 
     @torch.no_grad()
     def sample_rays(self, rays: torch.Tensor, n: int, steps: int = 10, eta: float | None = None, seed: int = 0,
                     occluded: torch.Tensor | None = None) -> torch.Tensor:
         """Many hands at once (evaluation): rays (B,21,2) → (B, n, 21, 3) hypotheses in network units."""
-        c2d, ctx, _ = self.condition(rays, occluded)
+        c2d, ctx, _ = self.condition(rays, occluded, steps)
         b = c2d.shape[0]
         c2d, ctx = self.per_hypothesis(c2d, ctx, n, seed)
         res = self.diffusion.ddim_sample(self.net, (b * n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
@@ -262,7 +271,7 @@ class JointLifter:
         """Rays (21,2) of a right hand → DDIMResult in network units (divide by JOINT_SCALE); with an
         occlusion-aware network `extra["occluded"]` holds the estimated flags (21,) bool."""
         r = torch.as_tensor(np.asarray(rays, np.float32))[None]
-        c2d, ctx, occluded = self.condition(r)
+        c2d, ctx, occluded = self.condition(r, steps=steps)
         c2d, ctx = self.per_hypothesis(c2d, ctx, n, seed)
         c2d, ctx = c2d.to(self.device), ctx.to(self.device)
         res = self.diffusion.ddim_sample(self.net, (n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
