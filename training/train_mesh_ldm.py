@@ -18,6 +18,11 @@ Loss (eq. 8/11): 1 · ‖x0 − x̂0‖² + 10 · L1(V, D(x̂0)) + 5 · L1(J, R�
 and joint regressor R (mean-centred meshes, units of 0.1 m). AdamW, warm-up + cosine, EMA of the
 weights (exported). Resumable from --out/ckpt.pt.
 
+--encoder-lr LR (> 0) fine-tunes the image encoder with the LDM instead of keeping it frozen (its
+tokens are then computed per batch from the crops, not cached; an EMA of the encoder is kept like the
+LDM's and exported as `image_encoder_ldm`, which the exported LDM's manifest entry then names).
+Single process only.
+
 Evaluation (--eval-only, or at the end): on the held-out test renders, stage-1 hypotheses (N per
 image) → stage 2 → PA-MPJPE / PA-MPVPE / F@5 / F@15 (mm) of the paper aggregate and best-of-N.
 
@@ -52,6 +57,7 @@ from core.nets.mesh_ldm import MeshLDM, MeshLDMConfig
 from training import checkpoint, distributed
 
 WEIGHTS_NAME = "mesh_ldm"
+FINETUNED_ENCODER_NAME = "image_encoder_ldm"   # the image encoder fine-tuned with the LDM (--encoder-lr)
 TRAIN_COMMAND = ("python -m training.train_mesh_ldm --data runs/stage2/train --test runs/stage2/test "
                  "--out runs/mesh_ldm --cond stage1 --minutes 35 --export")
 
@@ -213,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--encoder-lr", type=float, default=0.0,
+                    help="> 0: fine-tune the image encoder with this peak learning rate (default: frozen)")
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--w-ddpm", type=float, default=1.0)
@@ -251,12 +259,22 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
 
     from core.nets.image_encoder import load_image_encoder
     from core.nets.mesh_ae import load_mesh_ae
-    from training.train_image_encoder import load_render_shards
+    from training.train_image_encoder import load_render_shards, to_float
 
+    finetune = args.encoder_lr > 0 and not args.eval_only
+    if finetune and env.world_size > 1:
+        raise SystemExit("error: --encoder-lr (encoder fine-tuning) runs in one process only, not under torchrun")
     ae = load_mesh_ae(models_dir=args.models_dir)
     encoder = load_image_encoder(models_dir=args.models_dir)
     for p in list(ae.parameters()) + list(encoder.parameters()):
         p.requires_grad_(False)
+    ema_enc = None
+    if finetune:
+        for p in encoder.parameters():
+            p.requires_grad_(True)
+        ema_enc = copy.deepcopy(encoder).eval()
+        for p in ema_enc.parameters():
+            p.requires_grad_(False)
     diffusion = GaussianDiffusion(make_schedule("linear"))
     lifter = None if (args.cond == "gt" and not args.eval_only) else load_stage1(args.stage1_ckpt)
     from core.hand.anny_hand import AnnyHand
@@ -267,9 +285,12 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         data = load_render_shards(folder, max_n)
         path = args.out / f"cache_{tag}_{len(data['crops'])}_m{m}.pt"
         if path.exists():
-            return torch.load(path, map_location="cpu", weights_only=True)
-        cache = build_cache(data, ae, encoder, lifter, m, seed=1 if tag == "test" else 0, hand=hand)
-        torch.save(cache, path)
+            cache = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            cache = build_cache(data, ae, encoder, lifter, m, seed=1 if tag == "test" else 0, hand=hand)
+            torch.save(cache, path)
+        if finetune:
+            cache["crops"] = torch.from_numpy(data["crops"])   # tokens come from the encoder being trained
         return cache
 
     test = None   # only rank 0 evaluates and needs the test cache
@@ -281,7 +302,8 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     for p in ema.parameters():
         p.requires_grad_(False)
     ckpt_path = args.out / "ckpt.pt"
-    state, opt_state = checkpoint.resume(ckpt_path, ldm, env, ema)
+    state, opt_state = checkpoint.resume(ckpt_path, ldm, env, ema,
+                                         extra={"encoder": encoder, "ema_encoder": ema_enc} if finetune else None)
     if opt_state is None and args.init is not None:
         if args.init.suffix == ".safetensors":      # shipped weights (resources/models/mesh_ldm.safetensors)
             from safetensors.torch import load_file
@@ -310,7 +332,12 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     ema.to(env.device)
     distributed.broadcast_module(ema, env)
     ae.to(env.device)
-    opt = torch.optim.AdamW(ldm.parameters(), lr=args.lr, weight_decay=0.0)
+    groups = [{"params": list(ldm.parameters()), "lr_scale": 1.0}]
+    if finetune:
+        encoder.to(env.device)
+        ema_enc.to(env.device)
+        groups.append({"params": list(encoder.parameters()), "lr_scale": args.encoder_lr / args.lr})
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
     env.print_setup(args.batch)
@@ -320,8 +347,11 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         if not env.is_main:
             return
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": ldm.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "args": {k: str(v) for k, v in vars(args).items()}, "world_size": env.world_size}, tmp)
+        ck = {"model": ldm.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
+              "args": {k: str(v) for k, v in vars(args).items()}, "world_size": env.world_size}
+        if finetune:
+            ck.update(encoder=encoder.state_dict(), ema_encoder=ema_enc.state_dict())
+        torch.save(ck, tmp)
         tmp.replace(ckpt_path)
         if env.world_size > 1:
             print(f"[rank {env.rank}] saved {ckpt_path} at iteration {state['it']}", flush=True)
@@ -331,13 +361,26 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         return max(p, state["elapsed"] / (60 * args.minutes)) if args.minutes > 0 else p
 
     dev = env.device
+
+    @torch.no_grad()
+    def test_tokens() -> dict:
+        """The test cache, its image tokens recomputed by the encoder's EMA when the encoder is trained."""
+        if not finetune:
+            return test
+        toks = [ema_enc.features(to_float(test["crops"][s:s + 128].numpy()).to(dev))
+                for s in range(0, len(test["crops"]), 128)]
+        return dict(test, tokens=[torch.cat([t[i] for t in toks]).cpu() for i in range(len(toks[0]))])
+
     t_last = time.time()
     run = None
     while train is not None and progress() < 1:
         idx = torch.randint(0, len(train["latents"]), (args.batch,), generator=gen)
         x0 = train["latents"][idx].to(dev)
         cond = condition(train, idx, args.cond, gen).to(dev)
-        levels = [t[idx].float().to(dev) for t in train["tokens"]]
+        if finetune:
+            levels = encoder.features(to_float(train["crops"][idx].numpy()).to(dev))
+        else:
+            levels = [t[idx].float().to(dev) for t in train["tokens"]]
         t = diffusion.sample_timesteps(args.batch, generator=gen).to(dev)
         xt = diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=gen).to(dev))
         x0_hat = model(xt, t, cond, levels=levels)
@@ -354,15 +397,19 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         p = progress()
         lr = args.lr * min(1, (state["it"] + 1) / 200) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1))))
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_scale"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ldm.parameters(), 1.0)
+        if finetune:
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
             d = min(args.ema, (1 + state["it"]) / (10 + state["it"]))
-            for pe, pn in zip(ema.parameters(), ldm.parameters()):
-                pe.mul_(d).add_(pn.detach(), alpha=1 - d)
+            pairs = [(ema, ldm)] + ([(ema_enc, encoder)] if finetune else [])
+            for averaged, trained in pairs:
+                for pe, pn in zip(averaged.parameters(), trained.parameters()):
+                    pe.mul_(d).add_(pn.detach(), alpha=1 - d)
         state["it"] += 1
         now = time.time()
         # All ranks must agree on the elapsed time: it sets the learning rate and the stop.
@@ -374,7 +421,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
             env.print0(f"it {state['it']} loss {r:.4f} ddpm {ld:.4f} v {lv * 100:.2f} mm "
                        f"j {lj * 100:.2f} mm lr {lr:.2e} {state['elapsed'] / 60:.1f} min")
         if state["it"] % args.eval_every == 0 and env.is_main:   # the EMA is the same on every rank
-            m = evaluate(ema, ae, diffusion, test, min(32, args.eval_images), args.eval_hyp, cond=args.cond,
+            m = evaluate(ema, ae, diffusion, test_tokens(), min(32, args.eval_images), args.eval_hyp, cond=args.cond,
                          f_scores=False)
             state["log"].append({"it": state["it"], **m})
             print(f"  test: {json.dumps(m)}", flush=True)
@@ -385,15 +432,22 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     synced = env.check_sync(ldm, ema, note="model and EMA") if args.check_sync else True
     if not env.is_main:
         return 0 if synced else 1
-    m = evaluate(ema, ae, diffusion, test, args.eval_images, args.eval_hyp, cond=args.cond)
+    m = evaluate(ema, ae, diffusion, test_tokens(), args.eval_images, args.eval_hyp, cond=args.cond)
     print(f"final test: {json.dumps(m)}", flush=True)
     if args.export or args.export_only:
         from core.weights import save_weights
 
         cmd = env.command("training.train_mesh_ldm", argv if argv is not None else sys.argv[1:])
+        enc_name = "image_encoder"
+        if finetune:
+            enc_name = FINETUNED_ENCODER_NAME
+            enc_path = save_weights(enc_name, ema_enc.state_dict(), {"net": encoder.config.to_dict()}, cmd,
+                                    {"fine_tuned_with": WEIGHTS_NAME, "iterations": state["it"]},
+                                    **({} if args.models_dir is None else {"models_dir": args.models_dir}))
+            print(f"exported {enc_path}", flush=True)
         path = save_weights(WEIGHTS_NAME, ema.state_dict(),
                             {"net": cfg.to_dict(), "schedule": diffusion.schedule.config(), "cond": args.cond,
-                             "image_encoder": "image_encoder", "mesh_ae": "mesh_ae", "joint_scale": JOINT_SCALE},
+                             "image_encoder": enc_name, "mesh_ae": "mesh_ae", "joint_scale": JOINT_SCALE},
                             cmd, {"test_split_seed2026": m, "iterations": state["it"],
                                   "minutes": round(state["elapsed"] / 60, 1),
                                   "train_samples": None if train is None else int(len(train["latents"]))},

@@ -3,6 +3,7 @@ hypotheses, and the longest event-loop stall while the engine runs (cascade and 
 
 Run under a display (e.g. `xvfb-run -a .venv/bin/python tests/benchmarks/bench_viewer.py`).
 Prints min / median / max; `--json FILE` writes the medians (viewer.startup_s, viewer.scrub_frame_ms,
+viewer.still_frame_ms (the result at full detail, re-rendered at rest),
 viewer.max_stall_ms over all runs, and per kind viewer.max_stall_estimate_ms (image run, worker thread)
 and viewer.max_stall_dposer_ms (set a source and a mask, then a DPoser completion in the worker process),
 viewer.completion_stall_ms (the completion alone, from complete() until the run ends) and
@@ -56,7 +57,7 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
     sys.setswitchinterval(0.001)   # as viewer.app.run_app does
     from PySide6 import QtCore, QtWidgets
 
-    from viewer.main_window import MainWindow
+    from viewer.main_window import REFINE_AFTER_MS, MainWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     w = MainWindow()
@@ -84,8 +85,6 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
         timer.setInterval(5)
         timer.timeout.connect(tick)
         loop = QtCore.QEventLoop()
-        from viewer.main_window import REFINE_AFTER_MS
-
         done = lambda busy: QtCore.QTimer.singleShot(REFINE_AFTER_MS + 400, loop.quit) if not busy else None  # noqa: E731
         start(done)
         timer.start()
@@ -123,6 +122,14 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
     for _ in range(repeats):
         for k in list(range(t.n_steps)) + list(range(t.n_steps - 1, -1, -1)):
             frames.append(frame_time(lambda k=k: t.set_step(k)))
+
+    # A still frame: the result at full detail (after the scrub's refinement), as a camera move or a
+    # new result draws it — the frame behind the stall when a result arrives.
+    settle = time.perf_counter() + (REFINE_AFTER_MS + 300) / 1000
+    while time.perf_counter() < settle:
+        app.processEvents()
+        time.sleep(0.005)
+    frames_still = [frame_time(w.request_render) for _ in range(5 * repeats)]
 
     # The floor: the same window and view with every 3D actor hidden (what any frame costs here).
     actors = [a for a in w.plotter.renderer.GetActors() if a.GetVisibility()]
@@ -196,7 +203,7 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
         print(f"  completion: longest stall {during[-1]:.0f} ms during the run, {result[-1]:.0f} ms showing "
               "the result", flush=True)
     w.close()
-    return frames, frames_floor, stalls[:repeats], stalls[repeats:], during, result
+    return frames, frames_still, frames_floor, stalls[:repeats], stalls[repeats:], during, result
 
 
 def main() -> int:
@@ -214,8 +221,9 @@ def main() -> int:
     first, hand = startup(args.repeats)
     res = {"viewer.startup_s": summary("launch → first frame", first, "s"),
            "viewer.hand_shown_s": summary("launch → neutral hand shown", hand, "s")}
-    frames, floor, est_stalls, dposer_stalls, during, result = in_window(args.repeats)
+    frames, still, floor, est_stalls, dposer_stalls, during, result = in_window(args.repeats)
     res["viewer.scrub_frame_ms"] = summary("scrub frame (50 hyps)", frames, "ms")
+    res["viewer.still_frame_ms"] = summary("still frame (full detail)", still, "ms")
     res["viewer.empty_frame_ms"] = summary("frame, 3D view empty", floor, "ms")
     res["viewer.max_stall_ms"] = summary("longest event-loop stall", est_stalls + dposer_stalls, "ms")
     res["viewer.max_stall_estimate_ms"] = summary("  during image runs", est_stalls, "ms")
