@@ -303,3 +303,8 @@ def test_mesh_ldm_encoder_fine_tuning_trains_and_exports_the_encoder(tmp_path, s
     assert "encoder" in ck and "ema_encoder" in ck
     stage = MeshStage.from_weights("cpu", models_dir=models)
     assert all(torch.equal(p.detach(), after[k]) for k, p in stage.encoder.state_dict().items())
+    # --eval-only of the run evaluates with its own (fine-tuned) encoder.
+    r = plain("training.train_mesh_ldm", "--data", str(shards / "train"), "--test", str(shards / "test"),
+              "--out", str(out), "--encoder-lr", "1.0", "--eval-only", "--models-dir", str(models), *TINY_LDM)
+    assert r.returncode == 0, _out(r)[-4000:]
+    assert f"resumed from {out / 'ckpt.pt'} at iteration 3" in r.stdout and '"pa_mpvpe"' in r.stdout

@@ -261,7 +261,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     from core.nets.mesh_ae import load_mesh_ae
     from training.train_image_encoder import load_render_shards, to_float
 
-    finetune = args.encoder_lr > 0 and not args.eval_only
+    finetune = args.encoder_lr > 0          # with --eval-only: evaluate a fine-tuning run's encoder too
     if finetune and env.world_size > 1:
         raise SystemExit("error: --encoder-lr (encoder fine-tuning) runs in one process only, not under torchrun")
     ae = load_mesh_ae(models_dir=args.models_dir)
@@ -315,10 +315,22 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         ema.load_state_dict(init)
         env.print0(f"warm start from the weights of {args.init}")
         del init
+    dev = env.device
+    if finetune:
+        ema_enc.to(dev)
+
+    @torch.no_grad()
+    def test_tokens() -> dict:
+        """The test cache, its image tokens recomputed by the encoder's EMA when the encoder is trained."""
+        if not finetune:
+            return test
+        toks = [ema_enc.features(to_float(test["crops"][s:s + 128].numpy()).to(dev))
+                for s in range(0, len(test["crops"]), 128)]
+        return dict(test, tokens=[torch.cat([t[i] for t in toks]).cpu() for i in range(len(toks[0]))])
 
     if args.eval_only:
         if env.is_main:
-            m = evaluate(ema, ae, diffusion, test, args.eval_images, args.eval_hyp, cond=args.cond)
+            m = evaluate(ema, ae, diffusion, test_tokens(), args.eval_images, args.eval_hyp, cond=args.cond)
             print(json.dumps(m))
         return 0
 
@@ -335,7 +347,6 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     groups = [{"params": list(ldm.parameters()), "lr_scale": 1.0}]
     if finetune:
         encoder.to(env.device)
-        ema_enc.to(env.device)
         groups.append({"params": list(encoder.parameters()), "lr_scale": args.encoder_lr / args.lr})
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     if opt_state is not None:
@@ -359,17 +370,6 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     def progress():
         p = state["it"] / args.iters
         return max(p, state["elapsed"] / (60 * args.minutes)) if args.minutes > 0 else p
-
-    dev = env.device
-
-    @torch.no_grad()
-    def test_tokens() -> dict:
-        """The test cache, its image tokens recomputed by the encoder's EMA when the encoder is trained."""
-        if not finetune:
-            return test
-        toks = [ema_enc.features(to_float(test["crops"][s:s + 128].numpy()).to(dev))
-                for s in range(0, len(test["crops"]), 128)]
-        return dict(test, tokens=[torch.cat([t[i] for t in toks]).cpu() for i in range(len(toks[0]))])
 
     t_last = time.time()
     run = None
