@@ -258,9 +258,9 @@ def markdown(syn: dict | None, real: dict | None, cmd: str, manifest: dict) -> s
               f"Mesh joints beat MediaPipe 3D on {real['wins']}/{real['n_ok']} images. Median time per image "
               f"(detection + both stages, shared 2-core CPU): {1000 * real['t_median_s']:.0f} ms.  ",
               f"Overlays (aggregate mesh + mesh_cam_t projected with K): `{PANEL.relative_to(RESULTS.parent.parent)}`.", ""]
-    L += ["Not measured yet: Table 4 proper (one LDM trained per conditioning: `train_mesh_ldm --cond gt|mean`), "
-          "frozen vs fine-tuned image encoder (the encoder is frozen; its pretext training on 24 CPU-minutes "
-          "barely left the trivial solution, so the LDM leans on the joint condition).", ""]
+    L += ["Not measured yet: Table 4 proper (one LDM trained per conditioning: `train_mesh_ldm --cond gt|mean`). "
+          "The image encoder is frozen: fine-tuning it with the LDM (`--encoder-lr`) measured no better "
+          "(section \"Frozen vs fine-tuned image encoder\" below).", ""]
     L.append("<!-- stage2:end -->")
     return "\n".join(L) + "\n"
 

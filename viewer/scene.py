@@ -122,7 +122,7 @@ class HandScene:
                 f = self.faces if faces is None else np.asarray(faces)
                 cells = np.vstack([np.hstack([np.full((len(f), 1), 3), f + k * p]) for k in range(n)]).ravel()
                 self.cloud = pv.PolyData(flat.copy(), cells)
-                self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.07, name="cloud",
+                self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.05, name="cloud",
                                                          pickable=True, reset_camera=False, render=False)
                 # Unlit: the cloud reads as a density of hypotheses (a pixel covered by all 50 is dense, one
                 # reached by a few outliers faint) while the opaque aggregate carries the shading. Lighting 50
