@@ -20,6 +20,17 @@ def test_window_shows_a_hand_not_just_background(window):
     assert "CPU" in window.device_label.text() or "CUDA" in window.device_label.text()
 
 
+def test_result_actors_are_built_at_start_and_hidden(window):
+    """The hypothesis actors are drawn once at start-up (so a first result does not build them on the GUI
+    thread) and then hidden: the window shows the neutral hand alone."""
+    s = window.scene
+    n = window.settings_panel.n.value()
+    assert s.cloud_actor is not None and s.aggregate_actor is not None and s.skeleton_actor is not None
+    assert s.cloud.n_points == n * s.points_per_hypothesis
+    assert not any(a.GetVisibility() for a in (s.cloud_actor, s.aggregate_actor, s.skeleton_actor))
+    assert s.actor.GetVisibility()
+
+
 def test_opening_a_pose_changes_mesh_and_pixels(window, pose_npz):
     before_pts = np.array(window.scene.mesh.points)
     before_img = grab(window)

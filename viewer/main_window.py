@@ -217,6 +217,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.dposer_panel.refresh_plot()
         self.completion.set_source(PoseSource("neutral hand", joints, np.zeros(45, np.float32),
                                               np.asarray(FACING_CAMERA_ORIENT, np.float32), None, verts))
+        self._warm_up_scene(verts, joints)
         hint = "" if self.recent_files() else " First time? Try File ▸ Open sample image."
         self.statusBar().showMessage("Neutral hand. Drop a photo of a hand or a pose file (or Ctrl+O)." + hint)
         self.model_ready.emit()
@@ -744,6 +745,21 @@ class MainWindow(QtWidgets.QMainWindow):
             t = c.result.t_schedule[min(c.iteration, n_it - 1)]
             panel.iteration_label.setText(f"{c.iteration}/{n_it} (t = {t:.3f})")
         panel.plot.set_iteration(c.iteration)
+        self.request_render()
+
+    def _warm_up_scene(self, verts: np.ndarray, joints: np.ndarray) -> None:
+        """Draw the result's actors once before any result (cloud, aggregate, skeleton, shrunk to a dot at
+        the hand's centre), then hide them: the first frame of the first result otherwise builds their
+        buffers and shaders on the GUI thread (~100 ms in llvmpipe, against ~50 ms for later results)."""
+        centre = verts.mean(0)
+        dot = centre + (verts - centre) * 1e-3
+        n = self.settings_panel.n.value()
+        self.scene.set_cloud(*self._coarse(np.repeat(dot[None], n, 0)))
+        self.scene.set_aggregate(dot)
+        self.scene.set_skeleton(centre + (joints - centre) * 1e-3)
+        self.scene.show_hypotheses(True)
+        self.plotter.render()
+        self.scene.show_hypotheses(False)
         self.request_render()
 
     def _coarse(self, meshes: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None, bool]:
