@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.joints import NUM_JOINTS
-from core.nets.layers import PlainLayerNorm, gated, modulate
+from core.nets.layers import PlainLayerNorm, gated, mlp_activation, modulate
 
 #: Joints are divided by this (metres) so a hand spans roughly ±2.
 JOINT_SCALE = 0.1
@@ -64,9 +64,7 @@ class Block(nn.Module):
         self.proj = nn.Linear(width, width)
         self.norm2 = PlainLayerNorm(width)
         hidden = int(width * mlp_ratio)
-        # Exact (erf) GELU: torch's CPU tanh form runs ~5x slower (1.6 vs 0.3 ms on 1050 x 512). Weights
-        # trained with the tanh form run unchanged: cascade outputs move 0.07 mm on average (docs/performance.md).
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), mlp_activation(), nn.Dropout(dropout),
                                  nn.Linear(hidden, width))
         self.ada = nn.Linear(width, 6 * width)
         nn.init.zeros_(self.ada.weight)

@@ -20,6 +20,13 @@ class PlainLayerNorm(nn.Module):
         return F.layer_norm(x, self.weight.shape, self.weight, None, self.eps)
 
 
+def mlp_activation() -> nn.Module:
+    """The transformer MLPs' activation: the exact (erf) GELU. torch's CPU tanh form runs ~5x slower
+    (1.6 vs 0.3 ms on 1050 x 512); weights trained with the tanh form run unchanged (cascade outputs move
+    0.07 mm on average, docs/performance.md)."""
+    return nn.GELU()
+
+
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN: x · (1 + scale) + shift in one fused op (shift / scale broadcast over the tokens)."""
     return torch.addcmul(shift, x, 1 + scale)

@@ -26,7 +26,7 @@ from torch import nn
 
 from core.nets.mesh_ae import LATENT_CHANNELS, LATENT_TOKENS
 from core.nets.joint_diffusion import timestep_embedding
-from core.nets.layers import PlainLayerNorm, gated, modulate
+from core.nets.layers import PlainLayerNorm, gated, mlp_activation, modulate
 
 
 @dataclass
@@ -69,9 +69,7 @@ class Block(nn.Module):
         self.proj = nn.Linear(w, w)
         self.norm_m = PlainLayerNorm(w)
         hidden = int(w * cfg.mlp_ratio)
-        # Exact (erf) GELU: torch's CPU tanh form runs ~5x slower (1.6 vs 0.3 ms on 1050 x 512). Weights
-        # trained with the tanh form run unchanged: cascade outputs move 0.07 mm on average (docs/performance.md).
-        self.mlp = nn.Sequential(nn.Linear(w, hidden), nn.GELU(), nn.Linear(hidden, w))
+        self.mlp = nn.Sequential(nn.Linear(w, hidden), mlp_activation(), nn.Linear(hidden, w))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(w, 9 * w))
         nn.init.zeros_(self.ada[1].weight)   # adaLN-Zero: every block starts as the identity
         nn.init.zeros_(self.ada[1].bias)
