@@ -50,6 +50,27 @@ def test_image_gives_a_cloud_of_hypotheses(small_run, qtbot):
     assert window.timing_label.text().endswith(window.engine_kind) and window.engine_kind.startswith("cascade")
 
 
+def test_result_is_shown_before_its_mesh_trajectory(small_run, qtbot):
+    """The engine sends the result as soon as its meshes exist, then the decoded mesh steps of the
+    denoising trajectory: they are appended to the slider and the result on screen stays."""
+    window = small_run
+    seen = []
+    window.runs.partial.connect(lambda est: seen.append(
+        (window.result_state.result, [k for _, k, _ in window._frames], window.scene.cloud_actor.GetVisibility())))
+    open_and_wait(window, qtbot, IMAGE)
+    assert window.last_error is None, window.last_error
+    assert len(seen) == 1
+    early_result, early_kinds, cloud_visible = seen[0]
+    assert cloud_visible and early_kinds and set(early_kinds) == {"joints"}     # meshes shown, slider: joints
+    kinds = [k for _, k, _ in window._frames]
+    assert window.result_state.result is early_result                          # not replaced
+    assert kinds[:len(early_kinds)] == early_kinds and kinds.count("mesh") == 5   # 5 DDIM steps appended
+    t = window.trajectory
+    assert t.n_steps == len(kinds) and t.step == t.n_steps - 1
+    assert window.denoise_panel.slider.maximum() == t.n_steps - 1
+    assert window.denoise_panel.label.text() == "mesh 5/5 (result)"
+
+
 def test_display_modes_and_selection(small_run, qtbot):
     window = small_run
     open_and_wait(small_run, qtbot, IMAGE)

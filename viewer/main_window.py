@@ -177,6 +177,8 @@ class MainWindow(QtWidgets.QMainWindow):
         # redrawn at the normal level once the step has stayed put for a moment (like vtkLODActor).
         self._scrubbing = False
         self._steps_seen = 0
+        self._early_shown = False   # the live run's result is on screen (its mesh trajectory still to come)
+        self._extending = False     # steps are being appended to the shown trajectory
         self._refine_timer = QtCore.QTimer(self, singleShot=True, interval=REFINE_AFTER_MS)
         self._refine_timer.timeout.connect(self._refine)
         # Count the pause from the end of the last coarse frame (a slow frame must not trigger refinement).
@@ -186,7 +188,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings_panel.mode.currentTextChanged.connect(
             lambda m: self.display.update(mode="aggregate" if m == "paper" else "all"))
         self.runs.progress.connect(self._on_progress)
-        self.runs.finished.connect(self._on_estimate)
+        self.runs.partial.connect(self._on_early_estimate)
+        self.runs.finished.connect(self._on_final_estimate)
         self.runs.failed.connect(self._on_failed)
         self.runs.cancelled.connect(lambda: self.statusBar().showMessage("Cancelled; the previous result is kept."))
         self.runs.busy_changed.connect(self._on_busy)
@@ -436,7 +439,7 @@ class MainWindow(QtWidgets.QMainWindow):
         settings = self.settings_panel.values()
         self._running_path = path
         self.statusBar().showMessage(f"Estimating {pathlib.Path(path).name}…")
-        self.runs.start((path, None, None, 0, settings))
+        self._start_estimate((path, None, None, 0, settings))
         return True
 
     def choose_hand(self, index: int) -> None:
@@ -447,7 +450,11 @@ class MainWindow(QtWidgets.QMainWindow):
         settings = self.settings_panel.values()
         path, image, dets = st.path, st.image, st.detections
         self._running_path = path
-        self.runs.start((path, image, dets, index, settings))
+        self._start_estimate((path, image, dets, index, settings))
+
+    def _start_estimate(self, job: tuple) -> None:
+        self._early_shown = False      # the run's result not on screen yet (see _on_early_estimate)
+        self.runs.start(job)
 
     def rerun(self) -> None:
         """Run the current image again with the current settings."""
@@ -484,6 +491,32 @@ class MainWindow(QtWidgets.QMainWindow):
             log.debug(tb)   # shown with --debug
         name = pathlib.Path(self._running_path).name if self._running_path else ""
         self.show_error(f"{name}: {message}" if name else message)
+
+    def _on_early_estimate(self, est) -> None:
+        """The run's result before its mesh trajectory is decoded: shown at once."""
+        self._on_estimate(est)
+        self._early_shown = True
+
+    def _on_final_estimate(self, est) -> None:
+        """The run's complete estimate: when its result is already shown, only the decoded mesh steps of the
+        denoising trajectory are new (appended after the joint steps: the frame on screen stays)."""
+        if not self._early_shown:
+            self._on_estimate(est)
+            return
+        self._early_shown = False
+        r = self.result_state.result
+        r.mesh_trajectory_vertices = est.result.mesh_trajectory_vertices
+        from core.hypotheses import trajectory_frames
+
+        self._frames = trajectory_frames(r)
+        self._steps_seen = len(self._frames)   # not a new trajectory: `_on_step` must not redraw
+        self._extending = True
+        try:
+            self.trajectory.extend(len(self._frames))
+        finally:
+            self._extending = False
+        if self.trajectory.step == self.trajectory.n_steps - 1:
+            self.denoise_panel.set_label(self._frames[-1][0] + " (result)")
 
     def _on_estimate(self, est) -> None:
         self.view_mode = "image"
@@ -773,7 +806,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_step(self, t) -> None:
         """A trajectory change: a step move within the same trajectory is drawn at the scrubbing level
-        of detail (refined when it stops); a new trajectory (new result) at full detail."""
+        of detail (refined when it stops); a new trajectory (new result) at full detail; appended steps
+        (`_on_final_estimate`) change nothing on screen."""
+        if self._extending:
+            return
         if t.n_steps == self._steps_seen and t.n_steps > 1:
             self._scrubbing = True
             self._refine_timer.start()

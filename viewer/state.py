@@ -103,6 +103,13 @@ class TrajectoryState:
         self.n_steps, self.step, self.playing = n_steps, max(n_steps - 1, 0), False
         self.changed.emit(self)
 
+    def extend(self, n_steps: int) -> None:
+        """Steps appended to the same trajectory: the position stays (on the result if it was there)."""
+        at_result = self.step >= self.n_steps - 1
+        self.n_steps = n_steps
+        self.step = max(n_steps - 1, 0) if at_result else min(self.step, max(n_steps - 1, 0))
+        self.changed.emit(self)
+
     def set_step(self, step: int) -> None:
         step = int(np.clip(step, 0, max(self.n_steps - 1, 0)))
         if step != self.step:
