@@ -179,6 +179,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._steps_seen = 0
         self._early_shown = False   # the live run's result is on screen (its mesh trajectory still to come)
         self._extending = False     # steps are being appended to the shown trajectory
+        self._coarse_cache: dict = {}   # (id of a mesh array, level) → (array, coarse points, faces)
         self._refine_timer = QtCore.QTimer(self, singleShot=True, interval=REFINE_AFTER_MS)
         self._refine_timer.timeout.connect(self._refine)
         # Count the pause from the end of the last coarse frame (a slow frame must not trigger refinement).
@@ -541,6 +542,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from core.hypotheses import trajectory_frames
 
         self._frames = trajectory_frames(state.result) if state.result is not None else []
+        self._coarse_cache.clear()
         self.display_panel.set_count(state.n)
         self.image_panel.set_image(self.image_state.image)
         self.trajectory.reset(len(self._frames))
@@ -801,7 +803,11 @@ class MainWindow(QtWidgets.QMainWindow):
         points."""
         from core.hypotheses import coarse_meshes
 
-        pts, faces = coarse_meshes(meshes, SCRUB_LEVEL if self._scrubbing else CLOUD_LEVEL)
+        level = SCRUB_LEVEL if self._scrubbing else CLOUD_LEVEL
+        key = (id(meshes), level)           # the arrays are held by the result / frames while cached
+        if key not in self._coarse_cache:   # each trajectory step once per level (~2 ms for 50 meshes)
+            self._coarse_cache[key] = (meshes, *coarse_meshes(meshes, level))
+        _, pts, faces = self._coarse_cache[key]
         return pts, "mesh", faces, self._scrubbing
 
     def _on_step(self, t) -> None:

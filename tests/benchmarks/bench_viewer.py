@@ -135,7 +135,7 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
     frames = []
     t = w.trajectory
     for _ in range(repeats):
-        for k in list(range(t.n_steps)) + list(range(t.n_steps - 1, -1, -1)):
+        for k in list(range(t.n_steps)) + list(range(t.n_steps - 2, 0, -1)):   # every frame a new step
             frames.append(frame_time(lambda k=k: t.set_step(k)))
 
     # A still frame: the result at full detail (after the scrub's refinement), as a camera move or a
