@@ -56,11 +56,14 @@ def test_result_is_shown_before_its_mesh_trajectory(small_run, qtbot):
     window = small_run
     seen = []
     window.runs.partial.connect(lambda est: seen.append(
-        (window.result_state.result, [k for _, k, _ in window._frames], window.scene.cloud_actor.GetVisibility())))
+        (window.result_state.result, [k for _, k, _ in window._frames], window.scene.cloud_actor.GetVisibility(),
+         window.plotter.renderer.GetUseFXAA())))
     open_and_wait(window, qtbot, IMAGE)
     assert window.last_error is None, window.last_error
     assert len(seen) == 1
-    early_result, early_kinds, cloud_visible = seen[0]
+    early_result, early_kinds, cloud_visible, early_fxaa = seen[0]
+    assert not early_fxaa      # the result's first frame skips anti-aliasing, added once the engine is idle
+    qtbot.waitUntil(lambda: window.plotter.renderer.GetUseFXAA(), timeout=5_000)
     assert cloud_visible and early_kinds and set(early_kinds) == {"joints"}     # meshes shown, slider: joints
     kinds = [k for _, k, _ in window._frames]
     assert window.result_state.result is early_result                          # not replaced
