@@ -800,7 +800,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scene.set_aggregate(dot)
         self.scene.set_skeleton(centre + (joints - centre) * 1e-3)
         self.scene.show_hypotheses(True)
-        self.plotter.render()
+        for fast in (True, False):     # a result's first frame is drawn without FXAA, the refined one with it
+            self.scene.set_fast(fast)
+            self.plotter.render()
         self.scene.show_hypotheses(False)
         self.request_render()
 
