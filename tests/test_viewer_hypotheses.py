@@ -74,6 +74,21 @@ def test_result_is_shown_before_its_mesh_trajectory(small_run, qtbot):
     assert window.denoise_panel.label.text() == "mesh 5/5 (result)"
 
 
+def test_cancel_after_the_result_keeps_it_without_mesh_steps(small_run, qtbot):
+    window = small_run
+    window.runs.partial.connect(lambda est: window.cancel_runs())   # cancel while the trajectory is decoded
+    with qtbot.waitSignal(window.runs.cancelled, timeout=120_000):
+        assert window.open_path(str(IMAGE))
+    assert window.result_state.result is not None and window.scene.cloud_actor.GetVisibility()
+    assert {k for _, k, _ in window._frames} == {"joints"}
+    assert "without the mesh steps" in window.statusBar().currentMessage()
+    window.runs.wait(30_000)
+    window.runs.partial.disconnect()
+    window.runs.partial.connect(window._on_early_estimate)
+    open_and_wait(window, qtbot, IMAGE)                          # the window still runs images after it
+    assert "mesh" in {k for _, k, _ in window._frames}
+
+
 def test_display_modes_and_selection(small_run, qtbot):
     window = small_run
     open_and_wait(small_run, qtbot, IMAGE)

@@ -196,7 +196,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runs.partial.connect(self._on_early_estimate)
         self.runs.finished.connect(self._on_final_estimate)
         self.runs.failed.connect(self._on_failed)
-        self.runs.cancelled.connect(lambda: self.statusBar().showMessage("Cancelled; the previous result is kept."))
+        self.runs.cancelled.connect(self._on_cancelled)
         self.runs.busy_changed.connect(self._on_busy)
         self.plotter.iren.add_observer("MouseMoveEvent", self._on_mouse_move)
         self.plotter.iren.add_observer("LeftButtonPressEvent", self._on_left_press)
@@ -498,6 +498,14 @@ class MainWindow(QtWidgets.QMainWindow):
             log.debug(tb)   # shown with --debug
         name = pathlib.Path(self._running_path).name if self._running_path else ""
         self.show_error(f"{name}: {message}" if name else message)
+
+    def _on_cancelled(self) -> None:
+        if self._early_shown:   # cancelled while the mesh trajectory was being decoded
+            self._early_shown = False
+            self.statusBar().showMessage("Cancelled: the result is shown without the mesh steps of its denoising "
+                                         "trajectory (re-run to get them).")
+        else:
+            self.statusBar().showMessage("Cancelled; the previous result is kept.")
 
     def _on_early_estimate(self, est) -> None:
         """The run's result before its mesh trajectory is decoded: shown at once."""
