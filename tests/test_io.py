@@ -177,6 +177,17 @@ def test_bad_json_pose_files(tmp_path, text, reason):
         load_pose_file(p)
 
 
+def test_huge_mask_index_is_refused_without_overflow(tmp_path):
+    import warnings
+
+    p = tmp_path / "pose.json"
+    p.write_text('{"joints": ' + json.dumps([[0.01 * i, 0.0, 0.0] for i in range(21)]) + ', "mask": [1e300, 3]}')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no int64 overflow on the way to the error
+        with pytest.raises(InputError, match="0..20"):
+            load_pose_file(p)
+
+
 def test_unsupported_pose_suffix(tmp_path):
     p = tmp_path / "pose.txt"
     p.write_text("1 2 3")

@@ -56,11 +56,11 @@ def _mask(value) -> np.ndarray:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise ValueError("not integers")
-        idx = arr.astype(np.int64)
     except (TypeError, ValueError) as exc:
         raise InputError("'mask' must be 21 booleans or a list of joint indices") from exc
-    if np.any(idx < 0) or np.any(idx > 20):
+    if np.any(arr < 0) or np.any(arr > 20):   # before the cast: a huge index would overflow int64
         raise InputError("'mask' joint indices must be in 0..20")
+    idx = arr.astype(np.int64)
     out = np.zeros(21, bool)
     out[idx] = True
     return out
