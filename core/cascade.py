@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from core.diffusion import GaussianDiffusion, make_schedule
-from core.errors import InputError
+from core.errors import InputError, raise_if_cancelled
 from core.nets.joint_diffusion import JOINT_SCALE
 
 MESH_LDM_NAME = "mesh_ldm"
@@ -83,15 +83,17 @@ class MeshStage:
         return self._faces
 
     @torch.no_grad()
-    def decode_latents(self, z: torch.Tensor | np.ndarray, whitened: bool = False, batch: int = 64
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Latents (B,168) → (vertices (B,V,3), joints (B,21,3)) metres, root-relative, model frame."""
+    def decode_latents(self, z: torch.Tensor | np.ndarray, whitened: bool = False, batch: int = 64,
+                       cancel=None) -> tuple[np.ndarray, np.ndarray]:
+        """Latents (B,168) → (vertices (B,V,3), joints (B,21,3)) metres, root-relative, model frame;
+        `cancel` is checked between batches (raises `Cancelled`)."""
         z = torch.as_tensor(np.asarray(z) if not isinstance(z, torch.Tensor) else z, dtype=torch.float32,
                             device=self.device)
         if whitened:
             z = self.ae.denormalise_latent(z)
         vs, js = [], []
         for s in range(0, z.shape[0], batch):
+            raise_if_cancelled(cancel)
             v, j = self.ae.decode_metres(z[s:s + batch])
             vs.append(v.cpu().numpy())
             js.append(j.cpu().numpy())

@@ -22,5 +22,15 @@ class Cancelled(PoseViewerError):
     """A long run was cancelled by the user."""
 
 
+def raise_if_cancelled(cancel, message: str = "cancelled") -> None:
+    """Raise `Cancelled` when `cancel` (None, a threading.Event or a callable → bool) says so: the one
+    check every long loop (DDIM steps, decoding, test-time optimisation) makes between iterations."""
+    if cancel is None:
+        return
+    flag = cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel())
+    if flag:
+        raise Cancelled(message)
+
+
 class HandModelError(PoseViewerError):
     """A hand model cannot be built or used (missing / invalid model file, bad parameters)."""

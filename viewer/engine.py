@@ -144,19 +144,13 @@ class Engine:
         return estimate
 
     @staticmethod
-    def _decode_trajectory(mesh, latents: np.ndarray, mirrored: bool, cancel, chunk: int = 100) -> np.ndarray:
-        """(S,N,168) whitened x̂0 latents → (S,N,V,3) meshes in the photo's axes; cancellable between chunks."""
-        from core.errors import Cancelled
+    def _decode_trajectory(mesh, latents: np.ndarray, mirrored: bool, cancel) -> np.ndarray:
+        """(S,N,168) whitened x̂0 latents → (S,N,V,3) meshes in the photo's axes (cancellable)."""
         from core.joints import mirror_x
 
         s, k = latents.shape[:2]
-        flat = latents.reshape(s * k, -1)
-        parts = []
-        for i in range(0, len(flat), chunk):
-            if cancel is not None and (cancel() if callable(cancel) else cancel.is_set()):
-                raise Cancelled("cancelled")
-            parts.append(mesh.decode_latents(flat[i:i + chunk], whitened=True)[0])
-        verts = np.concatenate(parts).reshape(s, k, -1, 3)
+        verts, _ = mesh.decode_latents(latents.reshape(s * k, -1), whitened=True, cancel=cancel)
+        verts = verts.reshape(s, k, *verts.shape[1:])
         return mirror_x(verts) if mirrored else verts
 
 

@@ -524,7 +524,6 @@ class MainWindow(QtWidgets.QMainWindow):
         from core.hypotheses import trajectory_frames
 
         self._frames = trajectory_frames(r)
-        self._steps_seen = len(self._frames)   # not a new trajectory: `_on_step` must not redraw
         self._extending = True
         try:
             self.trajectory.extend(len(self._frames))
@@ -831,7 +830,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """A trajectory change: a step move within the same trajectory is drawn at the scrubbing level
         of detail (refined when it stops); a new trajectory (new result) at full detail; appended steps
         (`_on_final_estimate`) change nothing on screen."""
-        if self._extending:
+        if self._extending:             # the same trajectory, longer: later moves are scrubs
+            self._steps_seen = t.n_steps
             return
         if t.n_steps == self._steps_seen and t.n_steps > 1:
             self._scrubbing = True

@@ -6,7 +6,6 @@ passed through untouched (they must already be batched to B, e.g. repeated per h
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,7 +13,7 @@ import torch
 
 from core.device import inference_precision
 from core.diffusion.schedules import Schedule, make_schedule
-from core.errors import Cancelled
+from core.errors import raise_if_cancelled
 
 ProgressFn = Callable[[int, int], None]   # (steps done, total steps)
 
@@ -36,16 +35,6 @@ def ddim_timesteps(num_train_steps: int, steps: int) -> list[int]:
         raise ValueError(f"DDIM steps must be in [1, {num_train_steps}], got {steps}")
     ts = torch.linspace(num_train_steps - 1, 0, steps + 1)[:-1] if steps > 1 else torch.tensor([num_train_steps - 1.0])
     return [int(round(float(t))) for t in ts]
-
-
-def _is_cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    if callable(cancel):
-        return bool(cancel())
-    return bool(getattr(cancel, "is_set", lambda: False)())
 
 
 class GaussianDiffusion:
@@ -111,8 +100,7 @@ class GaussianDiffusion:
         b = x.shape[0]
         with inference_precision(dev, b):   # bf16 matmuls on CPUs that have them; the update stays fp32
             for i, t in enumerate(ts):
-                if _is_cancelled(cancel):
-                    raise Cancelled("cancelled")
+                raise_if_cancelled(cancel)
                 t_prev = ts[i + 1] if i + 1 < len(ts) else -1
                 tt = torch.full((b,), t, dtype=torch.long, device=dev)
                 x0_hat = denoiser(x, tt, **cond).to(dtype)

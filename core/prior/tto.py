@@ -18,14 +18,13 @@ from the mean pose in normalised units).
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from core.errors import Cancelled
+from core.errors import raise_if_cancelled
 from core.hand.pose_layout import POSE_DIM, pose_dims_moving_joint
 from core.prior.fastjoints import FixedShapeJoints
 
@@ -129,14 +128,6 @@ def free_dims_from_hidden(hidden: np.ndarray) -> np.ndarray:
     return free
 
 
-def _check_cancel(cancel) -> None:
-    if cancel is None:
-        return
-    flag = cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
-    if flag:
-        raise Cancelled("optimisation cancelled")
-
-
 class _PriorTerm:
     """The regulariser of one run: DPoser (Alg. 1 lines 3-6), L2 or none."""
 
@@ -236,7 +227,7 @@ def complete_pose(prior, observed_pose: np.ndarray, hidden: np.ndarray | None = 
     traj = [z.detach().clone()] if cfg.record else None
     losses = np.zeros(cfg.iters)
     for it, t in enumerate(ts):
-        _check_cancel(cancel)
+        raise_if_cancelled(cancel, "optimisation cancelled")
         for g in opt.param_groups:
             g["lr"] = cfg.lr * _lr_factor(it, cfg.iters)
         zf = torch.where(free_t, z.detach(), z_obs)
@@ -388,7 +379,7 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
         return torch.exp(log_s)[:, :, None] * jj + transl[:, None, :]
 
     for it, t in enumerate(ts):
-        _check_cancel(cancel)
+        raise_if_cancelled(cancel, "optimisation cancelled")
         if fixed is None and it >= n_shape:
             shp.requires_grad_(False)
             fixed = FixedShapeJoints(hand, shp, n)
@@ -487,7 +478,7 @@ def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: i
         return hand.joints(go, z * std + mean, shp) + transl[:, None, :]
 
     for it, t in enumerate(ts):
-        _check_cancel(cancel)
+        raise_if_cancelled(cancel, "optimisation cancelled")
         for grp in opt.param_groups:
             grp["lr"] = grp["base"] * _lr_factor(it, cfg.iters)
         j = joints3d()
