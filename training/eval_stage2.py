@@ -230,8 +230,11 @@ def markdown(syn: dict | None, real: dict | None, cmd: str, manifest: dict) -> s
               f"| best-of-{syn['n_hyp']} mesh hypotheses (oracle) | {t['b_pa_mpjpe']:.2f} | {t['b_pa_mpvpe']:.2f} | "
               f"{t['b_f5']:.3f} | {t['b_f15']:.3f} |",
               f"| stage 1 alone, mean / best-of-{syn['n_hyp']} joints | {t['s1_mean']:.2f} / {t['s1_best']:.2f} | | | |", "",
-              f"best-of-{syn['n_hyp']} PA-MPVPE is {100 * (1 - t['b_pa_mpvpe'] / t['pa_mpvpe']):.1f} % below the "
-              f"aggregate (target ≥ 15 %). Mean spread of the mesh cloud {t['cloud_spread']:.1f} mm. "
+              f"best-of-{syn['n_hyp']} is {100 * (1 - t['b_pa_mpjpe'] / t['pa_mpjpe']):.1f} % below the aggregate "
+              f"in PA-MPJPE and {100 * (1 - t['b_pa_mpvpe'] / t['pa_mpvpe']):.1f} % in PA-MPVPE (target ≥ 15 %, "
+              "DESIGN §10, stated in PA-MPJPE: the paper's 5.0 → 4.2 mm, Tables 4 / 7, is 16 % in PA-MPJPE and "
+              "13.5 % in PA-MPVPE, 5.2 → 4.5). "
+              f"Mean spread of the mesh cloud {t['cloud_spread']:.1f} mm. "
               f"Joint-vs-mesh error correlation over hypotheses (Figure 6): PCC = {syn['pcc_joint_vs_mesh']:.2f}.", "",
               "Conditioning at inference for the shipped (stage-1-sample-trained) model, 10 hyps, "
               "first 64 images (this is *not* Table 4, which trains one model per conditioning):", "",
@@ -255,11 +258,12 @@ def markdown(syn: dict | None, real: dict | None, cmd: str, manifest: dict) -> s
               f"| mesh joints, paper aggregate | {real['mesh']:.2f} | {real['median_mesh']:.2f} |",
               f"| mesh joints, mean of the cloud | {real['mesh_cloud_mean']:.2f} | |",
               f"| mesh joints, best-of-50 (oracle) | {real['mesh_best']:.2f} | |", "",
-              f"Mesh joints beat MediaPipe 3D on {real['wins']}/{real['n_ok']} images. Median time per image "
+              f"Mesh joints beat MediaPipe 3D on {real['wins']}/{real['n_ok']} images; best-of-50 is "
+              f"{100 * (1 - real['mesh_best'] / real['mesh']):.1f} % below the aggregate. Median time per image "
               f"(detection + both stages, shared 2-core CPU): {1000 * real['t_median_s']:.0f} ms.  ",
               f"Overlays (aggregate mesh + mesh_cam_t projected with K): `{PANEL.relative_to(RESULTS.parent.parent)}`.", ""]
-    L += ["Not measured yet: Table 4 proper (one LDM trained per conditioning: `train_mesh_ldm --cond gt|mean`). "
-          "The image encoder is frozen: fine-tuning it with the LDM (`--encoder-lr`) measured no better "
+    L += ["Table 4 proper (one LDM trained from scratch per conditioning) is the section \"Table 4 — one LDM "
+          "per conditioning\" below. The image encoder is frozen: fine-tuning it with the LDM (`--encoder-lr`) measured no better "
           "(section \"Frozen vs fine-tuned image encoder\" below).", ""]
     L.append("<!-- stage2:end -->")
     return "\n".join(L) + "\n"
