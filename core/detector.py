@@ -12,8 +12,10 @@ hand onto a right hand and keeps projection consistent when K is mirrored too.
 """
 from __future__ import annotations
 
+import atexit
 import pathlib
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,9 +117,13 @@ class HandDetector:
             raise WeightsError(f"{path}: cannot load the MediaPipe bundle ({exc}); rebuild it with: "
                                f"python scripts/build_mediapipe_task.py --out {path}") from exc
         self._lock = threading.Lock()
+        _OPEN.add(self)
 
     def close(self) -> None:
+        """Idempotent. Detectors still open at interpreter exit are closed by an exit hook: left to
+        MediaPipe's own __del__, the close can run after its C library is torn down and print a traceback."""
         self._landmarker.close()
+        _OPEN.discard(self)
 
     def __enter__(self) -> "HandDetector":
         return self
@@ -181,6 +187,13 @@ def select_hands(dets: list[Detection], which: str = "largest") -> list[Detectio
 
 
 _DEFAULT: HandDetector | None = None
+_OPEN: "weakref.WeakSet[HandDetector]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_detectors() -> None:
+    for det in list(_OPEN):
+        det.close()
 
 
 def default_detector() -> HandDetector:

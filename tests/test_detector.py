@@ -115,3 +115,18 @@ def test_select_hands():
         select_hands([_det("left", 10)], "right")
     with pytest.raises(ValueError):
         select_hands(dets, "both")
+
+
+def test_open_detectors_are_closed_at_interpreter_exit(monkeypatch):
+    """MediaPipe's own __del__ can run after its C library is torn down and print a traceback at exit
+    (seen at the end of a test run); the exit hook closes every open detector first, once."""
+    import weakref
+
+    from core import detector as mod
+
+    monkeypatch.setattr(mod, "_OPEN", weakref.WeakSet())   # the hook must not close the other tests' detectors
+    det = HandDetector()
+    assert det in mod._OPEN
+    mod._close_open_detectors()
+    assert det not in mod._OPEN and det._landmarker._handle is None
+    det.close()                          # idempotent: the fixture's / user's close after the hook
