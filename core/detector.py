@@ -88,6 +88,16 @@ def to_model_frame(det: Detection, K: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.asarray(det.keypoints2d, np.float64), np.asarray(K, np.float64), False
 
 
+#: Detectors not closed yet; the exit hook closes them while MediaPipe's C library is still loaded.
+_OPEN: "weakref.WeakSet[HandDetector]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_detectors() -> None:
+    for det in list(_OPEN):
+        det.close()
+
+
 class HandDetector:
     """Thin wrapper around MediaPipe's Tasks HandLandmarker (IMAGE mode, thread-safe via a lock)."""
 
@@ -187,13 +197,6 @@ def select_hands(dets: list[Detection], which: str = "largest") -> list[Detectio
 
 
 _DEFAULT: HandDetector | None = None
-_OPEN: "weakref.WeakSet[HandDetector]" = weakref.WeakSet()
-
-
-@atexit.register
-def _close_open_detectors() -> None:
-    for det in list(_OPEN):
-        det.close()
 
 
 def default_detector() -> HandDetector:
