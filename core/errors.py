@@ -18,6 +18,10 @@ class WeightsError(PoseViewerError):
     """Shipped weights are missing or corrupt; the message names the file and the retrain command."""
 
 
+class OutputError(PoseViewerError):
+    """A result file (mesh, npz, screenshot, settings) could not be written; nothing partial is left."""
+
+
 class Cancelled(PoseViewerError):
     """A long run was cancelled by the user."""
 

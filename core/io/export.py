@@ -1,32 +1,23 @@
-"""Writing results atomically: meshes (.obj/.ply/.glb via trimesh) and npz files."""
+"""Writing results: meshes (.obj/.ply/.glb via trimesh) and npz files, through core/io/atomic.py."""
 from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
 import numpy as np
 
 from core.errors import InputError
+from core.io.atomic import write_bytes, write_npz, write_stream
 
 MESH_FORMATS = ("obj", "ply", "glb")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> pathlib.Path:
-    """Write through a temporary file in the same folder and rename: a crash leaves no half file."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """`write(file)` through the one guarded atomic write (core/io/atomic.py); creates missing folders
+    (the CLI's `--out`); a failure raises one `OutputError` and leaves no file behind."""
+    return write_stream(path, write, parents=True)
 
 
 def save_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray,
@@ -43,9 +34,9 @@ def save_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray,
     data = mesh.export(file_type=fmt)
     if isinstance(data, str):
         data = data.encode()
-    return atomic_write(path, lambda f: f.write(data))
+    return write_bytes(path, data, parents=True)
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> pathlib.Path:
     """Write an uncompressed npz atomically (no object arrays)."""
-    return atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+    return write_npz(path, arrays, parents=True)
