@@ -39,6 +39,8 @@ class Detection:
     world_landmarks: np.ndarray | None = None   # (21,3) metres, MediaPipe's 3D (baseline only)
     image_size: tuple[int, int] = (0, 0)        # (width, height)
     extra: dict = field(default_factory=dict)
+    keypoints_z: np.ndarray | None = None       # (21,) MediaPipe's relative depth of the 2D keypoints, px
+                                                # (wrist ≈ 0, smaller = nearer); evidence for the side (core.side)
 
     @property
     def area(self) -> float:
@@ -159,6 +161,7 @@ class HandDetector:
         out: list[Detection] = []
         for i, lms in enumerate(res.hand_landmarks):
             kp = np.array([[p.x * w, p.y * h] for p in lms], np.float64)
+            kp_z = np.array([p.z * w for p in lms], np.float64)   # MediaPipe scales z like x
             vis = np.array([_score(p) for p in lms], np.float64)
             cat = res.handedness[i][0] if res.handedness and res.handedness[i] else None
             side = (cat.category_name or "Right").lower() if cat is not None else "right"
@@ -168,7 +171,7 @@ class HandDetector:
                 world = np.array([[p.x, p.y, p.z] for p in res.hand_world_landmarks[i]], np.float64)
             out.append(Detection(keypoints2d=kp, scores=vis, score=hand_score,
                                  handedness="left" if side.startswith("l") else "right",
-                                 box=crop_box(kp), world_landmarks=world, image_size=(w, h)))
+                                 box=crop_box(kp), world_landmarks=world, image_size=(w, h), keypoints_z=kp_z))
         if not out:
             raise NoHandError("no hand detected in the image")
         out.sort(key=lambda d: -d.area)

@@ -1,0 +1,267 @@
+"""Left or right (issue 28): the side decision (core/side.py) against MediaPipe's label alone.
+
+    python -m training.eval_side collect --real-data ../shared/realdata --aug 12 --out runs/side/real.json
+    python -m training.eval_side collect --renders DIR --out runs/side/syn.json      # make_dataset shards
+    python -m training.eval_side report runs/side/real.json [runs/side/syn.json ...]
+    python -m training.eval_side pampjpe --real-data ../shared/realdata [--stage 2]
+
+`collect` runs the detector on every image and on its horizontal mirror (the true side flips, the
+image stays real), each also under `--aug` random photometric/geometric variants (rotation, scale,
+shift, brightness, blur, JPEG; the same variant for the image and its mirror), and stores per hand the
+evidence `core.side.SideEvidence` reads (label, confidence, chiralities, the mirror check) with the
+true side. Real images: hgc_realworld (LEFT hands), freihand_eval_K_only (right hands) and the photos
+whose hands have a side listed in PHOTO_SIDES (looked at by eye; unlisted hands are skipped).
+Renders: make_dataset shards are right hands; their mirrors are left hands.
+
+`report` prints the confusion matrices (true × chosen) of the label alone and of `decide_side`, the
+error counts, and how often the decision turns a confident correct label wrong.
+`pampjpe` measures what the side choice does to PA-MPJPE on the annotated real crops and their mirror.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+# Photos of ../shared/realdata/photos with hands whose side is clear by eye: (wrist x, y px) → side.
+# A detection counts as that hand when its wrist (mapped back through the augmentation) is within
+# 12 % of the image's longer side.
+PHOTO_SIDES: dict[str, list[tuple[float, float, str]]] = {
+    "hagrid_samples-crop-r0c4.jpg": [(197, 200, "left")],
+    "hagrid_samples-crop-r1c3.jpg": [(127, 228, "right"), (207, 220, "left")],
+    "hagrid_samples-crop-r3c0.jpg": [(72, 180, "right")],
+    "hamer_test3.jpg": [(356, 382, "right"), (534, 399, "left")],
+    "hamer_test5.jpg": [(418, 755, "right"), (602, 749, "left")],
+    "hgc_00144.jpg": [(98, 231, "left")],
+    "mmpose-onehand10k_1402.jpg": [(97, 261, "right")],
+    "mmpose-freihand_00017620.jpg": [(78, 110, "right")],
+    "meshgraphormer_freihand_sample1.jpg": [(57, 130, "right")],
+    "meshgraphormer_freihand_sample3.jpg": [(75, 156, "right")],
+    "meshgraphormer_internet_fig4.jpg": [(113, 154, "right")],
+}
+
+
+# --- augmentation -------------------------------------------------------------------------------------
+
+def random_variant(rng: np.random.Generator, size: tuple[int, int]) -> dict:
+    """A random variant: 2×3 affine A (rotation ±45°, scale 0.75-1.25, shift ±10 %) + photometric."""
+    w, h = size
+    ang = rng.uniform(-45, 45)
+    sc = rng.uniform(0.75, 1.25)
+    import cv2
+
+    A = cv2.getRotationMatrix2D((w / 2, h / 2), ang, sc)
+    A[:, 2] += rng.uniform(-0.1, 0.1, 2) * np.array([w, h])
+    return {"A": A, "gain": rng.uniform(0.6, 1.4), "bias": rng.uniform(-25, 25),
+            "blur": int(rng.choice([0, 0, 3, 5])), "jpeg": int(rng.choice([0, 40, 70]))}
+
+
+def apply_variant(img: np.ndarray, v: dict | None) -> np.ndarray:
+    import cv2
+
+    if v is None:
+        return img
+    h, w = img.shape[:2]
+    out = cv2.warpAffine(img, v["A"], (w, h), borderMode=cv2.BORDER_REFLECT101)
+    out = np.clip(out.astype(np.float32) * v["gain"] + v["bias"], 0, 255).astype(np.uint8)
+    if v["blur"]:
+        out = cv2.GaussianBlur(out, (v["blur"], v["blur"]), 0)
+    if v["jpeg"]:
+        ok, buf = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, v["jpeg"]])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+    return np.ascontiguousarray(out)
+
+
+def unmap_points(uv: np.ndarray, v: dict | None, width: int, mirrored: bool) -> np.ndarray:
+    """Pixel points of a (mirrored) variant back into the original image."""
+    p = np.array(uv, np.float64)
+    if mirrored:
+        p[..., 0] = width - p[..., 0]
+    if v is not None:
+        A = np.vstack([v["A"], [0, 0, 1]])
+        p = (np.c_[p, np.ones(len(p))] @ np.linalg.inv(A).T)[:, :2]
+    return p
+
+
+# --- collection -----------------------------------------------------------------------------------------
+
+def _match(dets, pts_back, targets, tol):
+    """{target: detection index}, nearest wrist within `tol` px in the original image; detections come
+    largest first and the first match of a target is kept."""
+    out: dict[int, int] = {}
+    for i, p in enumerate(pts_back):
+        d = [np.hypot(*(p - np.array(t[:2]))) for t in targets]
+        j = int(np.argmin(d))
+        if d[j] < tol and j not in out:
+            out[j] = i
+    return out
+
+
+def evidence_row(det, mirror_det) -> dict:
+    from core.side import SideEvidence
+
+    ev = SideEvidence.from_detection(det, mirror_det)
+    return {"label": ev.label, "conf": ev.label_confidence, "cw": ev.world_chirality,
+            "ci": ev.image_chirality, "mirror_p_right": ev.mirror_p_right}
+
+
+def collect_image(detector, img: np.ndarray, targets: list, n_aug: int, rng, name: str, group: str,
+                  tol: float | None = None) -> list[dict]:
+    """Rows for one image: every variant × {as is, mirrored}; `targets` = [(x, y, side)] in the original,
+    a detection is a target's hand when its wrist maps back within `tol` px (default 12 % of the size)."""
+    from core.errors import NoHandError
+    from core.side import other
+
+    h, w = img.shape[:2]
+    tol = 0.12 * max(h, w) if tol is None else tol
+    variants = [None] + [random_variant(rng, (w, h)) for _ in range(n_aug)]
+    rows = []
+    for k, v in enumerate(variants):
+        base = apply_variant(img, v)
+        found = []
+        for mirrored in (False, True):
+            im = base[:, ::-1].copy() if mirrored else base
+            try:
+                dets = detector.detect(im)
+            except NoHandError:
+                dets = []
+            wr = np.array([unmap_points(d.keypoints2d[:1], v, w, mirrored)[0] for d in dets]).reshape(-1, 2)
+            found.append({j: dets[i] for j, i in _match(dets, wr, targets, tol).items()})
+        for mirrored in (False, True):
+            for j, det in found[mirrored].items():
+                true = targets[j][2] if not mirrored else other(targets[j][2])
+                rows.append({"image": name, "group": group, "variant": k, "mirrored": mirrored, "hand": j,
+                             "true": true, **evidence_row(det, found[not mirrored].get(j))})
+    return rows
+
+
+def collect_real(detector, root: pathlib.Path, n_aug: int, seed: int) -> list[dict]:
+    from core.io.images import load_image
+
+    rng = np.random.default_rng(seed)
+    jobs = []
+    ann_root = root / "annotated" / "hgc_realworld"
+    for s in json.loads((ann_root / "annotations.json").read_text())["samples"]:
+        hand = s["hands"][0]
+        jobs.append((ann_root / s["image"], [(*hand["uv_px"][0], hand["side"])], "hgc"))
+    for p in sorted((root / "annotated" / "freihand_eval_K_only").glob("*.jpg")):
+        jobs.append((p, None, "freihand"))   # right hands; any detection counts
+    for name, hands in PHOTO_SIDES.items():
+        if (root / "photos" / name).exists():
+            jobs.append((root / "photos" / name, hands, "photos"))
+    rows = []
+    for path, targets, group in jobs:
+        img = load_image(path)
+        if targets is None:   # one hand, position unknown: the largest detection is it
+            h, w = img.shape[:2]
+            rows += collect_image(detector, img, [(w / 2, h / 2, "right")], n_aug, rng, path.name, group,
+                                  tol=float("inf"))
+        else:
+            rows += collect_image(detector, img, targets, n_aug, rng, path.name, group)
+        print(f"{path.name}: {len(rows)} rows", file=sys.stderr, flush=True)
+    return rows
+
+
+def collect_renders(detector, folder: pathlib.Path, n_aug: int, seed: int, limit: int) -> list[dict]:
+    """make_dataset shards: right hands (their kp2d says where)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    n = 0
+    for shard in sorted(folder.glob("shard_*.npz")):
+        z = np.load(shard)
+        for i in range(len(z["images"])):
+            if n >= limit:
+                return rows
+            wrist = z["kp2d"][i][0]
+            rows += collect_image(detector, z["images"][i], [(wrist[0], wrist[1], "right")], n_aug, rng,
+                                  f"{shard.stem}:{i}", "renders")
+            n += 1
+    return rows
+
+
+# --- report ---------------------------------------------------------------------------------------------
+
+def decisions(rows: list[dict], use_mirror: bool = True) -> list:
+    from core.side import SideEvidence, decide_side
+
+    out = []
+    for r in rows:
+        ev = SideEvidence(r["label"], r["conf"], r["cw"], r["ci"], r["mirror_p_right"] if use_mirror else None)
+        out.append(decide_side(ev))
+    return out
+
+
+def confusion(true: list[str], chosen: list[str]) -> np.ndarray:
+    """2×2 counts, rows = true (left, right), columns = chosen (left, right)."""
+    m = np.zeros((2, 2), int)
+    for t, c in zip(true, chosen):
+        m[int(t == "right"), int(c == "right")] += 1
+    return m
+
+
+def summarise(rows: list[dict], confident: float | None = None) -> dict:
+    from core.side import CONFIDENT_LABEL
+
+    confident = CONFIDENT_LABEL if confident is None else confident
+    true = [r["true"] for r in rows]
+    label = [r["label"] for r in rows]
+    out = {"n": len(rows), "label": confusion(true, label).tolist(),
+           "label_wrong": int(sum(t != l for t, l in zip(true, label)))}
+    for key, mirror in (("decision", True), ("decision_no_mirror", False)):
+        dec = decisions(rows, mirror)
+        ch = [d.side for d in dec]
+        out[key] = confusion(true, ch).tolist()
+        out[f"{key}_wrong"] = int(sum(t != c for t, c in zip(true, ch)))
+        out[f"{key}_broke_confident"] = int(sum(t == r["label"] and r["conf"] >= confident and c != t
+                                              for t, r, c in zip(true, rows, ch)))
+        out[f"{key}_broke_any"] = int(sum(t == r["label"] and c != t for t, r, c in zip(true, rows, ch)))
+        out[f"{key}_fixed"] = int(sum(t != r["label"] and c == t for t, r, c in zip(true, rows, ch)))
+        by: dict[str, list[int]] = {}
+        for t, d in zip(true, dec):
+            by.setdefault(d.decided_by, [0, 0])[int(d.side == t)] += 1
+        out[f"{key}_by"] = {k: {"wrong": v[0], "right": v[1]} for k, v in by.items()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("--real-data", type=pathlib.Path)
+    c.add_argument("--renders", type=pathlib.Path, help="folder of make_dataset shards (with images)")
+    c.add_argument("--limit", type=int, default=200, help="renders to use")
+    c.add_argument("--aug", type=int, default=12, help="random variants per image (besides the image)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", type=pathlib.Path, required=True)
+    r = sub.add_parser("report")
+    r.add_argument("files", nargs="+", type=pathlib.Path)
+    args = ap.parse_args(argv)
+    if args.what == "collect":
+        from core.detector import HandDetector
+
+        t0 = time.time()
+        with HandDetector() as det:
+            rows = []
+            if args.real_data is not None:
+                rows += collect_real(det, args.real_data, args.aug, args.seed)
+            if args.renders is not None:
+                rows += collect_renders(det, args.renders, args.aug, args.seed, args.limit)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"argv": argv or sys.argv[1:], "rows": rows}))
+        print(f"{len(rows)} rows -> {args.out} ({time.time() - t0:.0f} s)")
+        return 0
+    for f in args.files:
+        rows = json.loads(f.read_text())["rows"]
+        groups = sorted({r["group"] for r in rows})
+        for g in groups + ["all"]:
+            sel = [r for r in rows if g in ("all", r["group"])]
+            print(f, g, json.dumps(summarise(sel)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
