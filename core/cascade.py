@@ -1,7 +1,6 @@
-"""The full cascade (paper 000 §3.4): image → 50 joint hypotheses (stage 1) → 50 mesh hypotheses (stage 2).
+"""Stage 2 of the cascade (paper 000 §3.4) and the cascade estimator: joint hypotheses → mesh hypotheses.
 
-`CascadeEstimator.run(image, n=50, steps=10)` returns one `CascadeResult` per selected hand:
-  - the stage-1 result (keypoints, joint hypotheses, joint trajectory, cam_t),
+`MeshStage.run_hand(image, stage1_result)` gives one hand's `MeshResult`:
   - **cloud mode**: each joint hypothesis → one latent sample → one mesh: `vertex_hypotheses`
     (N,V,3) and their regressed joints `mesh_joint_hypotheses` (N,21,3),
   - **paper mode**: the mean of the joint hypotheses → N latent samples → mean latent → one mesh:
@@ -11,6 +10,10 @@
 all root-relative (the regressed wrist at the origin) in the original camera axes, metres.
 Left hands are mirrored on the way in (crop flipped, joints x → −x) and mirrored back on the way out
 (their faces get the reversed winding so normals still point outwards).
+
+The sequence image → stage 1 → stage 2 lives in `core.pipeline.ImagePipeline`; `CascadeEstimator` is
+that pipeline with the mesh stage required (`CascadeEstimator().run(image, n=50, steps=10)` → one
+`core.pipeline.HandResult` per selected hand).
 
 Cost (DESIGN §10): the crop's features and every block's cross-attention keys/values are computed
 once per hand; both modes run as one batch of 2N through the LDM (N when `paper_samples=0`).
@@ -25,8 +28,10 @@ import numpy as np
 import torch
 
 from core.diffusion import GaussianDiffusion, make_schedule
-from core.errors import InputError, raise_if_cancelled
+from core.errors import raise_if_cancelled
+from core.joints import mirror_x
 from core.nets.joint_diffusion import JOINT_SCALE
+from core.pipeline import ImagePipeline
 
 MESH_LDM_NAME = "mesh_ldm"
 
@@ -138,20 +143,40 @@ class MeshStage:
             timesteps=np.array(res.timesteps),
             timings={"features_s": t1 - t0, "ldm_s": t2 - t1, "decode_s": t3 - t2})
 
+    def run_hand(self, image: np.ndarray, s1, steps: int = 10, seed: int = 0, eta: float = 0.0,
+                 paper_samples: int | None = None, progress: Callable[[int, int], None] | None = None,
+                 cancel=None) -> "MeshResult":
+        """One hand's stage 2: its crop of the RGB `image` and its stage-1 result (`Stage1Result`, photo
+        axes) → `MeshResult` in the photo's axes (a left hand is mirrored in and back out)."""
+        from core.detector import crop_box
+        from core.nets.image_encoder import crop_image, to_tensor
+        from core.stage1 import solve_cam_t
 
-def _mirror(points: np.ndarray) -> np.ndarray:
-    out = np.array(points, copy=True)
-    out[..., 0] *= -1
-    return out
+        t0 = time.perf_counter()
+        left = s1.handedness == "left"
+        crop = to_tensor(crop_image(image, crop_box(s1.keypoints2d), self.encoder.config.res, mirror=left))
+        hyps = mirror_x(s1.joint_hypotheses) if left else np.asarray(s1.joint_hypotheses)
+        out = self.sample(crop, hyps, steps=steps, seed=seed, eta=eta, paper_samples=paper_samples,
+                          progress=progress, cancel=cancel)
+        faces = self.faces
+        vh, jh, v, j = out.vertex_hypotheses, out.mesh_joint_hypotheses, out.vertices, out.mesh_joints
+        if left:
+            vh, jh, v, j = mirror_x(vh), mirror_x(jh), mirror_x(v), mirror_x(j)
+            faces = faces[:, ::-1].copy()
+        cam_t = solve_cam_t(j, s1.keypoints2d, s1.K, s1.keypoints2d_score)
+        return MeshResult(vertex_hypotheses=vh, vertices=v, faces=faces, mesh_joint_hypotheses=jh, mesh_joints=j,
+                          mesh_cam_t=cam_t, trajectory_latents_xt=out.trajectory_xt,
+                          trajectory_latents_x0=out.trajectory_x0, mesh_timesteps=out.timesteps,
+                          timings=dict(out.timings, stage2_s=time.perf_counter() - t0))
 
 
 @dataclass
-class CascadeResult:
-    """One hand, original camera axes, metres; left hands already mirrored back."""
+class MeshResult:
+    """Stage 2 of one hand in the photo's camera axes, metres, root-relative; a left hand already mirrored
+    back (with reversed face winding). Part of a `core.pipeline.HandResult`."""
 
-    stage1: object                         # core.stage1.Stage1Result
-    vertex_hypotheses: np.ndarray          # (N,V,3) root-relative
-    vertices: np.ndarray                   # (V,3) paper aggregate, root-relative
+    vertex_hypotheses: np.ndarray          # (N,V,3) cloud: one mesh per joint hypothesis
+    vertices: np.ndarray                   # (V,3) paper aggregate
     faces: np.ndarray                      # (F,3) (winding reversed for left hands)
     mesh_joint_hypotheses: np.ndarray      # (N,21,3)
     mesh_joints: np.ndarray                # (21,3)
@@ -161,30 +186,8 @@ class CascadeResult:
     mesh_timesteps: np.ndarray
     timings: dict = field(default_factory=dict)
 
-    # DESIGN §2 names
-    @property
-    def keypoints2d(self) -> np.ndarray:
-        return self.stage1.keypoints2d
 
-    @property
-    def joint_hyps(self) -> np.ndarray:
-        return self.stage1.joint_hypotheses
-
-    @property
-    def mesh_hyps(self) -> np.ndarray:
-        return self.vertex_hypotheses
-
-    @property
-    def aggregated(self) -> np.ndarray:
-        return self.vertices
-
-    def to_npz_dict(self) -> dict[str, np.ndarray]:
-        d = self.stage1.to_npz_dict()
-        d.update(mesh_npz_arrays(self))
-        return d
-
-
-def mesh_npz_arrays(r: CascadeResult) -> dict[str, np.ndarray]:
+def mesh_npz_arrays(r: MeshResult) -> dict[str, np.ndarray]:
     """The stage-2 keys of `result.npz` (issue 4, item 5)."""
     d = {
         "vertex_hypotheses": r.vertex_hypotheses.astype(np.float32),
@@ -202,123 +205,13 @@ def mesh_npz_arrays(r: CascadeResult) -> dict[str, np.ndarray]:
     return d
 
 
-class CascadeEstimator:
-    """Image → per-hand `CascadeResult` (stage 1 then stage 2)."""
+class CascadeEstimator(ImagePipeline):
+    """The image pipeline (`core.pipeline`) with its mesh stage required: image → per-hand
+    `HandResult` with joints (stage 1) and meshes (stage 2)."""
 
     def __init__(self, device: torch.device | str = "cpu", stage1=None, mesh_stage: MeshStage | None = None,
                  detector=None) -> None:
         from core.stage1 import Stage1Estimator
 
-        self.stage1 = stage1 or Stage1Estimator(device=device, detector=detector)
-        self.mesh = mesh_stage or MeshStage.from_weights(device)
-
-    def run_stage2(self, image: np.ndarray, s1, steps: int = 10, seed: int = 0, eta: float = 0.0,
-                   paper_samples: int | None = None, progress=None, cancel=None) -> CascadeResult:
-        from core.detector import crop_box
-        from core.nets.image_encoder import crop_image, to_tensor
-        from core.stage1 import solve_cam_t
-
-        t0 = time.perf_counter()
-        left = s1.handedness == "left"
-        box = crop_box(s1.keypoints2d)
-        crop = to_tensor(crop_image(image, box, self.mesh.encoder.config.res, mirror=left))
-        hyps = _mirror(s1.joint_hypotheses) if left else np.asarray(s1.joint_hypotheses)
-        out = self.mesh.sample(crop, hyps, steps=steps, seed=seed, eta=eta, paper_samples=paper_samples,
-                               progress=progress, cancel=cancel)
-        faces = self.mesh.faces
-        vh, jh, v, j = out.vertex_hypotheses, out.mesh_joint_hypotheses, out.vertices, out.mesh_joints
-        if left:
-            vh, jh, v, j = _mirror(vh), _mirror(jh), _mirror(v), _mirror(j)
-            faces = faces[:, ::-1].copy()
-        cam_t = solve_cam_t(j, s1.keypoints2d, s1.K, s1.keypoints2d_score)
-        timings = dict(out.timings, stage2_s=time.perf_counter() - t0)
-        return CascadeResult(stage1=s1, vertex_hypotheses=vh, vertices=v, faces=faces, mesh_joint_hypotheses=jh,
-                             mesh_joints=j, mesh_cam_t=cam_t, trajectory_latents_xt=out.trajectory_xt,
-                             trajectory_latents_x0=out.trajectory_x0, mesh_timesteps=out.timesteps,
-                             timings=timings)
-
-    def run(self, image: np.ndarray, n: int = 50, steps: int = 10, seed: int = 0, hand: str = "largest",
-            K: np.ndarray | None = None, eta: float | None = None, mesh_steps: int | None = None,
-            paper_samples: int | None = None, progress: Callable[[int, int], None] | None = None,
-            cancel=None) -> list[CascadeResult]:
-        """All selected hands of an RGB uint8 image; progress counts stage-1 then stage-2 DDIM steps."""
-        img = np.asarray(image)
-        if img.ndim != 3:
-            raise InputError(f"expected an RGB image, got shape {img.shape}")
-        s2 = mesh_steps or steps
-        total = steps + s2
-        p1 = (lambda d, t: progress(d, total)) if progress else None
-        results = self.stage1.run(img, n=n, steps=steps, seed=seed, hand=hand, K=K, eta=eta,
-                                  progress=p1, cancel=cancel)
-        out = []
-        for r in results:
-            p2 = (lambda d, t: progress(steps + d, total)) if progress else None
-            c = self.run_stage2(img, r, steps=s2, seed=seed, eta=0.0 if eta is None else eta,
-                                paper_samples=paper_samples, progress=p2, cancel=cancel)
-            c.timings.update({f"stage1_{k}": v for k, v in r.timings.items()})
-            out.append(c)
-        return out
-
-
-def add_mesh_outputs(arrays: dict, result: CascadeResult, folder, fmt: str = "obj", save_hypotheses: bool = False,
-                     stem: str = "mesh") -> list:
-    """For `pose-viewer infer`: add the stage-2 keys to a result.npz dict and write the aggregate mesh
-    (`mesh.<fmt>`) — and with `save_hypotheses` every hypothesis (`mesh_hyp_000.<fmt>` …) — into
-    `folder`. Meshes are written in the camera frame (vertices + mesh_cam_t) so they overlay the image.
-    Returns the written paths."""
-    import pathlib
-
-    from core.io.export import save_mesh
-
-    arrays.update(mesh_npz_arrays(result))
-    folder = pathlib.Path(folder)
-    paths = [save_mesh(folder / f"{stem}.{fmt}", result.vertices + result.mesh_cam_t, result.faces)]
-    if save_hypotheses:
-        for i, v in enumerate(result.vertex_hypotheses):
-            paths.append(save_mesh(folder / f"{stem}_hyp_{i:03d}.{fmt}", v + result.mesh_cam_t, result.faces))
-    return paths
-
-
-# --- `pose-viewer infer` hook ------------------------------------------------------------------------
-
-def add_cli_options(p) -> None:
-    """Stage-2 options of `pose-viewer infer`."""
-    p.add_argument("--format", default="obj", choices=["obj", "ply", "glb"],
-                   help="mesh file format of mesh.<fmt> (default obj)")
-    p.add_argument("--save-hypotheses", action="store_true",
-                   help="also write every mesh hypothesis (mesh_hyp_000.<fmt> …)")
-
-
-class CliMeshStage:
-    """What `pose-viewer infer` needs from stage 2: load once, then per hand add the mesh keys to
-    result.npz and write mesh.<fmt> (+ hypotheses) in the camera frame (vertices + mesh_cam_t)."""
-
-    def __init__(self, mesh_stage: MeshStage, args) -> None:
-        self.mesh = mesh_stage
-        self.args = args
-        self.est = CascadeEstimator.__new__(CascadeEstimator)   # stage 1 is run by the CLI itself
-        self.est.mesh = mesh_stage
-
-    @classmethod
-    def create(cls, device, args, explicit: bool) -> "CliMeshStage | None":
-        """None (with a note on stderr) when the stage-2 weights are missing and --stage 2 was not asked
-        for explicitly; with --stage 2 a missing weight raises WeightsError naming the file."""
-        import sys
-
-        from core.errors import WeightsError
-
-        try:
-            return cls(MeshStage.from_weights(device), args)
-        except WeightsError as exc:
-            if explicit:
-                raise
-            print(f"note: mesh stage unavailable ({exc}); running stage 1 (joints) only", file=sys.stderr)
-            return None
-
-    def add_outputs(self, arrays: dict, image: np.ndarray, s1, folder, hand_index: int = 0) -> CascadeResult:
-        a = self.args
-        r = self.est.run_stage2(image, s1, steps=a.steps, seed=a.seed)
-        stem = "mesh" if hand_index == 0 else f"mesh_hand{hand_index}"
-        add_mesh_outputs(arrays, r, folder, fmt=getattr(a, "format", "obj"),
-                         save_hypotheses=getattr(a, "save_hypotheses", False), stem=stem)
-        return r
+        super().__init__(stage1 or Stage1Estimator(device=device, detector=detector),
+                         mesh_stage or MeshStage.from_weights(device))

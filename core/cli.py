@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from core import __version__
-from core.errors import HandModelError, PoseViewerError
+from core.errors import HandModelError, PoseViewerError, one_line
 
 #: Sub-command modules under core/commands (each has `register(subparsers)`).
 COMMANDS = ("mesh", "infer", "complete")
@@ -57,12 +57,6 @@ def run_each(paths: Iterable[str], handle: Callable[[str], Any], debug: bool = F
             print(f"error: {path}: internal error ({type(exc).__name__}: {one_line(exc)}); rerun with --debug",
                   file=sys.stderr)
     return 2 if failed else 0
-
-
-def one_line(exc: BaseException) -> str:
-    """First line of an exception message, never empty."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

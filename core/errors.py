@@ -38,3 +38,9 @@ def raise_if_cancelled(cancel, message: str = "cancelled") -> None:
 
 class HandModelError(PoseViewerError):
     """A hand model cannot be built or used (missing / invalid model file, bad parameters)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """First line of an exception's message, never empty: how the CLI and the window show an error."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,7 +1,7 @@
-"""Stage 1 pipeline: image → hand detection → crop-normalised 2D → N root-relative 3D joint hypotheses.
+"""Stage 1: a detected hand's 2D keypoints → crop-normalised 2D → N root-relative 3D joint hypotheses.
 
-`Stage1Estimator.run(image)` detects hands (MediaPipe), mirrors left hands into right hands (DESIGN
-§3), lifts each hand's 2D keypoints with the joint diffusion model (DDIM, N hypotheses in one batch,
+`Stage1Estimator.run_detection(detection, K)` mirrors a left hand into a right hand (DESIGN §3), lifts its
+2D keypoints with the joint diffusion model (DDIM, N hypotheses in one batch,
 recorded trajectory), mirrors back, aggregates (mean, paper; optional per-joint reprojection
 aggregation, D3DP's JPMA) and solves the camera translation so that `joints + cam_t` projects onto
 the keypoints.
@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.detector import CROP_PAD, Detection, HandDetector, mirror_K, mirror_keypoints, select_hands
+from core.detector import CROP_PAD, Detection, HandDetector, mirror_K, mirror_keypoints
 from core.diffusion import GaussianDiffusion, make_schedule
-from core.errors import InputError
-from core.geometry import intrinsics_from_size
 from core.nets.joint_diffusion import JOINT_SCALE, JointDiffusionConfig, JointDiffusionNet
 from core.occlusion import joint_occlusion
 
@@ -343,19 +341,9 @@ class Stage1Estimator:
     def run(self, image: np.ndarray, n: int = 50, steps: int = 10, seed: int = 0, hand: str = "largest",
             K: np.ndarray | None = None, eta: float | None = None, aggregation: str = "mean",
             progress: Callable[[int, int], None] | None = None, cancel=None) -> list[Stage1Result]:
-        """All selected hands of an RGB uint8 image. Raises NoHandError / InputError."""
-        img = np.asarray(image)
-        if img.ndim != 3:
-            raise InputError(f"expected an RGB image, got shape {img.shape}")
-        h, w = img.shape[:2]
-        K = intrinsics_from_size(w, h) if K is None else np.asarray(K, np.float64)
-        t0 = time.perf_counter()
-        dets = select_hands(self.detector.detect(img), hand)
-        t_det = time.perf_counter() - t0
-        out = []
-        for det in dets:
-            r = self.run_detection(det, K, n=n, steps=steps, seed=seed, eta=eta, aggregation=aggregation,
-                                   progress=progress, cancel=cancel)
-            r.timings["detect_s"] = t_det
-            out.append(r)
-        return out
+        """All selected hands of an RGB uint8 image, stage 1 only (the image pipeline, `core.pipeline`,
+        without its mesh stage). Raises NoHandError / InputError."""
+        from core.pipeline import ImagePipeline
+
+        return [r.stage1 for r in ImagePipeline(self).run(image, hand=hand, K=K, n=n, steps=steps, seed=seed, eta=eta,
+                                                          aggregation=aggregation, progress=progress, cancel=cancel)]

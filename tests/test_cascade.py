@@ -1,12 +1,14 @@
 """The cascade's stage-2 path with tiny random models (no detector, no shipped weights needed),
-plus a check of the shipped stage-2 weights when they exist."""
+plus a check of the shipped stage-2 weights when they exist. The pipeline around it: test_pipeline.py."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from core.cascade import CascadeEstimator, MeshStage, add_mesh_outputs
+from core.cascade import CascadeEstimator, MeshStage
+from core.commands.infer import write_meshes
+from core.detector import Detection, crop_box
 from core.errors import Cancelled, WeightsError
 from core.mesh.sampling import load_sampling
 from core.nets.image_encoder import ImageEncoder, ImageEncoderConfig
@@ -24,8 +26,8 @@ def _randomise(m, seed):
             p.copy_(torch.randn(p.shape, generator=g) * 0.05)
 
 
-@pytest.fixture(scope="module")
-def mesh_stage():
+def tiny_mesh_stage() -> MeshStage:
+    """A real MeshStage with tiny random networks (fast; meshes of no particular shape)."""
     torch.manual_seed(0)
     enc = ImageEncoder(ImageEncoderConfig(widths=[8, 8, 16, 16], stem=8, res=64))
     ldm = MeshLDM(MeshLDMConfig(width=32, depth=1, heads=2, cross_heads=2, level_dims=enc.level_dims))
@@ -33,6 +35,11 @@ def mesh_stage():
     ae = MeshAE(load_sampling(), MeshAEConfig(channels=[8, 8, 16, 16]))
     _randomise(ae, 2)
     return MeshStage(enc, ldm, ae)
+
+
+@pytest.fixture(scope="module")
+def mesh_stage():
+    return tiny_mesh_stage()
 
 
 def _stage1(handedness="right", width=320, seed=0):
@@ -48,14 +55,22 @@ def _stage1(handedness="right", width=320, seed=0):
 
 
 class FakeStage1:
+    """Stage 1 stand-in: finds one hand and returns a fixed stage-1 result, stepping its progress."""
+
     def __init__(self, result):
         self.result = result
+        self.detector = self
 
-    def run(self, image, n=50, steps=10, progress=None, **kw):
+    def detect(self, image):
+        kp = self.result.keypoints2d
+        return [Detection(kp, np.ones(21), 0.9, self.result.handedness, crop_box(kp),
+                          image_size=(image.shape[1], image.shape[0]))]
+
+    def run_detection(self, det, K, n=50, steps=10, progress=None, **kw):
         for i in range(steps):
             if progress:
                 progress(i + 1, steps)
-        return [self.result]
+        return self.result
 
 
 def test_run_shapes_frames_and_keys(mesh_stage, tmp_path):
@@ -78,9 +93,9 @@ def test_run_shapes_frames_and_keys(mesh_stage, tmp_path):
               "cam_t", "mesh_cam_t", "trajectory_mesh_latents_xt", "trajectory_joints_xt"):
         assert k in d, k
     arrays = {}
-    paths = add_mesh_outputs(arrays, r, tmp_path, fmt="ply", save_hypotheses=True)
+    assert d["stage"] == 2 and d["vertex_hypotheses"].shape == (N, 1609, 3)
+    paths = write_meshes(r, tmp_path, fmt="ply", save_hypotheses=True)
     assert len(paths) == N + 1 and all(p.exists() for p in paths)
-    assert arrays["vertex_hypotheses"].shape == (N, 1609, 3)
     # hypotheses differ (different joint conditions / noise), the aggregate is one of a kind
     assert np.abs(r.vertex_hypotheses[0] - r.vertex_hypotheses[1]).max() > 1e-6
 
@@ -113,9 +128,8 @@ def test_left_hand_is_the_mirror_of_the_right_hand(mesh_stage):
     left.K = right.K.copy()
     left.K[0, 2] = w - 1 - right.K[0, 2]
     img = np.full((240, w, 3), 90, np.uint8)                  # uniform: crops are identical
-    est = CascadeEstimator(stage1=FakeStage1(right), mesh_stage=mesh_stage)
-    rr = est.run_stage2(img, right, steps=STEPS, seed=3)
-    rl = est.run_stage2(img, left, steps=STEPS, seed=3)
+    rr = mesh_stage.run_hand(img, right, steps=STEPS, seed=3)
+    rl = mesh_stage.run_hand(img, left, steps=STEPS, seed=3)
     np.testing.assert_allclose(rl.vertex_hypotheses, rr.vertex_hypotheses * [-1, 1, 1], atol=1e-5)
     np.testing.assert_allclose(rl.vertices, rr.vertices * [-1, 1, 1], atol=1e-5)
     np.testing.assert_array_equal(rl.faces, rr.faces[:, ::-1])   # winding flipped with the mirror
@@ -140,10 +154,10 @@ def test_shipped_stage2_weights_reconstruct_and_run():
         ms = MeshStage.from_weights("cpu")
     except WeightsError as exc:
         pytest.skip(f"stage-2 weights not shipped: {exc}")
-    from core.hand.anny_hand import AnnyHand
+    from core.hand import load_hand_model
     from core.pose_sampler import sample_poses, sample_shapes
 
-    hand = AnnyHand()
+    hand = load_hand_model()
     with torch.no_grad():
         out = hand(torch.tensor([[0.2, 2.0, -0.4]]), torch.from_numpy(sample_poses(1, 11)),
                    torch.from_numpy(sample_shapes(1, 11)))

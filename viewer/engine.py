@@ -1,7 +1,8 @@
-"""The viewer's handle on the engine: builds the estimator once (on a worker thread) and runs it.
+"""The viewer's handle on the engine: builds the image pipeline once (in the engine process) and runs it.
 
-Uses the full cascade (`core.cascade`) when it and its weights are available, else stage 1 alone
-(joint hypotheses only). All computation happens in `core`; this only chooses and calls.
+Uses the full cascade when its weights are available, else stage 1 alone (joint hypotheses only):
+`core.pipeline.ImagePipeline.load` decides and says why. All computation happens in `core`; this only
+chooses, calls and reports progress.
 """
 from __future__ import annotations
 
@@ -11,29 +12,7 @@ from typing import Any
 
 import numpy as np
 
-
-@dataclass
-class ViewResult:
-    """What the window shows of one hand: stage-1 fields, plus meshes when the cascade ran.
-    Everything root-relative in the photo's camera axes (metres)."""
-
-    keypoints2d: np.ndarray
-    keypoints2d_score: np.ndarray
-    K: np.ndarray
-    cam_t: np.ndarray
-    handedness: str
-    joint_hypotheses: np.ndarray
-    joints: np.ndarray
-    trajectory_xt: np.ndarray | None
-    source: Any                                   # the core result (Stage1Result / CascadeResult)
-    vertex_hypotheses: np.ndarray | None = None
-    vertices: np.ndarray | None = None
-    mesh_joints: np.ndarray | None = None
-    mesh_trajectory_vertices: np.ndarray | None = None   # (S,N,V,3) decoded x̂0 per stage-2 step
-    faces: np.ndarray | None = None
-
-    def to_npz_dict(self) -> dict:
-        return self.source.to_npz_dict()
+from core.pipeline import HandResult
 
 
 @dataclass
@@ -44,7 +23,7 @@ class Estimate:
     image: np.ndarray
     detections: list[Any]
     chosen: int
-    result: Any
+    result: HandResult
     reprojection_px: np.ndarray
     seconds: float
     engine_kind: str = ""          # 'cascade (joints + meshes)' or 'stage 1 (joints only)'
@@ -52,55 +31,45 @@ class Estimate:
 
 
 class Engine:
-    """Lazily constructed detector + estimator, shared by all runs (guarded by a lock)."""
+    """Lazily loaded image pipeline (detector + stage 1 + stage 2), shared by all runs (guarded by a lock)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._estimator: Any = None
+        self._pipeline: Any = None
         self._device: str | None = None
-        self.kind = "not loaded"
-        self.note = ""
 
-    def estimator(self, device: str = "auto") -> Any:
+    @property
+    def kind(self) -> str:
+        return self._pipeline.kind if self._pipeline is not None else "not loaded"
+
+    @property
+    def note(self) -> str:
+        return self._pipeline.note if self._pipeline is not None else ""
+
+    def pipeline(self, device: str = "auto"):
+        """The `core.pipeline.ImagePipeline` on `device` (loaded on first use or when the device changes)."""
         with self._lock:
-            if self._estimator is None or device != self._device:
+            if self._pipeline is None or device != self._device:
                 from core.device import pick_device
+                from core.pipeline import ImagePipeline
 
-                dev = pick_device(device)
-                from core.errors import WeightsError
-
-                try:
-                    from core.cascade import CascadeEstimator
-
-                    self._estimator = CascadeEstimator(device=dev)
-                    self.kind = "cascade (joints + meshes)"
-                except (ImportError, WeightsError) as exc:
-                    from core.stage1 import Stage1Estimator
-
-                    self._estimator = Stage1Estimator(device=dev)
-                    self.kind = "stage 1 (joints only)"
-                    self.note = f"mesh stage unavailable: {exc}"
+                self._pipeline = ImagePipeline.load(pick_device(device))
                 self._device = device
-            return self._estimator
+            return self._pipeline
 
     def detect(self, image: np.ndarray) -> list[Any]:
         """Every hand in the image, largest first (raises NoHandError when there is none)."""
-        from core.detector import select_hands
-
-        est = self.estimator(self._device or "auto")
-        stage1 = est.stage1 if self.kind.startswith("cascade") else est
-        return select_hands(stage1.detector.detect(image), "all")
+        return self.pipeline(self._device or "auto").detect(image)
 
     def run(self, path: str, image: np.ndarray | None, detections: list[Any] | None, chosen: int,
             settings: dict, progress, cancel, early=None) -> Estimate:
         """Load (if needed), detect (if needed) and estimate the chosen hand.
 
-        With the cascade, the mesh trajectory (x̂0 of every stage-2 step, decoded: ~0.35 s for 50 × 10
-        meshes on 2 CPU cores) is only needed by the denoising slider, so `early(estimate)`, when given,
+        With meshes, the mesh trajectory (x̂0 of every stage-2 step, decoded: ~0.35 s for 50 × 10 meshes
+        on 2 CPU cores) is only needed by the denoising slider, so `early(estimate)`, when given,
         receives the result without it first; the returned estimate has it."""
         import time
 
-        from core.geometry import intrinsics_from_size
         from core.hypotheses import reprojection_errors
         from core.io.images import load_image
 
@@ -108,50 +77,25 @@ class Engine:
         progress(0, 3, "loading")
         if image is None:
             image = load_image(path)
-        est = self.estimator(settings.get("device", "auto"))
+        pipe = self.pipeline(settings.get("device", "auto"))
         if detections is None:
             progress(1, 3, "detecting")
-            detections = self.detect(image)
+            detections = pipe.detect(image)
             chosen = 0
-        det = detections[chosen]
-        h, w = image.shape[:2]
-        K = intrinsics_from_size(w, h)
-
-        def step(done: int, total: int) -> None:
-            progress(done, total, "denoising")
-
-        n, steps, seed = settings.get("n", 50), settings.get("steps", 10), settings.get("seed", 0)
-        stage1 = est.stage1 if self.kind.startswith("cascade") else est
-        total = 2 * steps if self.kind.startswith("cascade") else steps
-        s1 = stage1.run_detection(det, K, n=n, steps=steps, seed=seed,
-                                  progress=lambda d, t: progress(d, total, "joints"), cancel=cancel)
-        view = ViewResult(s1.keypoints2d, s1.keypoints2d_score, s1.K, s1.cam_t, s1.handedness, s1.joint_hypotheses,
-                          s1.joints, s1.trajectory_xt, s1)
-        if self.kind.startswith("cascade"):
-            c = est.run_stage2(image, s1, steps=steps, seed=seed,
-                               progress=lambda d, t: progress(steps + d, total, "meshes"), cancel=cancel)
-            view.source, view.faces = c, c.faces
-            view.vertex_hypotheses, view.vertices, view.mesh_joints = c.vertex_hypotheses, c.vertices, c.mesh_joints
-        err = reprojection_errors(view.joint_hypotheses, view.cam_t, view.keypoints2d, view.K)
-        estimate = Estimate(path, image, detections, chosen, view, err, time.perf_counter() - t0, self.kind, self.note)
-        latents = getattr(view.source, "trajectory_latents_x0", None)
-        if latents is None:
+        stage = ["joints"]
+        (result,) = pipe.estimate(image, [detections[chosen]], n=settings.get("n", 50), steps=settings.get("steps", 10),
+                                  seed=settings.get("seed", 0), cancel=cancel,
+                                  progress=lambda done, total: progress(done, total, stage[0]),
+                                  on_stage=lambda name: stage.__setitem__(0, name))
+        err = reprojection_errors(result.joint_hypotheses, result.cam_t, result.keypoints2d, result.K)
+        estimate = Estimate(path, image, detections, chosen, result, err, time.perf_counter() - t0, pipe.kind, pipe.note)
+        if result.trajectory_latents_x0 is None:
             return estimate
         if early is not None:
             early(estimate)
-        view.mesh_trajectory_vertices = self._decode_trajectory(est.mesh, latents, s1.handedness == "left", cancel)
+        pipe.decode_trajectory(result, cancel)
         estimate.seconds = time.perf_counter() - t0
         return estimate
-
-    @staticmethod
-    def _decode_trajectory(mesh, latents: np.ndarray, mirrored: bool, cancel) -> np.ndarray:
-        """(S,N,168) whitened x̂0 latents → (S,N,V,3) meshes in the photo's axes (cancellable)."""
-        from core.joints import mirror_x
-
-        s, k = latents.shape[:2]
-        verts, _ = mesh.decode_latents(latents.reshape(s * k, -1), whitened=True, cancel=cancel)
-        verts = verts.reshape(s, k, *verts.shape[1:])
-        return mirror_x(verts) if mirrored else verts
 
 
 class PriorEngine:
@@ -252,17 +196,10 @@ class PriorEngine:
 
 def build_hand(spec: dict | None = None):
     """The hand model named by `spec`: {'kind': 'anny'} (default) or {'kind': 'mano', 'path': folder}."""
+    from core.hand import load_hand_model
+
     spec = spec or {"kind": "anny"}
-    kind = spec.get("kind", "anny")
-    if kind == "anny":
-        from core.hand.anny_hand import AnnyHand
-
-        return AnnyHand()
-    if kind == "mano":
-        from core.hand.mano_hand import ManoHand
-
-        return ManoHand(spec["path"])
-    raise ValueError(f"unknown hand model kind {kind!r}")
+    return load_hand_model(spec.get("kind", "anny"), mano_dir=spec.get("path"))
 
 
 WORKER_NICENESS = 10   # the engine processes' scheduling priority, below the window's
@@ -290,8 +227,7 @@ def serve_cascade(conn, cancel_upto, spec: dict | None) -> None:
     def setup():
         engine = Engine()
         try:
-            est = engine.estimator("auto")   # warm: weights and the MediaPipe bundle
-            (est.stage1 if engine.kind.startswith("cascade") else est).detector
+            engine.pipeline("auto").warm()   # weights and the MediaPipe bundle
         except Exception:      # noqa: BLE001 - e.g. missing weights: reported again by each job
             pass
         return engine
@@ -318,7 +254,7 @@ def _serve(conn, cancel_upto, setup, run_job, threads: int | None) -> None:
 
     import torch
 
-    from core.errors import Cancelled
+    from core.errors import Cancelled, one_line
 
     if threads:
         torch.set_num_threads(threads)
@@ -329,11 +265,6 @@ def _serve(conn, cancel_upto, setup, run_job, threads: int | None) -> None:
         pass
     engine = None
     startup_error: tuple[str, str] | None = None
-
-    def one_line(exc: BaseException) -> str:
-        from core.cli import one_line as _one_line
-
-        return _one_line(exc)
 
     try:
         engine = setup()

@@ -14,7 +14,9 @@ Stage 2 (meshes, core/cascade.py; when its weights are shipped, or with `--stage
   overlays the image · trajectory_mesh_latents_xt / _x0 (stage-2 DDIM trajectory as AE latents) ·
   stage = 2; and writes DIR/<stem>/mesh.<fmt> (--format obj|ply|glb; camera frame) and, with
   --save-hypotheses, mesh_hyp_000.<fmt> ….
-With `--hand all`, further hands go to `result_hand1.npz`, `result_hand2.npz`, ….
+With `--hand all`, further hands go to `result_hand1.npz`, `result_hand2.npz`, … (meshes to
+`mesh_hand1.<fmt>`, …). Every key is `core.pipeline.HandResult.to_npz_dict` plus image_size, n_hands,
+hand_index, seed, steps; `stage` is 1 or 2. Images run through the one image pipeline (`core.pipeline`).
 Exit 0 when every input succeeded, else 2 with one `error: <path>: <reason>` line per failed input.
 """
 from __future__ import annotations
@@ -23,14 +25,14 @@ import argparse
 import pathlib
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.errors import InputError
 
-def _mesh_stage_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("core.cascade") is not None
+if TYPE_CHECKING:
+    from core.pipeline import HandResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,22 +50,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hand", default="largest", choices=["largest", "left", "right", "all"],
                    help="which detected hand(s) to process (default: largest)")
     p.add_argument("--stage", type=int, choices=[1, 2], default=None,
-                   help="1: joints only; 2: joints + meshes (default 2 once the mesh stage exists, else 1)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM η (default: the model's)")
-    if _mesh_stage_available():   # stage-2 options (core/cascade.py)
-        from core.cascade import add_cli_options
-        add_cli_options(p)
+                   help="1: joints only; 2: joints + meshes (default 2 when the mesh weights are shipped, else 1)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM η of stage 1 (default: the model's)")
+    p.add_argument("--format", default="obj", choices=["obj", "ply", "glb"],
+                   help="mesh file format of mesh.<fmt> (default obj)")
+    p.add_argument("--save-hypotheses", action="store_true",
+                   help="also write every mesh hypothesis (mesh_hyp_000.<fmt> …)")
     add_common_options(p)
     p.set_defaults(func=run)
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from core.errors import InputError
-
     if not 1 <= args.n <= 1000:
         raise InputError(f"-n must be in [1, 1000], got {args.n}")
     if not 1 <= args.steps <= 50:
         raise InputError(f"--steps must be in [1, 50], got {args.steps}")
+
+
+def write_meshes(result: HandResult, folder: pathlib.Path, fmt: str = "obj", save_hypotheses: bool = False,
+                 stem: str = "mesh") -> list[pathlib.Path]:
+    """The aggregate mesh (`<stem>.<fmt>`) and, with `save_hypotheses`, every hypothesis
+    (`<stem>_hyp_000.<fmt>` …) of a mesh result, in the camera frame (vertices + mesh_cam_t) so they
+    overlay the image. Returns the written paths."""
+    from core.io.export import save_mesh
+
+    paths = [save_mesh(folder / f"{stem}.{fmt}", result.vertices + result.mesh_cam_t, result.faces)]
+    if save_hypotheses:
+        for i, v in enumerate(result.vertex_hypotheses):
+            paths.append(save_mesh(folder / f"{stem}_hyp_{i:03d}.{fmt}", v + result.mesh_cam_t, result.faces))
+    return paths
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,30 +86,24 @@ def run(args: argparse.Namespace) -> int:
     from core.device import pick_device
     from core.io.export import save_npz
     from core.io.images import load_image
-    from core.stage1 import Stage1Estimator
+    from core.pipeline import ImagePipeline
 
     _validate(args)
-    stage = args.stage if args.stage is not None else (2 if _mesh_stage_available() else 1)
-    if stage == 2 and not _mesh_stage_available():
-        print("note: the mesh stage is not available yet; running stage 1 (joints) only", file=sys.stderr)
     try:
         device = pick_device(args.device)
     except (RuntimeError, ValueError) as exc:
-        from core.errors import InputError
         raise InputError(str(exc)) from exc
     out_root = pathlib.Path(args.out)
-    est = Stage1Estimator(device=device)
-    mesh = None
-    if stage == 2 and _mesh_stage_available():   # stage 2 (core/cascade.py): meshes for each hand
-        from core.cascade import CliMeshStage
-        mesh = CliMeshStage.create(device, args, explicit=args.stage == 2)
+    pipeline = ImagePipeline.load(device, mesh={1: False, 2: True}.get(args.stage))
+    if pipeline.note:
+        print(f"note: {pipeline.note}; running stage 1 (joints) only", file=sys.stderr)
     used: dict[str, int] = {}
 
     def handle(path: str) -> None:
         t0 = time.perf_counter()
         image = load_image(path)
         h, w = image.shape[:2]
-        results = est.run(image, n=args.n, steps=args.steps, seed=args.seed, hand=args.hand, eta=args.eta)
+        results = pipeline.run(image, hand=args.hand, n=args.n, steps=args.steps, seed=args.seed, eta=args.eta)
         stem = pathlib.Path(path).stem or "image"
         k = used.get(stem, 0)
         used[stem] = k + 1
@@ -103,12 +112,10 @@ def run(args: argparse.Namespace) -> int:
         for i, r in enumerate(results):
             arrays = r.to_npz_dict()
             arrays.update(image_size=np.array([w, h], np.int32), n_hands=np.int32(len(results)),
-                          hand_index=np.int32(i), stage=np.int32(1), seed=np.int32(args.seed),
-                          steps=np.int32(args.steps))
-            if mesh is not None:
-                mesh.add_outputs(arrays, image, r, folder, hand_index=i)   # sets stage=2, writes mesh.<fmt>
-            name = "result.npz" if i == 0 else f"result_hand{i}.npz"
-            save_npz(folder / name, **arrays)
+                          hand_index=np.int32(i), seed=np.int32(args.seed), steps=np.int32(args.steps))
+            if r.has_mesh:
+                write_meshes(r, folder, args.format, args.save_hypotheses, "mesh" if i == 0 else f"mesh_hand{i}")
+            save_npz(folder / ("result.npz" if i == 0 else f"result_hand{i}.npz"), **arrays)
         dt = time.perf_counter() - t0
         sides = ", ".join(r.handedness for r in results)
         print(f"{path}: {len(results)} hand(s) ({sides}), {args.n} hypotheses, {dt:.2f} s -> {folder}/result.npz")
