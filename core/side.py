@@ -156,3 +156,51 @@ def decide_side(ev: SideEvidence, forced: str | None = None) -> SideDecision:
     else:
         by = "chirality"
     return SideDecision(side, float(conf), by, ev)
+
+
+def match_mirrored(dets: list, mirror_dets: list, width: int, tol: float = 0.25) -> list:
+    """For each detection, the detection of the same hand in the horizontally mirrored image (or None):
+    mirrored back (u → W − u), the nearest by mean keypoint distance within `tol` × the hand's box side."""
+    out: list = [None] * len(dets)
+    used: set[int] = set()
+    for i, d in enumerate(dets):
+        side = float(d.box[2] - d.box[0]) or 1.0
+        best, best_j = tol * side, None
+        for j, m in enumerate(mirror_dets):
+            if j in used:
+                continue
+            back = np.array(m.keypoints2d, np.float64)
+            back[:, 0] = width - back[:, 0]
+            dist = float(np.linalg.norm(back - d.keypoints2d, axis=1).mean())
+            if dist < best:
+                best, best_j = dist, j
+        if best_j is not None:
+            used.add(best_j)
+            out[i] = mirror_dets[best_j]
+    return out
+
+
+def decide_sides(detector, image: np.ndarray, dets: list, forced: str | None = None,
+                 mirror_check: bool = True) -> list[SideDecision]:
+    """Side decisions for the detections of one RGB image. The mirror check runs `detector` once more on
+    the mirrored image (skipped when `forced` or `mirror_check=False`); hands it does not find go on
+    without it."""
+    if forced is not None and forced != "auto":
+        return [decide_side(SideEvidence.from_detection(d), forced) for d in dets]
+    mirrors: list = [None] * len(dets)
+    if mirror_check and dets:
+        from core.errors import NoHandError
+
+        try:
+            found = detector.detect(np.ascontiguousarray(np.asarray(image)[:, ::-1]))
+        except NoHandError:
+            found = []
+        mirrors = match_mirrored(dets, found, np.asarray(image).shape[1])
+    return [decide_side(SideEvidence.from_detection(d, m)) for d, m in zip(dets, mirrors)]
+
+
+def apply_side(det, decision: SideDecision):
+    """Set a detection's side (what the lifting mirrors by) and keep the decision in `det.extra["side"]`."""
+    det.handedness = decision.side
+    det.extra["side"] = decision
+    return det

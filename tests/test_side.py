@@ -1,0 +1,136 @@
+"""The hand's side (core/side.py, issue 28): the decision rules on constructed evidence, the chirality
+sign on real hand-model joints, and MediaPipe end to end on the generated Anny right hand and its mirror."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from core.errors import InputError
+from core.paths import SAMPLE_IMAGE
+from core.side import (CHIRALITY_MIN, CONFIDENT_LABEL, SideEvidence, chirality, decide_side, decide_sides,
+                       match_mirrored, other, p_right)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+# --- rules on constructed evidence --------------------------------------------------------------------
+
+def test_confident_label_is_kept_against_all_other_evidence():
+    ev = SideEvidence("right", CONFIDENT_LABEL, world_chirality=-0.9, image_chirality=-0.9, mirror_p_right=0.0)
+    d = decide_side(ev)
+    assert d.side == "right" and d.decided_by == "label"
+    assert d.confidence < 0.5          # the rest disagrees: flagged by a low confidence, not flipped
+
+
+def test_unsure_label_is_overridden_by_the_mirror_check():
+    ev = SideEvidence("right", 0.6, mirror_p_right=0.05)
+    d = decide_side(ev)
+    assert (d.side, d.decided_by) == ("left", "mirror-check")
+    assert 0.5 < d.confidence < 1
+    # a mirror check that agrees keeps the label
+    assert decide_side(SideEvidence("right", 0.6, mirror_p_right=0.9)).side == "right"
+
+
+def test_agreeing_chiralities_override_an_unsure_label_without_mirror_check():
+    d = decide_side(SideEvidence("right", 0.7, world_chirality=-0.3, image_chirality=-0.2))
+    assert (d.side, d.decided_by) == ("left", "chirality")
+    # they must agree: one against the other is no vote
+    assert decide_side(SideEvidence("right", 0.7, world_chirality=-0.3, image_chirality=0.3)).side == "right"
+    # and be strong enough: a near-flat palm's sign is noise
+    weak = -0.5 * CHIRALITY_MIN
+    assert decide_side(SideEvidence("right", 0.7, world_chirality=weak, image_chirality=weak)).side == "right"
+    # a missing one is no vote either
+    assert decide_side(SideEvidence("right", 0.7, world_chirality=-0.3)).side == "right"
+
+
+def test_chirality_does_not_beat_a_fairly_sure_averaged_label():
+    """Label 0.85 right and the mirror check 0.95 right: average 0.9 right (logit 2.2) > the chirality weight."""
+    d = decide_side(SideEvidence("right", 0.85, world_chirality=-0.5, image_chirality=-0.5, mirror_p_right=0.95))
+    assert d.side == "right"
+
+
+def test_forced_side_wins_and_is_checked():
+    ev = SideEvidence("right", 0.99, world_chirality=0.5, image_chirality=0.5, mirror_p_right=1.0)
+    d = decide_side(ev, forced="left")
+    assert (d.side, d.confidence, d.decided_by) == ("left", 1.0, "forced")
+    assert decide_side(ev, forced="auto").side == "right"
+    with pytest.raises(InputError):
+        decide_side(ev, forced="up")
+
+
+def test_mirrored_evidence_gives_the_mirrored_decision():
+    """Every reading flipped (what a mirrored image gives) → the other side, same confidence."""
+    for ev in [SideEvidence("right", 0.6, 0.2, 0.3, 0.1), SideEvidence("left", 0.95, 0.2, 0.3, 0.4),
+               SideEvidence("left", 0.55, -0.05, 0.4, None), SideEvidence("right", 0.8, -0.2, -0.3, None)]:
+        flipped = SideEvidence(other(ev.label), ev.label_confidence, -ev.world_chirality, -ev.image_chirality,
+                               None if ev.mirror_p_right is None else 1 - ev.mirror_p_right)
+        a, b = decide_side(ev), decide_side(flipped)
+        assert a.side == other(b.side) and a.confidence == pytest.approx(b.confidence)
+
+
+def test_p_right_and_npz_keys():
+    assert p_right("right", 0.8) == pytest.approx(0.8) and p_right("left", 0.8) == pytest.approx(0.2)
+    d = decide_side(SideEvidence("left", 0.6, mirror_p_right=0.9))
+    keys = d.npz()
+    assert str(keys["side"]) == d.side == "right" and str(keys["side_decided_by"]) == "mirror-check"
+    assert str(keys["side_label"]) == "left" and float(keys["side_confidence"]) == pytest.approx(d.confidence)
+
+
+# --- chirality on the hand model ----------------------------------------------------------------------
+
+def test_chirality_is_positive_for_right_hand_joints_and_negative_mirrored():
+    gt = np.load(pytest.importorskip("pathlib").Path(__file__).parent / "data" / "anny_right_256_gt.npz")
+    j = gt["joints_cam"]
+    assert chirality(j) > CHIRALITY_MIN
+    m = j.copy()
+    m[:, 0] *= -1
+    assert chirality(m) == pytest.approx(-chirality(j))
+    R = cv2.Rodrigues(np.array([0.3, -1.2, 2.0]))[0]     # any rotation keeps it
+    assert chirality(j @ R.T) == pytest.approx(chirality(j))
+    assert chirality(np.zeros((21, 3))) == 0.0 and chirality(np.zeros((20, 3))) == 0.0
+
+
+# --- MediaPipe end to end -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def detector():
+    from core.detector import HandDetector
+
+    det = HandDetector()
+    yield det
+    det.close()
+
+
+@pytest.fixture(scope="module")
+def hand_image():
+    return cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
+
+
+def test_mirrored_image_gives_the_other_side(detector, hand_image):
+    dets = detector.detect(hand_image)
+    (d,) = decide_sides(detector, hand_image, dets[:1])
+    mirrored = np.ascontiguousarray(hand_image[:, ::-1])
+    mdets = detector.detect(mirrored)
+    (m,) = decide_sides(detector, mirrored, mdets[:1])
+    assert d.side == "right" and m.side == "left"
+    assert d.evidence.mirror_p_right is not None and m.evidence.mirror_p_right is not None
+    assert d.confidence > 0.5 and m.confidence > 0.5
+    # the detector keeps the landmarks' depth, so both chiralities are there
+    assert d.evidence.world_chirality is not None and d.evidence.image_chirality is not None
+
+
+def test_forced_side_is_respected(detector, hand_image):
+    dets = detector.detect(hand_image)
+    (d,) = decide_sides(detector, hand_image, dets[:1], forced="left")
+    assert (d.side, d.decided_by) == ("left", "forced")
+
+
+def test_match_mirrored_pairs_the_same_hand(detector, hand_image):
+    dets = detector.detect(hand_image)
+    mirrored = np.ascontiguousarray(hand_image[:, ::-1])
+    mdets = detector.detect(mirrored)
+    assert match_mirrored(dets[:1], mdets, hand_image.shape[1])[0] is mdets[0]
+    # a hand elsewhere does not match
+    far = [type(mdets[0])(**{**mdets[0].__dict__, "keypoints2d": mdets[0].keypoints2d + 100})]
+    assert match_mirrored(dets[:1], far, hand_image.shape[1]) == [None]
