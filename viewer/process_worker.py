@@ -12,6 +12,12 @@ the latest is kept until the GUI thread takes it, shown at most every `progress_
 `partial_interval_s`: each costs a frame), so a slow frame never lets updates pile up in the event
 queue. Cancel is a shared counter: the child stops a job at
 its next iteration once `cancel_upto >= run id`. Messages of superseded runs are dropped by run id.
+
+A child that dies (killed, out of memory, a native crash) is noticed at once: the reader's `recv` ends.
+A live run then fails with one message; an idle child's death is reported once through `crashed`, and a
+child that had started up is replaced at once (restart is automatic; a child that dies while starting is
+replaced by the next `start`). Ending children never blocks the window for long: `shutdown` (or
+`shutdown_all` for several runners at once) asks, then terminates, then kills, within ~2 s in all.
 """
 from __future__ import annotations
 
@@ -51,6 +57,7 @@ class ProcessRunner(QtCore.QObject):
     cancelled = QtCore.Signal()
     busy_changed = QtCore.Signal(bool)
     ready = QtCore.Signal()   # the child has built the hand model and loaded the prior
+    crashed = QtCore.Signal(str)   # the child died while no run was live (reported once per death)
     partial_interval_s = 0.2  # live results shown at most this often (each one is a render)
     progress_interval_s = 0.25  # progress shown at most this often (the last step always)
 
@@ -92,6 +99,9 @@ class ProcessRunner(QtCore.QObject):
         self._last_progress_t = 0.0
         self._progress_timer = QtCore.QTimer(self, singleShot=True)
         self._progress_timer.timeout.connect(self._on_progress)
+        self._closing = False
+        self._last_respawn_t = -1e9
+        self.deaths = 0                       # unexpected child deaths so far (tests, diagnostics)
 
     # -- public API (as RunManager) --------------------------------------------------------------------
     @property
@@ -155,10 +165,10 @@ class ProcessRunner(QtCore.QObject):
         with self._cond:
             return self._cond.wait_for(lambda: self._done_id >= self._sent_id, msecs / 1000)
 
-    def shutdown(self, timeout_s: float = 3.0) -> None:
-        """Cancel the live run and end the child process (closing the window)."""
-        self.cancel()
-        self._stop_child(timeout_s)
+    def shutdown(self, timeout_s: float = 1.2) -> None:
+        """Cancel the live run and end the child process (closing the window): asked to stop, then
+        terminated, then killed — at most about `timeout_s` + 0.7 s, whatever the child is doing."""
+        shutdown_all([self], timeout_s)
 
     # -- child process -----------------------------------------------------------------------------------
     def _ensure_child(self) -> None:
@@ -195,32 +205,28 @@ class ProcessRunner(QtCore.QObject):
         for t in self._threads:
             t.start()
 
-    def _stop_child(self, timeout_s: float = 3.0) -> None:
+    def _stop_child(self, timeout_s: float = 1.2) -> None:
+        _finish_stop([self._detach_child()], timeout_s)
+
+    def _detach_child(self) -> tuple | None:
+        """Ask the child to stop and forget it; returns what `_finish_stop` needs to end it."""
         proc, conn, outbox = self._proc, self._conn, self._outbox
         if proc is None:
-            return
+            return None
         self._proc = self._conn = self._outbox = None
         self._cancel_upto.value = self._run_id   # the child stops its job at the next iteration
         self._cancel_upto = None
         outbox.put(("stop",))
         outbox.put(None)
+        threads, self._threads = self._threads, []
         # A child still starting up (importing torch, building the hand) reads 'stop' only once it is
         # ready: don't wait for that, end it.
-        proc.join(timeout_s if self.child_ready else 0.1)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(2.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(2.0)
-        for t in self._threads:
-            t.join(2.0)
-        self._threads = []
-        conn.close()
+        patient = self.child_ready
+        self.child_ready = False
         with self._cond:
             self._done_id = max(self._done_id, self._sent_id)
             self._cond.notify_all()
-        self.child_ready = False
+        return proc, conn, threads, patient
 
     def _write(self, conn, outbox: queue.Queue, cancel_upto) -> None:  # writer thread
         while True:
@@ -328,13 +334,70 @@ class ProcessRunner(QtCore.QObject):
             self.ready.emit()
 
     def _on_died(self, gen: int) -> None:
-        if gen != self._gen or self._proc is None:
+        if gen != self._gen or self._proc is None or self._closing:
             return   # an old child, or one we stopped
         proc = self._proc
-        proc.join(1.0)
+        proc.join(0.5)
         code = proc.exitcode
+        was_ready = self.child_ready
         self._stop_child(0.1)   # next start() spawns a fresh child
+        self.deaths += 1
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        message = f"the {self.label} process stopped unexpectedly ({how})"
+        log.warning("%s", message)
         if self._live:
             self._live = False
             self.busy_changed.emit(False)
-            self.failed.emit(f"the {self.label} process stopped unexpectedly (exit code {code})", "")
+            self.failed.emit(message, "")
+        else:
+            self.crashed.emit(message + ("; restarting it" if was_ready else ""))
+        # Restart at once (the next run should not pay for loading the models) unless the child never
+        # got ready (it would die again) or it died moments after the last restart.
+        now = time.perf_counter()
+        if was_ready and now - self._last_respawn_t > 10.0:
+            self._last_respawn_t = now
+            QtCore.QTimer.singleShot(0, self._respawn)
+
+    def _respawn(self) -> None:
+        if self._closing or self._proc is not None:
+            return
+        try:
+            self._ensure_child()
+        except Exception:  # noqa: BLE001 - start() tries again and reports the error
+            log.warning("could not restart the %s process", self.label, exc_info=True)
+
+
+def shutdown_all(runners: list[ProcessRunner], timeout_s: float = 1.2) -> None:
+    """End the children of several runners together (closing the window): every child is asked to stop
+    at once, then the ones still running are terminated and killed — about `timeout_s` + 0.7 s at most
+    in all, not per runner, so closing never waits for a model load or a long run."""
+    for r in runners:
+        r._closing = True
+        r.cancel()
+    _finish_stop([r._detach_child() for r in runners], timeout_s)
+    for r in runners:
+        r._closing = False
+
+
+def _finish_stop(detached: list, timeout_s: float) -> None:
+    """Wait (shared deadline) for asked children to exit; terminate, then kill, the others."""
+    detached = [d for d in detached if d is not None]
+    if not detached:
+        return
+    t0 = time.perf_counter()
+    for proc, _conn, _threads, patient in detached:
+        budget = timeout_s if patient else 0.1
+        proc.join(max(0.0, budget - (time.perf_counter() - t0)))
+    for sig_name, wait_s in (("terminate", 0.5), ("kill", 0.2)):
+        alive = [d[0] for d in detached if d[0].is_alive()]
+        if not alive:
+            break
+        for proc in alive:
+            getattr(proc, sig_name)()
+        t1 = time.perf_counter()
+        for proc in alive:
+            proc.join(max(0.0, wait_s - (time.perf_counter() - t1)))
+    for _proc, conn, threads, _patient in detached:
+        for t in threads:
+            t.join(0.2)   # the reader ends with the child's pipe, the writer on its sentinel
+        conn.close()
