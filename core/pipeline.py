@@ -13,7 +13,8 @@ separate call, `decode_trajectory`, so a caller can show a result before paying 
 
 Hooks for the features that come next (parameters exist; only the defaults are implemented):
 - `detector=`: the hand finder ('palm': MediaPipe's palm detector; 'search' / 'auto': issue 26);
-- `side=`: 'auto' takes the detector's handedness; forcing 'left' / 'right' is issue 28;
+- `side=`: 'auto' decides each hand's side from its evidence (`core.side`: the detector's label and
+  confidence, a mirror check, the landmarks' chirality); 'left' / 'right' force it (issue 28);
 - `HandResult.params`: per-hypothesis hand-model parameters (`core/mesh/params.py`, issue 25);
 - `estimate(image, detections, ...)` takes every hand of a photo in one call: batching across hands
   goes there.
@@ -62,6 +63,7 @@ class HandResult:
     mesh_trajectory_vertices: np.ndarray | None = None   # (S,N,V,3) decoded x̂0 per stage-2 step (`decode_trajectory`)
     params: Any = None              # per-hypothesis hand-model parameters (core/mesh/params.py; not yet filled)
     timings: dict = field(default_factory=dict)
+    side: Any = None                # core.side.SideDecision: how `handedness` was chosen (None: not recorded)
 
     keypoints2d = _from_stage1("keypoints2d", "(21,2) detector keypoints, px")
     keypoints2d_score = _from_stage1("keypoints2d_score", "(21,) per-keypoint scores")
@@ -119,6 +121,8 @@ class HandResult:
 
         d = self.stage1.to_npz_dict()
         d["stage"] = np.int32(self.stage)
+        if self.side is not None:
+            d.update(self.side.npz())
         if self.mesh is not None:
             d.update(mesh_npz_arrays(self.mesh))
         return d
@@ -197,8 +201,7 @@ class ImagePipeline:
 
         img = _rgb(image)
         check_choice("side", side, SIDES)
-        if side != "auto":
-            raise InputError(f"side={side!r} is not available yet (use 'auto')")   # hook: issue 28
+        self.decide_sides(img, detections, side)
         h, w = img.shape[:2]
         K = intrinsics_from_size(w, h) if K is None else np.asarray(K, np.float64)
         s2 = mesh_steps or steps
@@ -211,7 +214,8 @@ class ImagePipeline:
                 on_stage("joints")
             s1 = self.stage1.run_detection(det, K, n=n, steps=steps, seed=seed, eta=eta, aggregation=aggregation,
                                            progress=_offset(progress, base, total), cancel=cancel)
-            result = HandResult(s1, timings={f"stage1_{k}": v for k, v in s1.timings.items()})
+            result = HandResult(s1, timings={f"stage1_{k}": v for k, v in s1.timings.items()},
+                                side=det.extra.get("side"))
             if self.mesh is not None:
                 if on_stage:
                     on_stage("meshes")
@@ -223,21 +227,37 @@ class ImagePipeline:
         return out
 
     def run(self, image: np.ndarray, *, hand: str = "largest", detector: str = "palm", K: np.ndarray | None = None,
-            on_stage: StageFn | None = None, **kw) -> list[HandResult]:
-        """Detect, select (`hand`: largest | left | right | all) and `estimate` (its keyword arguments)."""
+            side: str = "auto", on_stage: StageFn | None = None, **kw) -> list[HandResult]:
+        """Detect, decide the sides, select (`hand`: largest | left | right | all, by the decided side) and
+        `estimate` (its keyword arguments)."""
         from core.detector import select_hands
 
         check_choice("hand", hand, HAND_SELECTIONS)
+        check_choice("side", side, SIDES)
         if on_stage:
             on_stage("detecting")
         t0 = time.perf_counter()
-        dets = select_hands(self.detect(image, detector), hand)
+        dets = self.detect(image, detector)
+        self.decide_sides(image, dets, side)
+        dets = select_hands(dets, hand)
         t_det = time.perf_counter() - t0
-        results = self.estimate(image, dets, K, on_stage=on_stage, **kw)
+        results = self.estimate(image, dets, K, side=side, on_stage=on_stage, **kw)
         for r in results:
             r.stage1.timings["detect_s"] = t_det
             r.timings["stage1_detect_s"] = t_det
         return results
+
+    def decide_sides(self, image: np.ndarray, detections: Sequence[Detection], side: str = "auto") -> None:
+        """Set each detection's side (`core.side`; what stage 1 mirrors by), kept in `det.extra["side"]`:
+        'left' / 'right' force it; 'auto' decides from the evidence (one more detector call on the mirrored
+        image) for the detections not decided yet."""
+        from core.side import apply_side, decide_sides
+
+        check_choice("side", side, SIDES)
+        todo = [d for d in detections if side != "auto" or "side" not in d.extra]
+        if todo:
+            for d, decision in zip(todo, decide_sides(self.stage1.detector, _rgb(image), todo, side)):
+                apply_side(d, decision)
 
     def decode_trajectory(self, result: HandResult, cancel=None) -> np.ndarray | None:
         """Decode a mesh result's stage-2 trajectory (x̂0 latents of every step) into meshes (S,N,V,3) in

@@ -82,14 +82,16 @@ class SideEvidence:
     @classmethod
     def from_detection(cls, det, mirror_det=None) -> "SideEvidence":
         """Evidence of a `core.detector.Detection` (and the same hand found in the mirrored image)."""
+        label, score = det.extra.get("label", (det.handedness, det.score))   # before any `apply_side`
         wc = chirality(det.world_landmarks) if det.world_landmarks is not None else None
         ic = None
         if getattr(det, "keypoints_z", None) is not None:
             ic = chirality(np.concatenate([det.keypoints2d, np.asarray(det.keypoints_z)[:, None]], 1))
         mp = None
         if mirror_det is not None:   # the mirror image's left is this image's right
-            mp = 1.0 - p_right(mirror_det.handedness, mirror_det.score)
-        return cls(det.handedness, float(det.score), wc, ic, mp)
+            m_label, m_score = mirror_det.extra.get("label", (mirror_det.handedness, mirror_det.score))
+            mp = 1.0 - p_right(m_label, m_score)
+        return cls(label, float(score), wc, ic, mp)
 
 
 @dataclass
@@ -200,7 +202,9 @@ def decide_sides(detector, image: np.ndarray, dets: list, forced: str | None = N
 
 
 def apply_side(det, decision: SideDecision):
-    """Set a detection's side (what the lifting mirrors by) and keep the decision in `det.extra["side"]`."""
+    """Set a detection's side (what the lifting mirrors by) and keep the decision in `det.extra["side"]`
+    (the detector's own label and confidence stay in `det.extra["label"]`)."""
+    det.extra.setdefault("label", (det.handedness, float(det.score)))
     det.handedness = decision.side
     det.extra["side"] = decision
     return det

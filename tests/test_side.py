@@ -134,3 +134,50 @@ def test_match_mirrored_pairs_the_same_hand(detector, hand_image):
     # a hand elsewhere does not match
     far = [type(mdets[0])(**{**mdets[0].__dict__, "keypoints2d": mdets[0].keypoints2d + 100})]
     assert match_mirrored(dets[:1], far, hand_image.shape[1]) == [None]
+
+
+# --- the pipeline and `pose-viewer infer --side` ------------------------------------------------------
+
+def _infer(tmp_path, image, *opts):
+    from core.cli import main
+
+    out = tmp_path / "out"
+    assert main(["infer", str(image), "--out", str(out), "-n", "4", "--steps", "2", "--stage", "1", *opts]) == 0
+    return np.load(out / image.stem / "result.npz")
+
+
+@pytest.fixture(scope="module")
+def mirrored_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("side") / "mirrored.png"
+    cv2.imwrite(str(path), cv2.imread(str(SAMPLE_IMAGE))[:, ::-1])
+    return path
+
+
+def test_infer_records_the_decision_and_a_mirrored_image_gives_the_other_side(tmp_path, mirrored_file):
+    r = _infer(tmp_path / "a", SAMPLE_IMAGE)
+    m = _infer(tmp_path / "b", mirrored_file)
+    assert str(r["side"]) == str(r["handedness"]) == "right"
+    assert str(m["side"]) == str(m["handedness"]) == "left"
+    for z in (r, m):
+        assert 0.5 < float(z["side_confidence"]) <= 1
+        assert str(z["side_decided_by"]) in ("label", "mirror-check", "chirality")
+        assert str(z["side_label"]) in ("left", "right")
+    # the joints are mirrored with the side: the left result is (about) the right one mirrored
+    assert np.sign(chirality(r["joints"])) == 1 and np.sign(chirality(m["joints"])) == -1
+
+
+@pytest.mark.parametrize("forced", ["left", "right"])
+def test_infer_side_flag_is_respected(tmp_path, mirrored_file, forced):
+    for image in (SAMPLE_IMAGE, mirrored_file):
+        z = _infer(tmp_path / image.stem, image, "--side", forced)
+        assert str(z["side"]) == str(z["handedness"]) == forced and str(z["side_decided_by"]) == "forced"
+        assert float(z["side_confidence"]) == 1.0
+        assert np.sign(chirality(z["joints"])) == (1 if forced == "right" else -1)   # lifted as that side
+
+
+def test_infer_side_flag_rejects_other_values(tmp_path, capsys):
+    from core.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["infer", str(SAMPLE_IMAGE), "--out", str(tmp_path), "--side", "up"])
+    assert "--side" in capsys.readouterr().err

@@ -6,7 +6,10 @@ For each input, `DIR/<image stem>/result.npz` holds (stage 1):
   image_size (w,h) · box (4,) crop box px · joint_hypotheses (N,21,3) metres, root-relative, camera
   axes · joints (21,3) aggregate (mean of the hypotheses, paper) · cam_t (3,) so that joints + cam_t
   projects onto the keypoints · trajectory_joints_xt (S+1,N,21,3) / trajectory_joints_x0 (S,N,21,3) /
-  trajectory_timesteps (S,) the recorded DDIM trajectory · n_hands, hand_index.
+  trajectory_timesteps (S,) the recorded DDIM trajectory · n_hands, hand_index ·
+  side ('left'|'right', = handedness, the side used) · side_confidence (P of that side) ·
+  side_decided_by ('label' | 'mirror-check' | 'chirality' | 'forced'; `--side`, core/side.py) ·
+  side_label / side_label_confidence (the detector's own handedness label and its confidence).
 Stage 2 (meshes, core/cascade.py; when its weights are shipped, or with `--stage 2`) adds:
   vertex_hypotheses (N,V,3) one mesh per joint hypothesis · vertices (V,3) the paper aggregate ·
   faces (F,3) · mesh_joint_hypotheses (N,21,3) / mesh_joints (21,3) regressed from the meshes (same
@@ -48,7 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--hand", default="largest", choices=["largest", "left", "right", "all"],
-                   help="which detected hand(s) to process (default: largest)")
+                   help="which detected hand(s) to process, by their decided side (default: largest)")
+    p.add_argument("--side", default="auto", choices=["auto", "left", "right"],
+                   help="the hand's side: auto decides from the evidence (detector label and confidence, a "
+                        "mirror check, the landmarks' chirality; core/side.py); left / right force it")
     p.add_argument("--stage", type=int, choices=[1, 2], default=None,
                    help="1: joints only; 2: joints + meshes (default 2 when the mesh weights are shipped, else 1)")
     p.add_argument("--eta", type=float, default=None, help="DDIM η of stage 1 (default: the model's)")
@@ -103,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         image = load_image(path)
         h, w = image.shape[:2]
-        results = pipeline.run(image, hand=args.hand, n=args.n, steps=args.steps, seed=args.seed, eta=args.eta)
+        results = pipeline.run(image, hand=args.hand, side=args.side, n=args.n, steps=args.steps, seed=args.seed,
+                               eta=args.eta)
         stem = pathlib.Path(path).stem or "image"
         k = used.get(stem, 0)
         used[stem] = k + 1
