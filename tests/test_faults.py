@@ -360,3 +360,27 @@ def test_shutdown_mid_run_is_quick_and_reports_nothing(qtbot, pose_npz):
     assert time.perf_counter() - t0 <= 2.0
     qtbot.wait(300)
     assert not messages and runner.pid is None
+
+
+# -- 7. the window's first hand without torch ------------------------------------------------------------------
+def test_the_shipped_neutral_hand_matches_the_hand_model():
+    """resources/mesh/anny_neutral.npz (the window's first hand, read without torch) is what the Anny
+    hand model gives now; a drift names the script that rebuilds it."""
+    from core.neutral_hand import REBUILD, load_neutral_hand, neutral_arrays
+
+    shipped, fresh = load_neutral_hand(), neutral_arrays()
+    assert np.array_equal(shipped.faces, fresh["faces"]), f"faces changed: {REBUILD}"
+    for key in ("vertices", "joints", "global_orient"):
+        assert np.allclose(getattr(shipped, key), fresh[key], atol=1e-5), f"{key} changed: {REBUILD}"
+
+
+def test_a_damaged_neutral_hand_names_the_rebuild_command(tmp_path):
+    from core.errors import WeightsError
+    from core.neutral_hand import load_neutral_hand
+
+    bad = tmp_path / "n.npz"
+    np.savez(bad, vertices=np.zeros((5, 3)), joints=np.zeros((21, 3)), faces=np.array([[0, 1, 9]]),
+             global_orient=np.zeros(3))
+    for path in (bad, tmp_path / "missing.npz"):
+        with pytest.raises(WeightsError, match="make_neutral_hand.py"):
+            load_neutral_hand(path)
