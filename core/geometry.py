@@ -1,12 +1,21 @@
-"""Rotations, projection and mirroring helpers (torch and numpy), used across the engine."""
+"""Rotations, projection and mirroring helpers (torch and numpy), used across the engine.
+
+torch is imported inside the torch functions: the window process uses the numpy ones (projection,
+intrinsics) and must not load torch (issue 27)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     """Rodrigues: (...,3) axis-angle → (...,3,3); smooth at zero (Taylor terms), differentiable."""
+    import torch
+
     theta2 = (aa * aa).sum(-1, keepdim=True)[..., None]  # (...,1,1)
     theta = torch.sqrt(theta2 + 1e-12)
     small = theta2 < 1e-8
@@ -28,7 +37,7 @@ def matrix_to_axis_angle(r: torch.Tensor) -> torch.Tensor:
 
 def mirror_axis_angle(aa: np.ndarray | torch.Tensor):
     """Global orientation of the mirror image across x = 0: R → M R M with M = diag(-1, 1, 1)."""
-    out = aa.clone() if isinstance(aa, torch.Tensor) else np.array(aa, copy=True)
+    out = np.array(aa, copy=True) if isinstance(aa, (np.ndarray, list, tuple)) else aa.clone()   # numpy or torch
     out[..., 1] *= -1
     out[..., 2] *= -1
     return out

@@ -53,17 +53,17 @@ def coarse_meshes(vertices: np.ndarray, level: int = 1) -> tuple[np.ndarray, np.
     while the user scrubs). Other vertex counts are returned unchanged (with faces None)."""
     import scipy.sparse as sp
 
-    from core.mesh.sampling import load_sampling
+    from core.mesh.sampling import load_sampling_arrays   # numpy only: the window process has no torch
 
     if "sampling" not in _LOD_CACHE:
-        _LOD_CACHE["sampling"] = load_sampling()
+        _LOD_CACHE["sampling"] = load_sampling_arrays()
     s = _LOD_CACHE["sampling"]
-    level = max(1, min(level, len(s.down)))
+    level = max(1, min(level, len(s["down"])))
     if level not in _LOD_CACHE:
-        down = sp.csr_matrix(np.asarray(s.down[0], np.float32))
-        for d in s.down[1:level]:
-            down = sp.csr_matrix(np.asarray(d, np.float32)) @ down
-        _LOD_CACHE[level] = (down.tocsr(), np.asarray(s.level_faces[level]))
+        down = sp.csr_matrix(s["down"][0])
+        for d in s["down"][1:level]:
+            down = sp.csr_matrix(d) @ down
+        _LOD_CACHE[level] = (down.tocsr(), np.asarray(s["level_faces"][level]))
     down, faces = _LOD_CACHE[level]
     v = np.asarray(vertices, np.float32)
     if v.ndim != 3 or v.shape[1] != down.shape[1]:

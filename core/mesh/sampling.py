@@ -18,8 +18,12 @@ from __future__ import annotations
 import pathlib
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:   # torch is imported where tensors are built: `load_sampling_arrays` is numpy only
+    import torch
 
 from core.errors import WeightsError
 
@@ -101,7 +105,7 @@ def barycentric_matrix(points: np.ndarray, vertices: np.ndarray, faces: np.ndarr
 
 # --- loading ---------------------------------------------------------------------------------------
 
-def _sparse(m: torch.Tensor) -> torch.Tensor:
+def _sparse(m: torch.Tensor) -> torch.Tensor:   # noqa: F821 - annotation only
     return m.to_sparse_coo().coalesce()
 
 
@@ -146,7 +150,10 @@ def save_sampling(path: pathlib.Path, *, spirals, down, up, joint_regressor, tem
     np.savez_compressed(path, **arrays)
 
 
-def load_sampling(path: pathlib.Path | str | None = None) -> MeshSampling:
+def load_sampling_arrays(path: pathlib.Path | str | None = None) -> dict:
+    """The resource as numpy (no torch; the window's level-of-detail meshes use it): 'down' / 'up' dense
+    (V_{l+1}, V_l) / (V_l, V_{l+1}) float32 per transition, 'spirals', 'level_faces' per level,
+    'joint_regressor', 'template'."""
     path = pathlib.Path(path) if path is not None else RESOURCE
     if not path.exists():
         raise WeightsError(f"{path}: mesh sampling resource is missing; rebuild with: {BUILD_COMMAND}")
@@ -155,20 +162,29 @@ def load_sampling(path: pathlib.Path | str | None = None) -> MeshSampling:
         n = int(z["levels"])
 
         def dense(name, l):
-            shape = tuple(int(x) for x in z[f"{name}_{l}_shape"])
-            m = torch.zeros(shape)
-            m[torch.from_numpy(z[f"{name}_{l}_rows"].astype(np.int64)),
-              torch.from_numpy(z[f"{name}_{l}_cols"].astype(np.int64))] = torch.from_numpy(z[f"{name}_{l}_vals"])
+            m = np.zeros(tuple(int(x) for x in z[f"{name}_{l}_shape"]), np.float32)
+            m[z[f"{name}_{l}_rows"].astype(np.int64), z[f"{name}_{l}_cols"].astype(np.int64)] = z[f"{name}_{l}_vals"]
             return m
 
-        return MeshSampling(
-            spirals=[torch.from_numpy(z[f"spiral_{l}"].astype(np.int64)) for l in range(n)],
-            down=[dense("down", l) for l in range(n - 1)],
-            up=[dense("up", l) for l in range(n - 1)],
-            joint_regressor=torch.from_numpy(z["joint_regressor"].astype(np.float32)),
-            template=torch.from_numpy(z["template"].astype(np.float32)),
-            faces=z["faces_0"].astype(np.int64),
-            level_faces=[z[f"faces_{l}"].astype(np.int64) for l in range(n)],
-        )
+        return {"spirals": [z[f"spiral_{l}"].astype(np.int64) for l in range(n)],
+                "down": [dense("down", l) for l in range(n - 1)], "up": [dense("up", l) for l in range(n - 1)],
+                "joint_regressor": z["joint_regressor"].astype(np.float32),
+                "template": z["template"].astype(np.float32),
+                "level_faces": [z[f"faces_{l}"].astype(np.int64) for l in range(n)]}
     except (KeyError, ValueError, OSError) as exc:
         raise WeightsError(f"{path}: mesh sampling resource is unreadable ({exc}); rebuild with: {BUILD_COMMAND}") from exc
+
+
+def load_sampling(path: pathlib.Path | str | None = None) -> MeshSampling:
+    import torch
+
+    a = load_sampling_arrays(path)
+    return MeshSampling(
+        spirals=[torch.from_numpy(s) for s in a["spirals"]],
+        down=[torch.from_numpy(m) for m in a["down"]],
+        up=[torch.from_numpy(m) for m in a["up"]],
+        joint_regressor=torch.from_numpy(a["joint_regressor"]),
+        template=torch.from_numpy(a["template"]),
+        faces=a["level_faces"][0],
+        level_faces=a["level_faces"],
+    )
