@@ -114,10 +114,26 @@ def test_mirrored_image_gives_the_other_side(detector, hand_image):
     mdets = detector.detect(mirrored)
     (m,) = decide_sides(detector, mirrored, mdets[:1])
     assert d.side == "right" and m.side == "left"
-    assert d.evidence.mirror_p_right is not None and m.evidence.mirror_p_right is not None
     assert d.confidence > 0.5 and m.confidence > 0.5
     # the detector keeps the landmarks' depth, so both chiralities are there
     assert d.evidence.world_chirality is not None and d.evidence.image_chirality is not None
+
+
+def test_mirror_check_runs_for_unsure_labels_only(detector, hand_image):
+    import copy
+
+    (det,) = detector.detect(hand_image)[:1]
+    assert det.score >= CONFIDENT_LABEL            # the sample's label is sure: no second detector call
+    (d,) = decide_sides(detector, hand_image, [copy.deepcopy(det)])
+    assert d.evidence.mirror_p_right is None and d.side == "right"
+    # the same hand with a wrong, unsure label: the mirror check reads the mirrored image and fixes it
+    wrong = copy.deepcopy(det)
+    wrong.handedness, wrong.score = "left", 0.6
+    (w,) = decide_sides(detector, hand_image, [wrong])
+    assert w.evidence.mirror_p_right is not None and w.evidence.mirror_p_right > 0.5
+    assert (w.side, w.decided_by) == ("right", "mirror-check")
+    (n,) = decide_sides(detector, hand_image, [copy.deepcopy(wrong)], mirror_check=False)
+    assert n.evidence.mirror_p_right is None
 
 
 def test_forced_side_is_respected(detector, hand_image):

@@ -227,6 +227,59 @@ def summarise(rows: list[dict], confident: float | None = None) -> dict:
     return out
 
 
+# --- PA-MPJPE on the annotated crops -------------------------------------------------------------------
+
+def eval_pampjpe(root: pathlib.Path, stage: int, n: int = 50, steps: int = 10) -> dict:
+    """hgc_realworld crops and their mirrors (K and the 3D joints mirrored with them): PA-MPJPE (mm) of the
+    result lifted with the label's side, the decided side and the true side (each hand lifted both ways)."""
+    from core.detector import mirror_K
+    from core.io.images import load_image
+    from core.metrics import pa_mpjpe
+    from core.pipeline import ImagePipeline
+    from core.side import SideEvidence, decide_sides, other
+
+    pipe = ImagePipeline.load("cpu", mesh=stage == 2)
+    ann_root = root / "annotated" / "hgc_realworld"
+    rows = []
+    for s in json.loads((ann_root / "annotations.json").read_text())["samples"]:
+        img0 = load_image(ann_root / s["image"])
+        K0 = np.array(s["K"], np.float64)
+        gt0 = np.array(s["hands"][0]["xyz_cam_mm"], np.float64)
+        true0 = s["hands"][0]["side"]
+        for mirrored in (False, True):
+            img = np.ascontiguousarray(img0[:, ::-1]) if mirrored else img0
+            w = img.shape[1]
+            K = mirror_K(K0, w) if mirrored else K0
+            gt = gt0 * np.array([-1.0, 1, 1]) if mirrored else gt0
+            true = other(true0) if mirrored else true0
+            dets = pipe.detect(img)
+            t0 = time.perf_counter()
+            (dec,) = decide_sides(pipe.stage1.detector, img, dets[:1])
+            t_side = time.perf_counter() - t0
+            label = SideEvidence.from_detection(dets[0]).label
+            err = {}
+            for side in ("left", "right"):
+                (r,) = pipe.estimate(img, dets[:1], K, n=n, steps=steps, side=side)
+                err[side] = float(pa_mpjpe(r.aggregate_joints * 1000, gt))
+            rows.append({"image": s["image"], "mirrored": mirrored, "true": true, "label": label,
+                         "label_conf": dets[0].extra.get("label", (label, dets[0].score))[1],
+                         "decision": dec.side, "decided_by": dec.decided_by, "confidence": dec.confidence,
+                         "err_left": err["left"], "err_right": err["right"], "t_side_s": t_side})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    pipe.stage1.detector.close()
+    out = {"stage": 2 if pipe.has_mesh else 1, "n_hyp": n, "steps": steps, "rows": rows}
+    for part, sel in (("original", [r for r in rows if not r["mirrored"]]), ("mirrored", [r for r in rows if r["mirrored"]]),
+                      ("both", rows)):
+        d = {"n": len(sel)}
+        for key in ("label", "decision", "true"):
+            e = [r[f"err_{r[key]}"] for r in sel]
+            d[key] = {"mean": float(np.mean(e)), "median": float(np.median(e)),
+                      "wrong_side": int(sum(r[key] != r["true"] for r in sel))}
+        out[part] = d
+    out["t_side_median_s"] = float(np.median([r["t_side_s"] for r in rows]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -237,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--aug", type=int, default=12, help="random variants per image (besides the image)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", type=pathlib.Path, required=True)
+    q = sub.add_parser("pampjpe")
+    q.add_argument("--real-data", type=pathlib.Path, default=pathlib.Path("../shared/realdata"))
+    q.add_argument("--stage", type=int, choices=[1, 2], default=2)
+    q.add_argument("-n", type=int, default=50)
+    q.add_argument("--steps", type=int, default=10)
+    q.add_argument("--out", type=pathlib.Path, required=True)
     r = sub.add_parser("report")
     r.add_argument("files", nargs="+", type=pathlib.Path)
     args = ap.parse_args(argv)
@@ -254,13 +313,30 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps({"argv": argv or sys.argv[1:], "rows": rows}))
         print(f"{len(rows)} rows -> {args.out} ({time.time() - t0:.0f} s)")
         return 0
+    if args.what == "pampjpe":
+        res = eval_pampjpe(args.real_data, args.stage, args.n, args.steps)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=1))
+        print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
+        return 0
     for f in args.files:
         rows = json.loads(f.read_text())["rows"]
         groups = sorted({r["group"] for r in rows})
-        for g in groups + ["all"]:
+        for g in groups + (["all"] if len(groups) > 1 else []):
             sel = [r for r in rows if g in ("all", r["group"])]
-            print(f, g, json.dumps(summarise(sel)))
+            res = summarise(sel)
+            print(f, g, json.dumps(res))
+            print(markdown_row(f"{f.stem} {g}", res))
     return 0
+
+
+def markdown_row(name: str, s: dict) -> str:
+    """| set | n | label: confusion, wrong | decision: confusion, wrong | fixed | broken (conf. / any) |"""
+    def cm(m):
+        return f"L→L {m[0][0]}, L→R {m[0][1]}, R→L {m[1][0]}, R→R {m[1][1]}"
+    return (f"| {name} | {s['n']} | {cm(s['label'])} | **{s['label_wrong']}** | {cm(s['decision'])} | "
+            f"**{s['decision_wrong']}** | {s['decision_fixed']} | {s['decision_broke_confident']} / "
+            f"{s['decision_broke_any']} | {s['decision_no_mirror_wrong']} |")
 
 
 if __name__ == "__main__":
