@@ -9,7 +9,9 @@ decoded mesh steps of the denoising trajectory, which arrive after the result, i
 viewer.max_stall_ms over all runs, and per kind viewer.max_stall_estimate_ms (image run, worker thread)
 and viewer.max_stall_dposer_ms (set a source and a mask, then a DPoser completion in the worker process),
 viewer.completion_stall_ms (the completion alone, from complete() until the run ends) and
-viewer.completion_result_stall_ms (showing its result)).
+viewer.completion_result_stall_ms (showing its result)), and memory once the sample image's result is
+shown: viewer.gui_rss_mb (the window's process) and viewer.total_rss_mb (it and its engine processes;
+RSS from /proc, tests/benchmarks/_rss.py).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "resources" / "samples" / "anny_right_256.jpg"
+MEMORY: dict[str, float] = {}   # filled by in_window after the first image run (RSS, MB)
 
 
 def summary(name: str, values: list[float], unit: str) -> float:
@@ -123,6 +126,11 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
         run_and_watch(estimate)
         w.runs.busy_changed.disconnect()
         w.runs.busy_changed.connect(w._on_busy)
+        if not MEMORY:   # the sample image's result is on screen, its mesh trajectory decoded
+            sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+            from _rss import tree_rss_mb
+
+            MEMORY.update(tree_rss_mb())
     if w.last_error:
         raise SystemExit(f"estimate failed: {w.last_error}")
 
@@ -255,6 +263,10 @@ def main() -> int:
     if during:
         res["viewer.completion_stall_ms"] = summary("  completion alone: run", during, "ms")
         res["viewer.completion_result_stall_ms"] = summary("  completion alone: result", result, "ms")
+    if MEMORY:
+        res["viewer.gui_rss_mb"] = round(MEMORY["gui"], 1)
+        res["viewer.total_rss_mb"] = round(MEMORY["total"], 1)
+        print(f"{'memory (RSS) GUI / all':28s} {MEMORY['gui']:8.1f} / {MEMORY['total']:.1f} MB")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     return 0
