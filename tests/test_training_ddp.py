@@ -131,7 +131,7 @@ def test_dposer_plain_then_ddp_resume_in_sync(tmp_path):
     assert r.returncode == 0, log[-4000:]
     assert "] saved " not in log and "final heldout(ema)" in log
     ck = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
-    assert ck["step"] == 2 and ck["world_size"] == 1
+    assert ck["state"]["it"] == 2 and ck["world_size"] == 1
 
     # torchrun resumes it on both ranks (model, EMA, optimizer state) and keeps them identical.
     r = torchrun("training.train_dposer", "--out", str(out), "--steps", "4", "--check-sync", *TINY_DPOSER)
@@ -144,7 +144,7 @@ def test_dposer_plain_then_ddp_resume_in_sync(tmp_path):
     assert saves == [f"[rank 0] saved {out / 'last.pt'} at step 4"], saves
     assert log.count("final heldout(ema)") == 1
     ck2 = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
-    assert ck2["step"] == 4 and ck2["world_size"] == 2
+    assert ck2["state"]["it"] == 4 and ck2["world_size"] == 2
     assert not any(k.startswith("module.") for k in ck2["model"])
     assert any(not torch.equal(ck["ema"][k], ck2["ema"][k]) for k in ck["ema"])
 
@@ -152,7 +152,7 @@ def test_dposer_plain_then_ddp_resume_in_sync(tmp_path):
 def test_joint_diffusion_ddp_in_sync_export_then_plain_resume(tmp_path):
     out, models = tmp_path / "joint", tmp_path / "models"
     r = torchrun("training.train_joint_diffusion", "--out", str(out), "--iters", "2", "--check-sync", "--export",
-                 "--export-dir", str(models), *TINY_JOINT)
+                 "--models-dir", str(models), *TINY_JOINT)
     log = _out(r)
     assert r.returncode == 0, log[-4000:]
     assert "DDP: 2 processes (gloo, cpu), batch 4 per rank = 8 per step" in log
@@ -161,14 +161,14 @@ def test_joint_diffusion_ddp_in_sync_export_then_plain_resume(tmp_path):
     assert _saves(log) == [f"[rank 0] saved {out / 'ckpt.pt'} at iteration 2"], _saves(log)
     assert log.count("val it 2:") == 1 and log.count("exported ") == 1      # rank 0 evaluates and exports
     ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
-    assert ck["iter"] == 2 and ck["world_size"] == 2
-    assert not any(k.startswith("module.") for k in ck["net"]), "checkpoint must hold the unwrapped model"
+    assert ck["state"]["it"] == 2 and ck["world_size"] == 2
+    assert not any(k.startswith("module.") for k in ck["model"]), "checkpoint must hold the unwrapped model"
     entry = json.loads((models / "manifest.json").read_text())["joint_diffusion"]
     assert entry["train_command"].startswith("torchrun --nproc_per_node 2 -m training.train_joint_diffusion --out ")
 
     _plain_resume("training.train_joint_diffusion", out, "--out", str(out), *TINY_JOINT)
     ck2 = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
-    assert ck2["iter"] == 3 and ck2["world_size"] == 1
+    assert ck2["state"]["it"] == 3 and ck2["world_size"] == 1
     assert any(not torch.equal(ck["ema"][k], ck2["ema"][k]) for k in ck["ema"])
 
 

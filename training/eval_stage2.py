@@ -25,7 +25,8 @@ import time
 import numpy as np
 import torch
 
-RESULTS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results.md"
+from training.results_doc import RESULTS, write_section
+
 PANEL = pathlib.Path(__file__).resolve().parent.parent / "docs" / "img" / "stage2_overlays.png"
 
 
@@ -269,17 +270,6 @@ def markdown(syn: dict | None, real: dict | None, cmd: str, manifest: dict) -> s
     return "\n".join(L) + "\n"
 
 
-def write_section(text: str, path: pathlib.Path = RESULTS) -> None:
-    old = path.read_text() if path.exists() else "# Results\n\nMeasured numbers; each section lists the exact commands.\n\n"
-    b, e = "<!-- stage2:begin -->", "<!-- stage2:end -->"
-    if b in old and e in old:
-        new = old[:old.index(b)] + text.rstrip("\n") + old[old.index(e) + len(e):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=pathlib.Path, default=None, help="test cache of train_mesh_ldm (default: newest)")
@@ -314,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             import cv2
 
             from core.stage1 import Stage1Estimator
-            from training.train_mesh_ldm import load_stage1
+            from training.stage1_teacher import load_stage1
 
             est = CascadeEstimator(stage1=Stage1Estimator(lifter=load_stage1(args.stage1_ckpt)), mesh_stage=ms)
             real, tiles = eval_real(est, args.real_data)
@@ -326,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"synthetic": syn, "real": real}, indent=1, default=str))
     cmd = "python -m training.eval_stage2 " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.write:
-        write_section(markdown(syn, real, cmd, read_manifest()))
+        write_section(markdown(syn, real, cmd, read_manifest()), "stage2")
         print(f"updated {RESULTS}")
     return 0
 

@@ -24,9 +24,9 @@ import torch
 
 from core.metrics import apd, pa_mpjpe, procrustes_align
 from core.nets.joint_diffusion import JOINT_SCALE
+from training.results_doc import RESULTS, write_section
 
 TEST_SEED = 424_242
-RESULTS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results.md"
 FINGER_JOINTS = {"thumb": [1, 2, 3, 4], "index": [5, 6, 7, 8], "middle": [9, 10, 11, 12],
                  "ring": [13, 14, 15, 16], "pinky": [17, 18, 19, 20]}
 
@@ -213,17 +213,6 @@ def markdown(syn: dict | None, real: list[dict], cmd: str, manifest: dict) -> st
     return "\n".join(L) + "\n"
 
 
-def write_section(text: str, path: pathlib.Path = RESULTS) -> None:
-    old = path.read_text() if path.exists() else "# Results\n\nMeasured numbers; each section lists the exact commands.\n\n"
-    b, e = "<!-- stage1:begin -->", "<!-- stage1:end -->"
-    if b in old and e in old:
-        new = old[:old.index(b)] + text.rstrip("\n") + old[old.index(e) + len(e):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -265,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"synthetic": syn, "real": real}, indent=1))
     if args.write:
-        write_section(text)
+        write_section(text, "stage1")
         print(f"updated {RESULTS}")
     return 0
 

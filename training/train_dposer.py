@@ -1,13 +1,14 @@
 """Train the DPoser-hand prior (DESIGN §7) on poses drawn on the fly from `core.pose_sampler`.
 
-    python -m training.train_dposer --minutes 50 --out runs/dposer
+    python -m training.train_dposer --minutes 50 --out runs/dposer --export
 
 ε-prediction with unweighted MSE, t ~ U(1e-5, 1) on the sub-VP SDE (β 0.1 → 20), RAdam with linear
 warm-up + cosine decay, gradient clipping at 1, EMA of the weights. Poses are z-score normalised per
 dimension with statistics from a fixed-seed sample. The held-out split is a fixed-seed pose set
 (seed 2024_11, never used for training: training draws from seeds derived from the step number with
-a different base). Checkpoints (`runs/dposer/last.pt`, resumable) are torch files under runs/
-(gitignored); the final EMA weights go to resources/models/dposer_hand.safetensors via save_weights.
+a different base). Checkpoints (`runs/dposer/last.pt`, resumable; `--minutes` counts the time of
+earlier runs) are torch files under runs/ (gitignored); with --export the final EMA weights go to
+resources/models/dposer_hand.safetensors (or --models-dir) via save_weights.
 
 Real data: when the MANO backend is configured, `--poses FILE.npz` (key `pose`, (N,45) axis-angle in
 our pose layout — MANO's 15 joints in the same finger order) replaces the sampler; a random 5% of it is
@@ -22,7 +23,7 @@ its L2 / no-prior baselines (which use the prior's mean/std) stay the same.
 
 Multi-GPU / multi-process (DDP, training/distributed.py):
 
-    torchrun --nproc_per_node 4 -m training.train_dposer --out runs/dposer --minutes 50
+    torchrun --nproc_per_node 4 -m training.train_dposer --out runs/dposer --minutes 50 --export
 
 --batch is per rank (effective batch = batch × processes); each rank draws its own poses; the
 network is wrapped in DistributedDataParallel (the EMA, updated from the synchronised weights, is
@@ -33,9 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import pathlib
-import sys
 import time
 
 import numpy as np
@@ -43,8 +42,10 @@ import torch
 
 from core.hand.pose_layout import POSE_DIM
 from core.prior.train_poses import SAMPLERS, sample_prior_poses
-from core.prior.model import TRAIN_COMMAND, WEIGHTS_NAME, DPoserPrior
-from training import distributed
+from core.prior.model import WEIGHTS_NAME, DPoserPrior
+from training import checkpoint, distributed
+from training.loop import (Budget, add_common_args, ema_update, export_command, lr_at, make_ema, models_dir_kwargs,
+                           run_script, set_lr)
 
 HELDOUT_SEED = 202411
 STATS_SEED = 7
@@ -144,78 +145,42 @@ def _data_desc(args: argparse.Namespace) -> str:
             "on the fly" + (f", warm start from {args.init}" if args.init else ""))
 
 
-def lr_at(step: int, total: int, base: float, warmup: int) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    p = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="runs/dposer")
-    ap.add_argument("--steps", type=int, default=30000, help="total optimisation steps (schedule length)")
-    ap.add_argument("--minutes", type=float, default=0, help="stop (and export) after this wall time; 0 = no limit")
-    ap.add_argument("--batch", type=int, default=1024)
-    ap.add_argument("--lr", type=float, default=2e-4 * 4)
-    ap.add_argument("--warmup", type=int, default=500)
-    ap.add_argument("--ema", type=float, default=0.999)
+    add_common_args(ap, out="runs/dposer", iters=30000, batch=1024, lr=2e-4 * 4, threads=1, warmup=500, ema=0.999,
+                    iters_aliases=("--steps",))
+    ap.add_argument("--no-export", action="store_true", help=argparse.SUPPRESS)  # old spelling: now the default
     ap.add_argument("--width", type=int, default=512)
     ap.add_argument("--blocks", type=int, default=2)
     ap.add_argument("--dropout", type=float, default=0.1)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--poses", default=None, help="optional real pose file (.npz with 'pose' (N,45)) instead of the sampler")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sampler", default="default", choices=SAMPLERS,
                     help="training poses: default = core.pose_sampler; wide = core.prior.train_poses")
     ap.add_argument("--wide-frac", type=float, default=0.5, help="share of widened poses (--sampler wide)")
     ap.add_argument("--init", default=None,
                     help="warm start (weights + normalisation) from a models name, .safetensors or last.pt")
-    ap.add_argument("--no-export", action="store_true", help="do not write resources/models")
-    ap.add_argument("--export-only", action="store_true", help="export the EMA weights of the last checkpoint and exit")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
-    ap.add_argument("--check-sync", action="store_true",
-                    help="at the end, check that all DDP ranks hold identical weights (exit 1 if not)")
-    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    return distributed.run(_train, args, argv, args.device)
+    return run_script(ap, argv, _train)
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
-    torch.manual_seed(args.seed)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "last.pt"
+    ckpt_path = args.out / "last.pt"
 
     source = PoseSource(args.poses, args.seed, env, args.sampler, args.wide_frac)
     init_state = None
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load(ckpt_path)
+    if ckpt is not None:
         mean, std = ckpt["mean"], ckpt["std"]
     elif args.init:
-        ckpt = None
         init_state = load_init(args.init)
         mean, std = init_state["mean"].float(), init_state["std"].float()
     else:
-        ckpt = None
         stats = source.stats_sample()
         mean = torch.from_numpy(stats.mean(0)).float()
         std = torch.from_numpy(stats.std(0)).float().clamp_min(1e-3)
     prior = DPoserPrior(mean, std, width=args.width, blocks=args.blocks, dropout=args.dropout)
-    ema = copy.deepcopy(prior)
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.RAdam(prior.net.parameters(), lr=args.lr)
-    step = 0
-    if ckpt is not None:
-        prior.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["opt"])
-        step = int(ckpt["step"])
-        env.print0(f"resumed from {ckpt_path} at step {step}")
-    elif init_state is not None:
+    ema = make_ema(prior)
+    state, opt_state = checkpoint.restore(ckpt, ckpt_path, prior, env, ema, unit="step")
+    if init_state is not None:
         prior.load_state_dict({k: v.float() for k, v in init_state.items()})
         ema.load_state_dict({k: v.float() for k, v in init_state.items()})
         env.print0(f"warm start from {args.init}")
@@ -225,59 +190,48 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     # DDP wraps the network (the part with parameters); rank 0's weights are broadcast, gradients averaged.
     net = prior.net if args.no_ddp_wrap else distributed.wrap(prior.net, env)
     distributed.broadcast_module(ema, env)
-    for st in opt.state.values():      # resumed optimizer state follows the parameters' device
-        for k, v in st.items():
-            if torch.is_tensor(v) and k != "step":
-                st[k] = v.to(env.device)
+    opt = torch.optim.RAdam(prior.net.parameters(), lr=args.lr)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
     n_params = sum(p.numel() for p in prior.net.parameters())
     env.print0(f"params {n_params/1e6:.2f} M, batch {args.batch}"
                + (f" per rank × {env.world_size} processes ({env.backend}, {env.device.type})"
-                  if env.world_size > 1 else "") + f", steps {args.steps}")
+                  if env.world_size > 1 else "") + f", steps {args.iters}")
     if env.world_size > 1:
         torch.manual_seed(args.seed + env.rank)   # different diffusion times / noise / dropout per rank
 
     def save_ckpt():
-        if not env.is_main:
-            return
-        tmp = ckpt_path.with_suffix(".part")
-        torch.save({"model": prior.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "mean": mean, "std": std, "args": vars(args), "world_size": env.world_size}, tmp)
-        tmp.replace(ckpt_path)
-        if env.world_size > 1:
-            print(f"[rank {env.rank}] saved {ckpt_path} at step {step}", flush=True)
+        checkpoint.save(ckpt_path, env, state, prior, opt, args, ema, unit="step", mean=mean, std=std)
 
-    t0 = time.time()
-    last_save = t0
+    # --minutes stops the run; the learning rate follows the steps only (cosine after the warm-up).
+    budget = Budget(state, args.iters, args.minutes, env)
+    last_save = time.time()
     running = None
-    while step < args.steps and not args.export_only:
-        # All ranks must take the same decision (rank 0's clock for a multi-process run).
-        if args.minutes and env.broadcast_float(time.time() - t0) > args.minutes * 60:
-            env.print0("time limit reached")
-            break
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+    while not budget.done() and not args.export_only:
+        step = state["it"]
+        set_lr(opt, lr_at(step, (step - args.warmup) / max(1, args.iters - args.warmup), args.lr, args.warmup))
         z0 = prior.normalize(torch.from_numpy(source.batch(args.batch, step)).to(env.device))
         loss = diffusion_loss(prior, z0, net=net if env.distributed else None)   # (None: as before)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(prior.net.parameters(), 1.0)
         opt.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), prior.parameters()):
-                pe.mul_(decay).add_(p, alpha=1 - decay)
-        step += 1
+        ema_update(ema, prior, step, args.ema)
+        step = state["it"] = step + 1
+        budget.tick()
         running = loss.item() if running is None else 0.99 * running + 0.01 * loss.item()
         if step % 200 == 0:
             (running_all,) = env.all_reduce_mean([running])
             env.print0(f"step {step} loss {running_all:.4f} lr {opt.param_groups[0]['lr']:.2e} "
-                       f"{(time.time() - t0) / 60:.1f} min")
+                       f"{budget.minutes_spent:.1f} min")
         if step % 2000 == 0 and env.is_main:   # the EMA is the same on every rank
             m = heldout_metrics(ema, source.heldout)
             print(f"  heldout(ema) {m}", flush=True)
         if time.time() - last_save > 120:
             save_ckpt()
             last_save = time.time()
+    if args.minutes and budget.done() and state["it"] < args.iters:
+        env.print0("time limit reached")
     save_ckpt()
     synced = True
     if args.check_sync:
@@ -289,20 +243,19 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         return 0 if synced else 1
     ema.eval()
     metrics = heldout_metrics(ema, source.heldout)
-    metrics["steps"] = step
+    metrics["steps"] = state["it"]
     print(f"final heldout(ema) {metrics}", flush=True)
-    if not args.no_export:
+    if args.export or args.export_only:
         from core.weights import save_weights
 
-        cmd = TRAIN_COMMAND + " " + " ".join(sys.argv[1:] if argv is None else argv)
-        if env.world_size > 1:
-            cmd = cmd.replace("python -m", f"torchrun --nproc_per_node {env.world_size} -m", 1)
-        path = save_weights(WEIGHTS_NAME, ema.export_state(), ema.config, cmd.strip(), metrics,
+        cmd = export_command("training.train_dposer", argv, env)
+        path = save_weights(WEIGHTS_NAME, ema.export_state(), ema.config, cmd, metrics,
                             extra={"data": args.poses or _data_desc(args),
                                    "heldout": (f"sample_prior_poses(4096, seed={HELDOUT_SEED}, "
                                                f"{args.sampler!r}, {args.wide_frac})"
                                                if args.sampler != "default"
-                                               else f"sample_poses(4096, seed={HELDOUT_SEED})")})
+                                               else f"sample_poses(4096, seed={HELDOUT_SEED})")},
+                            **models_dir_kwargs(args))
         print(f"wrote {path}", flush=True)
     return 0 if synced else 1
 

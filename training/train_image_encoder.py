@@ -24,59 +24,23 @@ identical weights (exit code 1 if not).
 from __future__ import annotations
 
 import argparse
-import math
 import pathlib
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.nets.image_encoder import CROP_RES, ImageEncoder, ImageEncoderConfig, crop_affine, crop_image
+from core.nets.image_encoder import CROP_RES, ImageEncoder, ImageEncoderConfig
 from training import checkpoint, distributed
+from training.data.renders import load_render_shards, to_float
+from training.loop import (Budget, add_common_args, export_command, lr_at, models_dir_kwargs, run_metrics,
+                           run_script, set_lr)
 
 WEIGHTS_NAME = "image_encoder"
 TRAIN_COMMAND = ("python -m training.train_image_encoder --data runs/stage2/train --test runs/stage2/test "
                  "--out runs/image_encoder --minutes 25 --export")
 HEATMAP_RES = CROP_RES // 4
-
-
-def load_render_shards(folder: pathlib.Path | str, max_n: int | None = None, res: int = CROP_RES
-                       ) -> dict[str, np.ndarray]:
-    """Read shards → crops (n,res,res,3) uint8 + labels; kp_crop (n,21,2) = true kp2d in crop pixels;
-    joints_rr (n,21,3) root-relative camera-frame joints (m); all original label arrays too."""
-    from core.detector import crop_box
-
-    files = sorted(pathlib.Path(folder).glob("shard_*.npz"))
-    if not files:
-        raise FileNotFoundError(f"no shard_*.npz in {folder} (make them with python -m training.data.make_dataset)")
-    out: dict[str, list] = {}
-    n = 0
-    for f in files:
-        try:
-            z = np.load(f, allow_pickle=False)
-            d = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):   # a shard still being written
-            continue
-        if "images" not in d:
-            raise ValueError(f"{f} has no images (made with --no-render?)")
-        m = len(d["K"]) if max_n is None else min(len(d["K"]), max_n - n)
-        boxes = crop_box(d["kp2d_noisy"][:m])
-        crops = np.stack([crop_image(d["images"][i], boxes[i], res) for i in range(m)])
-        kp_crop = np.stack([(np.c_[d["kp2d"][i], np.ones(21)] @ crop_affine(boxes[i], res).T) for i in range(m)])
-        for k, v in d.items():
-            if k != "images":
-                out.setdefault(k, []).append(v[:m])
-        out.setdefault("crops", []).append(crops)
-        out.setdefault("boxes", []).append(boxes.astype(np.float32))
-        out.setdefault("kp_crop", []).append(kp_crop.astype(np.float32))
-        n += m
-        if max_n is not None and n >= max_n:
-            break
-    data = {k: np.concatenate(v) for k, v in out.items()}
-    data["joints_rr"] = (data["joints_cam"] - data["joints_cam"][:, :1]).astype(np.float32)
-    return data
 
 
 def heatmap_targets(kp_crop: torch.Tensor, res: int = HEATMAP_RES, crop: int = CROP_RES, sigma: float = 1.0
@@ -104,10 +68,6 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return ((x - m) * contrast + m) * bright * colour
 
 
-def to_float(crops_u8: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(crops_u8).permute(0, 3, 1, 2).float() / 255.0
-
-
 @torch.no_grad()
 def evaluate(enc: ImageEncoder, data: dict[str, np.ndarray], batch: int = 128) -> dict[str, float]:
     from core.metrics import pa_mpjpe
@@ -129,34 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=pathlib.Path, default=pathlib.Path("runs/stage2/train"))
     ap.add_argument("--test", type=pathlib.Path, default=pathlib.Path("runs/stage2/test"))
-    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/image_encoder"))
-    ap.add_argument("--iters", type=int, default=20000)
-    ap.add_argument("--minutes", type=float, default=0)
-    ap.add_argument("--batch", type=int, default=48)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    add_common_args(ap, out="runs/image_encoder", iters=20000, batch=48, lr=2e-3, threads=2, warmup=100,
+                    ckpt_every=100, eval_every=500)
     ap.add_argument("--w-joints", type=float, default=1.0)
     ap.add_argument("--w-heatmap", type=float, default=100.0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reload-every", type=int, default=1000, help="re-read --data (new shards) every N iterations")
-    ap.add_argument("--ckpt-every", type=int, default=100)
-    ap.add_argument("--eval-every", type=int, default=500)
-    ap.add_argument("--export", action="store_true")
-    ap.add_argument("--export-only", action="store_true")
-    ap.add_argument("--models-dir", type=pathlib.Path, default=None, help="export here instead of resources/models")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
-    ap.add_argument("--check-sync", action="store_true",
-                    help="at the end, check that all DDP ranks hold identical weights (exit 1 if not)")
-    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    return distributed.run(_train, args, argv, args.device)
+    return run_script(ap, argv, _train)
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
-    torch.manual_seed(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.out / "ckpt.pt"
     cfg = ImageEncoderConfig()
     enc = ImageEncoder(cfg)
@@ -174,22 +115,11 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     gen = torch.Generator().manual_seed(distributed.rank_int_seed(args.seed + state["it"], env))
 
     def save_ckpt():
-        if not env.is_main:
-            return
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": enc.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "world_size": env.world_size}, tmp)
-        tmp.replace(ckpt_path)
-        if env.world_size > 1:
-            print(f"[rank {env.rank}] saved {ckpt_path} at iteration {state['it']}", flush=True)
+        checkpoint.save(ckpt_path, env, state, enc, opt, args)
 
-    def progress():
-        p = state["it"] / args.iters
-        return max(p, state["elapsed"] / (60 * args.minutes)) if args.minutes > 0 else p
-
+    budget = Budget(state, args.iters, args.minutes, env)
     dev = env.device
-    t_last = time.time()
-    while not args.export_only and progress() < 1:
+    while not args.export_only and not budget.done():
         idx = torch.randint(0, len(train["crops"]), (args.batch,), generator=gen).numpy()
         x = augment(to_float(train["crops"][idx]), gen).to(dev)
         kp = torch.from_numpy(train["kp_crop"][idx])
@@ -197,19 +127,14 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         l_hm = F.mse_loss(hm, heatmap_targets(kp).to(dev))
         l_j = (j - torch.from_numpy(train["joints_rr"][idx]).to(dev) / 0.1).abs().mean()
         loss = args.w_heatmap * l_hm + args.w_joints * l_j
-        p = progress()
-        lr = args.lr * min(1, (state["it"] + 1) / 100) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1))))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        lr = lr_at(state["it"], budget.progress(), args.lr, args.warmup, decay_in_warmup=True)
+        set_lr(opt, lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(enc.parameters(), 2.0)
         opt.step()
         state["it"] += 1
-        now = time.time()
-        # All ranks must agree on the elapsed time: it sets the learning rate and the stop.
-        state["elapsed"] = env.max_float(state["elapsed"] + now - t_last)
-        t_last = now
+        budget.tick()
         if state["it"] % 50 == 0:
             lhm, lj = env.all_reduce_mean([l_hm.item(), l_j.item()])
             env.print0(f"it {state['it']} hm {lhm:.5f} j {lj:.4f} lr {lr:.2e} {state['elapsed'] / 60:.1f} min")
@@ -234,12 +159,11 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     if args.export or args.export_only:
         from core.weights import save_weights
 
-        cmd = env.command("training.train_image_encoder", argv if argv is not None else sys.argv[1:])
+        cmd = export_command("training.train_image_encoder", argv, env)
         path = save_weights(WEIGHTS_NAME, enc.state_dict(), {"net": cfg.to_dict()}, cmd,
-                            {"test_split_seed2026": m, "iterations": state["it"],
-                             "minutes": round(state["elapsed"] / 60, 1),
+                            {"test_split_seed2026": m, **run_metrics(state),
                              "train_samples": None if train is None else int(len(train["crops"]))},
-                            **({} if args.models_dir is None else {"models_dir": args.models_dir}))
+                            **models_dir_kwargs(args))
         print(f"exported {path}", flush=True)
     return 0 if synced else 1
 

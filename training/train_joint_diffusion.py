@@ -7,7 +7,8 @@ under --out; random 3D orientation, camera placement, detector-like 2D noise, cr
 scale jitter on the fly). Loss: paper's L_DDPM = ‖J0 − Ĵ0‖² (x0 prediction), t ~ U{0..T-1}.
 AdamW, linear warm-up then cosine decay, EMA of the weights (exported). Checkpoints every
 --ckpt-every iterations to --out/ckpt.pt; rerunning the same command resumes. --export writes the
-EMA weights (fp16) to resources/models/joint_diffusion.safetensors with its manifest entry.
+EMA weights (fp16) to resources/models/joint_diffusion.safetensors (or --models-dir) with its manifest
+entry.
 
 Multi-GPU / multi-process (DDP, training/distributed.py):
 
@@ -22,11 +23,7 @@ hold identical weights (exit code 1 if not).
 from __future__ import annotations
 
 import argparse
-import copy
-import json
-import math
 import pathlib
-import sys
 import time
 
 import numpy as np
@@ -35,9 +32,11 @@ import torch
 from core.diffusion import GaussianDiffusion, make_schedule
 from core.metrics import pa_mpjpe
 from core.nets.joint_diffusion import JOINT_SCALE, JointDiffusionConfig, JointDiffusionNet
-from core.stage1 import TRAIN_COMMAND, WEIGHTS_NAME
-from training import distributed
+from core.stage1 import WEIGHTS_NAME
+from training import checkpoint, distributed
 from training.data.lifting import LiftingBatcher, make_joint_table
+from training.loop import (Budget, add_common_args, ema_update, export_command, lr_at, make_ema, models_dir_kwargs,
+                           run_script, set_lr)
 
 VAL_SEED = 987_654   # held-out split: poses/shapes/cameras/noise from this seed only
 
@@ -110,25 +109,13 @@ def load_init(path: pathlib.Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["ema"]
 
 
-def lr_at(it: int, progress: float, base: float, warmup: int) -> float:
-    """Linear warm-up over `warmup` iterations, then cosine decay over `progress` ∈ [0, 1] to 2 %."""
-    if it < warmup:
-        return base * (it + 1) / warmup
-    p = min(1.0, max(0.0, progress))
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/joint_diffusion"))
-    ap.add_argument("--iters", type=int, default=12000)
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=300)
+    add_common_args(ap, out="runs/joint_diffusion", iters=12000, batch=256, lr=1e-3, threads=1, warmup=300,
+                    ema=0.999, ckpt_every=250, eval_every=1000)
+    ap.add_argument("--export-dir", dest="models_dir", type=pathlib.Path, help=argparse.SUPPRESS)  # old spelling
     ap.add_argument("--weight-decay", type=float, default=0.01)
-    ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--table-size", type=int, default=200_000)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
@@ -144,16 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--occluded-parent-jump", type=float, default=0.0,
                     help="fraction of the occluded outliers that slide along the finger (towards the parent "
                          "joint) instead of jumping in a random direction")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--minutes", type=float, default=0,
-                    help="training wall-time budget: the cosine decay follows max(iteration/iters, time/minutes) "
-                         "and training stops when either is reached (on a shared CPU the time usually binds)")
-    ap.add_argument("--ckpt-every", type=int, default=250)
-    ap.add_argument("--eval-every", type=int, default=1000)
-    ap.add_argument("--export", action="store_true", help="write resources/models/joint_diffusion.safetensors")
-    ap.add_argument("--export-only", action="store_true", help="export the current checkpoint and exit")
-    ap.add_argument("--export-dir", type=pathlib.Path, default=None,
-                    help="export into this folder instead of resources/models (a candidate to evaluate first)")
     ap.add_argument("--eta", type=float, default=0.0, help="default DDIM η stored in the manifest")
     ap.add_argument("--init", type=pathlib.Path,
                     help="warm-start (non-strict) from another run's ckpt.pt (its EMA weights) or from exported "
@@ -162,19 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--occlusion-input", action="store_true",
                     help="a third condition channel per keypoint: 'probably hidden' (capsule test; estimated "
                          "by a first lifting pass at inference, core.stage1.JointLifter.estimate_occlusion)")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
-    ap.add_argument("--check-sync", action="store_true",
-                    help="at the end, check that all DDP ranks hold identical weights (exit 1 if not)")
-    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    return distributed.run(_train, args, argv, args.device)
+    return run_script(ap, argv, _train)
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
-    torch.manual_seed(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
     from core.hand.anny_hand import AnnyHand
     hand = AnnyHand()
     with env.main_first():   # rank 0 builds and saves the joint table, the other ranks load it
@@ -191,32 +159,17 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         init = widen_condition(load_init(args.init), cfg)
         missing, unexpected = net.load_state_dict(init, strict=False)
         env.print0(f"warm start from {args.init}: missing {missing}, unexpected {unexpected}")
-    ema = copy.deepcopy(net).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
+    ema = make_ema(net)
     diffusion = GaussianDiffusion(make_schedule(args.schedule))
     ckpt_path = args.out / "ckpt.pt"
-    it = 0
-    elapsed0 = 0.0
-    log = []
-    ck = None
-    if ckpt_path.exists():
-        torch.serialization.add_safe_globals([pathlib.PosixPath])   # older checkpoints stored Path args
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        net.load_state_dict(ck["net"])
-        ema.load_state_dict(ck["ema"])
-        it = int(ck["iter"])
-        elapsed0 = float(ck.get("elapsed", 0.0))
-        log = json.loads(ck.get("log", "[]"))
-        env.print0(f"resumed from {ckpt_path} at iteration {it}")
+    state, opt_state = checkpoint.resume(ckpt_path, net, env, ema)
     # DDP: rank 0's weights (and EMA) are broadcast, gradients averaged, so all replicas stay identical.
     model = net.to(env.device) if args.no_ddp_wrap else distributed.wrap(net, env)
     ema.to(env.device)
     distributed.broadcast_module(ema, env)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    if ck is not None:
-        opt.load_state_dict(ck["opt"])
-        del ck
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
     env.print0(f"params {sum(p.numel() for p in net.parameters())/1e6:.2f} M, "
                f"{net.flops_per_sample() * 500 / 1e9:.1f} GFLOP per image (50 hyps x 10 steps)")
     env.print_setup(args.batch)
@@ -224,62 +177,46 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         torch.manual_seed(distributed.rank_int_seed(args.seed, env))
 
     def save_ckpt():
-        if not env.is_main:
-            return
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "iter": it,
-                    "elapsed": elapsed0 + time.time() - t_start, "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}, "log": json.dumps(log),
-                    "world_size": env.world_size}, tmp)
-        tmp.replace(ckpt_path)
-        if env.world_size > 1:
-            print(f"[rank {env.rank}] saved {ckpt_path} at iteration {it}", flush=True)
+        checkpoint.save(ckpt_path, env, state, net, opt, args, ema)
 
-    batcher = LiftingBatcher(table, seed=distributed.rank_int_seed(args.seed * 1_000_003 + it, env),
+    batcher = LiftingBatcher(table, seed=distributed.rank_int_seed(args.seed * 1_000_003 + state["it"], env),
                              sigma_range=(0.005, args.sigma_max),
                              outlier_prob=args.outlier_prob, occlusion_noise=args.occlusion_noise,
                              occlusion_input=args.occlusion_input,
                              occluded_outlier_prob=args.occluded_outlier_prob,
                              occluded_parent_jump=args.occluded_parent_jump)
-    t_start = time.time()
+    budget = Budget(state, args.iters, args.minutes, env)
     running = 0.0
     net.train()
-
-    def progress() -> float:
-        p = it / args.iters
-        if args.minutes:   # all ranks agree on the clock (it sets the learning rate and the stop)
-            p = max(p, env.max_float(elapsed0 + time.time() - t_start) / (60 * args.minutes))
-        return p
-
     dev = env.device
-    while progress() < 1 and not args.export_only:
+    while not budget.done() and not args.export_only:
+        it = state["it"]
         b = batcher.batch(args.batch)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(it, progress(), args.lr, args.warmup)
+        set_lr(opt, lr_at(it, budget.progress(), args.lr, args.warmup))
         loss = diffusion.training_loss(model, b["x0"].to(dev), c2d=b["c2d"].to(dev), ctx=b["ctx"].to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            d = min(args.ema, (1 + it) / (10 + it))
-            for pe, pn in zip(ema.parameters(), net.parameters()):
-                pe.mul_(d).add_(pn.detach(), alpha=1 - d)
-        it += 1
+        ema_update(ema, net, it, args.ema)
+        it = state["it"] = it + 1
+        budget.tick()
         running = 0.98 * running + 0.02 * loss.item() if it > 1 else loss.item()
         if it % 50 == 0:
-            el = time.time() - t_start
             (running_all,) = env.all_reduce_mean([running])
-            env.print0(f"it {it} loss {running_all:.4f} lr {opt.param_groups[0]['lr']:.2e} {el:.0f}s")
-        last = progress() >= 1
+            env.print0(f"it {it} loss {running_all:.4f} lr {opt.param_groups[0]['lr']:.2e} {state['elapsed']:.0f}s")
+        last = budget.done()
         if env.is_main and (it % args.eval_every == 0 or last):   # the EMA is the same on every rank
             m = evaluate_val(ema, diffusion, vb)
-            log.append({"iter": it, "loss": running, "minutes": (elapsed0 + time.time() - t_start) / 60, **m})
+            state["log"].append({"iter": it, "loss": running, "minutes": budget.minutes_spent, **m})
             print(f"val it {it}: " + " ".join(f"{k} {v:.2f}" for k, v in m.items()), flush=True)
         if it % args.ckpt_every == 0 or last:
             save_ckpt()
 
     synced = env.check_sync(net, ema, note="model and EMA") if args.check_sync else True
     if (args.export or args.export_only) and env.is_main:
+        from core.weights import save_weights
+
         m = evaluate_val(ema, diffusion, vb, n_hyp=10)
         config = {"net": cfg.to_dict(), "schedule": diffusion.schedule.config(), "joint_scale": JOINT_SCALE,
                   "eta": args.eta, "crop": "rays K^-1 uv, square bbox, pad 0.25",
@@ -289,16 +226,12 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
                            "occluded_outlier_prob": (3 * args.outlier_prob if args.occluded_outlier_prob is None
                                                      else args.occluded_outlier_prob),
                            "occluded_parent_jump": args.occluded_parent_jump},
-                  "iters_done": it, "batch": args.batch}
-        cmd = env.command("training.train_joint_diffusion", argv or sys.argv[1:])
-        path = save_weights_ema(ema, config, cmd or TRAIN_COMMAND, {"synthetic_val_10hyp_10steps": m}, args.export_dir)
+                  "iters_done": state["it"], "batch": args.batch}
+        cmd = export_command("training.train_joint_diffusion", argv, env)
+        path = save_weights(WEIGHTS_NAME, ema.state_dict(), config, cmd, {"synthetic_val_10hyp_10steps": m},
+                            **models_dir_kwargs(args))
         print(f"exported {path}: {m}", flush=True)
     return 0 if synced else 1
-
-
-def save_weights_ema(ema, config, cmd, metrics, models_dir: pathlib.Path | None = None):
-    from core.weights import MODELS_DIR, save_weights
-    return save_weights(WEIGHTS_NAME, ema.state_dict(), config, cmd, metrics, models_dir=models_dir or MODELS_DIR)
 
 
 if __name__ == "__main__":

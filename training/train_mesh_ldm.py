@@ -40,9 +40,7 @@ ranks hold identical weights (exit code 1 if not).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
 import pathlib
 import sys
 import time
@@ -55,6 +53,11 @@ from core.nets.joint_diffusion import JOINT_SCALE
 from core.nets.mesh_ae import MESH_SCALE
 from core.nets.mesh_ldm import MeshLDM, MeshLDMConfig
 from training import checkpoint, distributed
+from training.data.meshes import gt_vertices
+from training.data.renders import load_render_shards, to_float
+from training.loop import (Budget, add_common_args, ema_update, export_command, lr_at, make_ema, models_dir_kwargs,
+                           run_metrics, run_script, set_lr)
+from training.stage1_teacher import load_stage1, stage1_samples
 
 WEIGHTS_NAME = "mesh_ldm"
 FINETUNED_ENCODER_NAME = "image_encoder_ldm"   # the image encoder fine-tuned with the LDM (--encoder-lr)
@@ -62,52 +65,7 @@ TRAIN_COMMAND = ("python -m training.train_mesh_ldm --data runs/stage2/train --t
                  "--out runs/mesh_ldm --cond stage1 --minutes 35 --export")
 
 
-# --- frozen models ---------------------------------------------------------------------------------
-
-def load_stage1(ckpt: pathlib.Path | None):
-    """JointLifter from the shipped weights, or from a training checkpoint's EMA."""
-    from core.stage1 import JointLifter
-
-    if ckpt is None:
-        return JointLifter.from_weights("cpu")
-    from core.nets.joint_diffusion import JointDiffusionConfig, JointDiffusionNet
-
-    ck = torch.load(ckpt, map_location="cpu", weights_only=True)
-    a = ck["args"]
-    cfg = JointDiffusionConfig(width=a["width"], depth=a["depth"], heads=a["heads"], mlp_ratio=a["mlp_ratio"],
-                               cond_dim=3 if a.get("occlusion_input") else 2)
-    net = JointDiffusionNet(cfg)
-    net.load_state_dict(ck["ema"])
-    diffusion = GaussianDiffusion(make_schedule(a.get("schedule", "linear")))
-    return JointLifter(net, diffusion, "cpu", {"eta": a.get("eta", 0.0)})
-
-
-@torch.no_grad()
-def stage1_samples(lifter, kp2d: np.ndarray, K: np.ndarray, m: int, steps: int = 10, seed: int = 0,
-                   batch: int = 128) -> np.ndarray:
-    """(n,21,2) px + (n,3,3) → (n, m, 21, 3) root-relative joint hypotheses (metres, camera axes)."""
-    from core.stage1 import pixels_to_rays
-
-    out = []
-    for s in range(0, len(kp2d), batch):
-        rays = torch.from_numpy(np.stack([pixels_to_rays(kp2d[i], K[i]) for i in range(s, min(s + batch, len(kp2d)))])
-                                ).float()
-        out.append(lifter.sample_rays(rays, m, steps, seed=seed + s).numpy() * JOINT_SCALE)
-    return np.concatenate(out).astype(np.float32)
-
-
-@torch.no_grad()
-def gt_vertices(data: dict[str, np.ndarray], hand=None) -> np.ndarray:
-    """Camera-axes GT vertices (n,V,3) float32: the shard's own `vertices` when it has them (real data
-    converted to our shard layout, e.g. FreiHAND / HO3D meshes), else Anny(global_orient, pose, shape)."""
-    from training.train_mesh_ae import MeshSource
-
-    if "vertices" in data:
-        return np.asarray(data["vertices"], np.float32)
-    src = MeshSource(hand)
-    v, _ = src.from_params(data["global_orient"], data["pose"], data["shape"])
-    return v.numpy().astype(np.float32)
-
+# --- training cache ------------------------------------------------------------------------------
 
 @torch.no_grad()
 def build_cache(data: dict[str, np.ndarray], ae, encoder, lifter, m: int, seed: int, hand=None) -> dict:
@@ -116,8 +74,6 @@ def build_cache(data: dict[str, np.ndarray], ae, encoder, lifter, m: int, seed: 
     vc = torch.from_numpy(verts)
     vc = (vc - vc.mean(1, keepdim=True)) / MESH_SCALE
     lat = torch.cat([ae.normalise_latent(ae.encode(vc[s:s + 256])[0]) for s in range(0, len(vc), 256)])
-    from training.train_image_encoder import to_float
-
     toks = None
     for s in range(0, len(verts), 128):
         t = encoder.features(to_float(data["crops"][s:s + 128]))
@@ -208,17 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=pathlib.Path, default=pathlib.Path("runs/stage2/train"))
     ap.add_argument("--test", type=pathlib.Path, default=pathlib.Path("runs/stage2/test"))
-    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/mesh_ldm"))
+    add_common_args(ap, out="runs/mesh_ldm", iters=30000, batch=64, lr=5e-4, threads=2, warmup=200, ema=0.999,
+                    ckpt_every=100, eval_every=1000,
+                    models_dir_help="read the AE / encoder and write the export here instead of resources/models")
     ap.add_argument("--cond", choices=["stage1", "mean", "gt"], default="stage1")
     ap.add_argument("--stage1-ckpt", type=pathlib.Path, default=None,
                     help="use this joint-diffusion training checkpoint's EMA instead of the shipped weights")
     ap.add_argument("--stage1-samples", type=int, default=4)
     ap.add_argument("--max-train", type=int, default=None)
-    ap.add_argument("--iters", type=int, default=30000)
-    ap.add_argument("--minutes", type=float, default=0)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--encoder-lr", type=float, default=0.0,
                     help="> 0: fine-tune the image encoder with this peak learning rate (default: frozen)")
     ap.add_argument("--width", type=int, default=128)
@@ -230,36 +183,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="weight of an L1 term between the decoded mesh's root-relative joints and the joint "
                          "CONDITION (not the ground truth): makes each mesh hypothesis follow its stage-1 "
                          "hypothesis, so the cloud keeps stage 1's diversity (0 = the paper's loss)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ckpt-every", type=int, default=100)
-    ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--eval-images", type=int, default=64)
     ap.add_argument("--eval-hyp", type=int, default=10)
-    ap.add_argument("--export", action="store_true")
-    ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint's EMA and print JSON")
     ap.add_argument("--init", type=pathlib.Path, default=None,
                     help="warm-start from another run's ckpt.pt (its EMA) or a .safetensors export (same architecture)")
-    ap.add_argument("--models-dir", type=pathlib.Path, default=None,
-                    help="read the AE / encoder and write the export here instead of resources/models")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
-    ap.add_argument("--check-sync", action="store_true",
-                    help="at the end, check that all DDP ranks hold identical weights (exit 1 if not)")
-    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    return distributed.run(_train, args, argv, args.device)
+    return run_script(ap, argv, _train)
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
-    torch.manual_seed(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-
     from core.nets.image_encoder import load_image_encoder
     from core.nets.mesh_ae import load_mesh_ae
-    from training.train_image_encoder import load_render_shards, to_float
 
     finetune = args.encoder_lr > 0          # with --eval-only: evaluate a fine-tuning run's encoder too
     if finetune and env.world_size > 1:
@@ -272,9 +206,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     if finetune:
         for p in encoder.parameters():
             p.requires_grad_(True)
-        ema_enc = copy.deepcopy(encoder).eval()
-        for p in ema_enc.parameters():
-            p.requires_grad_(False)
+        ema_enc = make_ema(encoder)
     diffusion = GaussianDiffusion(make_schedule("linear"))
     lifter = None if (args.cond == "gt" and not args.eval_only) else load_stage1(args.stage1_ckpt)
     from core.hand.anny_hand import AnnyHand
@@ -298,9 +230,7 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         test = get_cache(args.test, "test", 512, max(args.eval_hyp, 10) if lifter is not None else 0)
     cfg = MeshLDMConfig(width=args.width, depth=args.depth, level_dims=encoder.level_dims)
     ldm = MeshLDM(cfg)
-    ema = copy.deepcopy(ldm).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
+    ema = make_ema(ldm)
     ckpt_path = args.out / "ckpt.pt"
     state, opt_state = checkpoint.resume(ckpt_path, ldm, env, ema,
                                          extra={"encoder": encoder, "ema_encoder": ema_enc} if finetune else None)
@@ -355,25 +285,12 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     gen = torch.Generator().manual_seed(distributed.rank_int_seed(args.seed + state["it"], env))
 
     def save_ckpt():
-        if not env.is_main:
-            return
-        tmp = ckpt_path.with_suffix(".tmp")
-        ck = {"model": ldm.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
-              "args": {k: str(v) for k, v in vars(args).items()}, "world_size": env.world_size}
-        if finetune:
-            ck.update(encoder=encoder.state_dict(), ema_encoder=ema_enc.state_dict())
-        torch.save(ck, tmp)
-        tmp.replace(ckpt_path)
-        if env.world_size > 1:
-            print(f"[rank {env.rank}] saved {ckpt_path} at iteration {state['it']}", flush=True)
+        checkpoint.save(ckpt_path, env, state, ldm, opt, args, ema,
+                        **({"encoder": encoder, "ema_encoder": ema_enc} if finetune else {}))
 
-    def progress():
-        p = state["it"] / args.iters
-        return max(p, state["elapsed"] / (60 * args.minutes)) if args.minutes > 0 else p
-
-    t_last = time.time()
+    budget = Budget(state, args.iters, args.minutes, env)
     run = None
-    while train is not None and progress() < 1:
+    while train is not None and not budget.done():
         idx = torch.randint(0, len(train["latents"]), (args.batch,), generator=gen)
         x0 = train["latents"][idx].to(dev)
         cond = condition(train, idx, args.cond, gen).to(dev)
@@ -394,27 +311,19 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
             jh = ae.regress_joints(v_hat)
             l_f = ((jh - jh[:, :1]) - (cond - cond[:, :1])).abs().mean()   # both in 0.1 m units, root-relative
             loss = loss + args.w_follow * l_f
-        p = progress()
-        lr = args.lr * min(1, (state["it"] + 1) / 200) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1))))
-        for g in opt.param_groups:
-            g["lr"] = lr * g["lr_scale"]
+        lr = lr_at(state["it"], budget.progress(), args.lr, args.warmup, decay_in_warmup=True)
+        set_lr(opt, lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ldm.parameters(), 1.0)
         if finetune:
             torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            d = min(args.ema, (1 + state["it"]) / (10 + state["it"]))
-            pairs = [(ema, ldm)] + ([(ema_enc, encoder)] if finetune else [])
-            for averaged, trained in pairs:
-                for pe, pn in zip(averaged.parameters(), trained.parameters()):
-                    pe.mul_(d).add_(pn.detach(), alpha=1 - d)
+        ema_update(ema, ldm, state["it"], args.ema)
+        if finetune:
+            ema_update(ema_enc, encoder, state["it"], args.ema)
         state["it"] += 1
-        now = time.time()
-        # All ranks must agree on the elapsed time: it sets the learning rate and the stop.
-        state["elapsed"] = env.max_float(state["elapsed"] + now - t_last)
-        t_last = now
+        budget.tick()
         run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
         if state["it"] % 50 == 0:
             r, ld, lv, lj = env.all_reduce_mean([run, l_ddpm.item(), l_v.item(), l_j.item()])
@@ -437,21 +346,20 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     if args.export or args.export_only:
         from core.weights import save_weights
 
-        cmd = env.command("training.train_mesh_ldm", argv if argv is not None else sys.argv[1:])
+        cmd = export_command("training.train_mesh_ldm", argv, env)
         enc_name = "image_encoder"
         if finetune:
             enc_name = FINETUNED_ENCODER_NAME
             enc_path = save_weights(enc_name, ema_enc.state_dict(), {"net": encoder.config.to_dict()}, cmd,
                                     {"fine_tuned_with": WEIGHTS_NAME, "iterations": state["it"]},
-                                    **({} if args.models_dir is None else {"models_dir": args.models_dir}))
+                                    **models_dir_kwargs(args))
             print(f"exported {enc_path}", flush=True)
         path = save_weights(WEIGHTS_NAME, ema.state_dict(),
                             {"net": cfg.to_dict(), "schedule": diffusion.schedule.config(), "cond": args.cond,
                              "image_encoder": enc_name, "mesh_ae": "mesh_ae", "joint_scale": JOINT_SCALE},
-                            cmd, {"test_split_seed2026": m, "iterations": state["it"],
-                                  "minutes": round(state["elapsed"] / 60, 1),
+                            cmd, {"test_split_seed2026": m, **run_metrics(state),
                                   "train_samples": None if train is None else int(len(train["latents"]))},
-                            **({} if args.models_dir is None else {"models_dir": args.models_dir}))
+                            **models_dir_kwargs(args))
         print(f"exported {path}", flush=True)
     return 0 if synced else 1
 

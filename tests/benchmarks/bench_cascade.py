@@ -33,7 +33,7 @@ def build(random: bool, device: str, stage1_ckpt=None):
 
     if not random:
         if stage1_ckpt:
-            from training.train_mesh_ldm import load_stage1
+            from training.stage1_teacher import load_stage1
 
             return CascadeEstimator(stage1=Stage1Estimator(device=device, lifter=load_stage1(pathlib.Path(stage1_ckpt))),
                                     mesh_stage=MeshStage.from_weights(device))
