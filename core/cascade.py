@@ -29,7 +29,7 @@ import torch
 
 from core.diffusion import GaussianDiffusion, make_schedule
 from core.errors import raise_if_cancelled
-from core.joints import mirror_x
+from core.joints import mirror_faces, mirror_x
 from core.nets.joint_diffusion import JOINT_SCALE
 from core.pipeline import ImagePipeline
 
@@ -162,7 +162,7 @@ class MeshStage:
         vh, jh, v, j = out.vertex_hypotheses, out.mesh_joint_hypotheses, out.vertices, out.mesh_joints
         if left:
             vh, jh, v, j = mirror_x(vh), mirror_x(jh), mirror_x(v), mirror_x(j)
-            faces = faces[:, ::-1].copy()
+            faces = mirror_faces(faces)
         cam_t = solve_cam_t(j, s1.keypoints2d, s1.K, s1.keypoints2d_score)
         return MeshResult(vertex_hypotheses=vh, vertices=v, faces=faces, mesh_joint_hypotheses=jh, mesh_joints=j,
                           mesh_cam_t=cam_t, trajectory_latents_xt=out.trajectory_xt,

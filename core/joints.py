@@ -34,7 +34,13 @@ def root_relative(joints: np.ndarray) -> np.ndarray:
 
 
 def mirror_x(points: np.ndarray) -> np.ndarray:
-    """Mirror 3D points (or 2D camera-frame points) across the x = 0 plane: left hand ↔ right hand."""
+    """Mirror 3D points (or 2D camera-frame points) across the x = 0 plane: left hand ↔ right hand (the
+    models are right hands, DESIGN §3). The one mirroring of results; pair meshes with `mirror_faces`."""
     out = np.array(points, dtype=np.float64 if np.asarray(points).dtype == np.float64 else np.float32, copy=True)
     out[..., 0] *= -1
     return out
+
+
+def mirror_faces(faces: np.ndarray) -> np.ndarray:
+    """Faces of a mesh mirrored with `mirror_x`: the winding reversed so the normals still point outwards."""
+    return np.ascontiguousarray(np.asarray(faces)[:, ::-1])

@@ -22,6 +22,8 @@ import torch
 
 from core.detector import CROP_PAD, Detection, HandDetector, mirror_K, mirror_keypoints
 from core.diffusion import GaussianDiffusion, make_schedule
+from core.geometry import project
+from core.joints import NUM_JOINTS, mirror_x
 from core.nets.joint_diffusion import JOINT_SCALE, JointDiffusionConfig, JointDiffusionNet
 from core.occlusion import joint_occlusion
 
@@ -108,11 +110,6 @@ def solve_cam_t(joints: np.ndarray, kp2d: np.ndarray, K: np.ndarray, weights: np
     return t
 
 
-def project_np(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    p = points @ np.asarray(K, np.float64).T
-    return p[..., :2] / p[..., 2:3]
-
-
 def aggregate(hyps: np.ndarray, mode: str = "mean", kp2d: np.ndarray | None = None, K: np.ndarray | None = None,
               cam_t: np.ndarray | None = None) -> np.ndarray:
     """Aggregate hypotheses (N,21,3). 'mean' (paper) or 'jpma': per joint, the hypothesis whose
@@ -123,7 +120,7 @@ def aggregate(hyps: np.ndarray, mode: str = "mean", kp2d: np.ndarray | None = No
     if mode == "jpma":
         if kp2d is None or K is None or cam_t is None:
             raise ValueError("jpma aggregation needs keypoints, K and cam_t")
-        uv = project_np(hyps + cam_t, K)                           # (N,21,2)
+        uv = project(hyps + cam_t, K)                                # (N,21,2)
         err = np.linalg.norm(uv - np.asarray(kp2d)[None], axis=-1)  # (N,21)
         best = err.argmin(0)
         return hyps[best, np.arange(hyps.shape[1])]
@@ -212,11 +209,11 @@ class JointLifter:
         b = rays.shape[0]
         c2d, ctx = normalise_rays(rays)
         c2d = torch.cat([c2d, torch.zeros_like(c2d[..., :1])], -1)
-        res = self.diffusion.ddim_sample(self.net, (b * n, 21, 3), steps=steps, eta=0.0, seed=seed,
+        res = self.diffusion.ddim_sample(self.net, (b * n, NUM_JOINTS, 3), steps=steps, eta=0.0, seed=seed,
                                          device=self.device, record=False,
                                          c2d=c2d.repeat_interleave(n, 0).to(self.device),
                                          ctx=ctx.repeat_interleave(n, 0).to(self.device))
-        mean = (res.x0.reshape(b, n, 21, 3).mean(1).double().cpu() * JOINT_SCALE).numpy()
+        mean = (res.x0.reshape(b, n, NUM_JOINTS, 3).mean(1).double().cpu() * JOINT_SCALE).numpy()
         mean = mean - mean[:, :1]
         r = rays.double().cpu().numpy()
         cam = np.stack([m + solve_cam_t(m, ri, np.eye(3)) for m, ri in zip(mean, r)])
@@ -258,10 +255,11 @@ class JointLifter:
         c2d, ctx, _ = self.condition(rays, occluded, steps)
         b = c2d.shape[0]
         c2d, ctx = self.per_hypothesis(c2d, ctx, n, seed)
-        res = self.diffusion.ddim_sample(self.net, (b * n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
+        res = self.diffusion.ddim_sample(self.net, (b * n, NUM_JOINTS, 3), steps=steps,
+                                         eta=self.eta if eta is None else eta,
                                          seed=seed, device=self.device, record=False,
                                          c2d=c2d.to(self.device), ctx=ctx.to(self.device))
-        return res.x0.reshape(b, n, 21, 3).cpu()
+        return res.x0.reshape(b, n, NUM_JOINTS, 3).cpu()
 
     @torch.no_grad()
     def lift_rays(self, rays: np.ndarray, n: int = 50, steps: int = 10, seed: int = 0, eta: float | None = None,
@@ -272,7 +270,8 @@ class JointLifter:
         c2d, ctx, occluded = self.condition(r, steps=steps)
         c2d, ctx = self.per_hypothesis(c2d, ctx, n, seed)
         c2d, ctx = c2d.to(self.device), ctx.to(self.device)
-        res = self.diffusion.ddim_sample(self.net, (n, 21, 3), steps=steps, eta=self.eta if eta is None else eta,
+        res = self.diffusion.ddim_sample(self.net, (n, NUM_JOINTS, 3), steps=steps,
+                                         eta=self.eta if eta is None else eta,
                                          seed=seed, device=self.device, record=record, progress=progress,
                                          cancel=cancel, c2d=c2d, ctx=ctx)
         if occluded is not None:
@@ -291,10 +290,10 @@ class JointLifter:
                 raise ValueError("mirroring needs the image width")
             kp, Km = mirror_keypoints(kp, width), mirror_K(Km, width)
         res = self.lift_rays(pixels_to_rays(kp, Km), **kw)
-        sign = np.array([-1.0, 1.0, 1.0]) if mirrored else np.ones(3)
 
         def metres(x):   # network units → metres, mirrored back, wrist moved to the origin (root-relative)
-            x = x.cpu().numpy().astype(np.float64) * JOINT_SCALE * sign
+            x = x.cpu().numpy().astype(np.float64) * JOINT_SCALE
+            x = mirror_x(x) if mirrored else x
             return x - x[..., :1, :]
 
         hyps = metres(res.x0)

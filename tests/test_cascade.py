@@ -134,10 +134,10 @@ def test_left_hand_is_the_mirror_of_the_right_hand(mesh_stage):
     np.testing.assert_allclose(rl.vertices, rr.vertices * [-1, 1, 1], atol=1e-5)
     np.testing.assert_array_equal(rl.faces, rr.faces[:, ::-1])   # winding flipped with the mirror
     # the mirrored mesh still projects where the keypoints are
-    from core.stage1 import project_np
+    from core.geometry import project
 
     for r, s1 in ((rr, right), (rl, left)):
-        uv = project_np(r.mesh_joints + r.mesh_cam_t, s1.K)
+        uv = project(r.mesh_joints + r.mesh_cam_t, s1.K)
         assert np.isfinite(uv).all()
 
 

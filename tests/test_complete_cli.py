@@ -98,7 +98,7 @@ def test_errors_are_one_line_each_and_exit_2(tmp_path, right_joints, capsys):
 
 
 def test_mask_presets():
-    from core.commands.complete import parse_mask
+    from core.io.poses import parse_mask
     from core.errors import InputError
 
     assert np.flatnonzero(parse_mask(None, "fingertips")).tolist() == list(FINGERTIPS)

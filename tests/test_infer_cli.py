@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.cli import main
+from core.geometry import project
 from core.paths import SAMPLE_IMAGE
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -22,8 +23,7 @@ def test_infer_writes_result_npz(tmp_path, capsys):
     np.testing.assert_allclose(r["K"], [[256, 0, 128], [0, 256, 128], [0, 0, 1]])
     assert r["joint_hypotheses"].shape == (8, 21, 3) and r["joints"].shape == (21, 3) and r["cam_t"].shape == (3,)
     np.testing.assert_allclose(r["joints"], r["joint_hypotheses"].mean(0), atol=1e-6)
-    p = (r["joints"] + r["cam_t"]) @ r["K"].T
-    uv = p[:, :2] / p[:, 2:]
+    uv = project(r["joints"] + r["cam_t"], r["K"])
     assert np.linalg.norm(uv - r["keypoints2d"], axis=1).mean() < 10.0
     assert r["trajectory_joints_xt"].shape == (4, 8, 21, 3)
     assert r["trajectory_joints_x0"].shape == (3, 8, 21, 3)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from core.errors import Cancelled
+from core.geometry import project
 from core.hand.pose_layout import POSE_DIM, pose_dims_moving_joint
 from core.joints import FINGERTIPS
 from core.prior.model import DPoserPrior
@@ -191,13 +192,12 @@ def test_fit_2d_reduces_reprojection_error(anny_hand):
     K = np.array([[500, 0, 128], [0, 500, 128], [0, 0, 1]], np.float32)
     with torch.no_grad():
         j = anny_hand.joints(torch.from_numpy(go[None]), torch.from_numpy(pose[None]))[0].numpy() + transl
-    uv = (j @ K.T)[:, :2] / (j @ K.T)[:, 2:]
+    uv = project(j, K)
     init = dict(global_orient=go + 0.1, pose=pose + np.random.default_rng(0).normal(0, 0.15, POSE_DIM).astype(np.float32),
                 transl=transl + np.array([0.01, -0.01, 0.02], np.float32))
 
     def reproj(joints):
-        p = joints @ K.T
-        return np.linalg.norm(p[..., :2] / p[..., 2:] - uv, axis=-1).mean(-1)
+        return np.linalg.norm(project(joints, K) - uv, axis=-1).mean(-1)
 
     with torch.no_grad():
         j0 = anny_hand.joints(torch.from_numpy(init["global_orient"][None]), torch.from_numpy(init["pose"][None]))[0].numpy()

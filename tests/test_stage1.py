@@ -11,8 +11,8 @@ import torch
 from core.errors import WeightsError
 from core.metrics import apd, pa_mpjpe
 from core.paths import SAMPLE_IMAGE
-from core.stage1 import (JointLifter, Stage1Estimator, aggregate, normalise_rays, pixels_to_rays, project_np,
-                         solve_cam_t)
+from core.geometry import project
+from core.stage1 import JointLifter, Stage1Estimator, aggregate, normalise_rays, pixels_to_rays, solve_cam_t
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -44,12 +44,12 @@ def test_solve_cam_t_recovers_translation():
     joints -= joints[0]
     K = np.array([[480.0, 0, 100], [0, 470, 150], [0, 0, 1]])
     t = np.array([0.05, -0.03, 0.6])
-    kp = project_np(joints + t, K)
+    kp = project(joints + t, K)
     np.testing.assert_allclose(solve_cam_t(joints, kp, K), t, atol=1e-6)
     # With noisy keypoints the reprojection error stays close to the noise level.
     noisy = kp + rng.normal(0, 2.0, kp.shape)
     t2 = solve_cam_t(joints, noisy, K)
-    assert np.linalg.norm(project_np(joints + t2, K) - noisy, axis=1).mean() < 4.0
+    assert np.linalg.norm(project(joints + t2, K) - noisy, axis=1).mean() < 4.0
 
 
 def test_aggregate_mean_and_jpma():
@@ -58,7 +58,7 @@ def test_aggregate_mean_and_jpma():
     np.testing.assert_allclose(aggregate(hyps), hyps.mean(0))
     K = np.array([[500.0, 0, 128], [0, 500, 128], [0, 0, 1]])
     cam_t = np.array([0, 0, 0.5])
-    kp = project_np(hyps[3] + cam_t, K)
+    kp = project(hyps[3] + cam_t, K)
     np.testing.assert_allclose(aggregate(hyps, "jpma", kp, K, cam_t), hyps[3])
     with pytest.raises(ValueError):
         aggregate(hyps, "median")
@@ -109,7 +109,7 @@ def test_pipeline_on_image(lifter):
     assert r.handedness == "right" and r.joint_hypotheses.shape == (10, 21, 3)
     np.testing.assert_allclose(r.joints, r.joint_hypotheses.mean(0))
     np.testing.assert_allclose(r.K, [[256, 0, 128], [0, 256, 128], [0, 0, 1]])
-    reproj = project_np(r.joints + r.cam_t, r.K)
+    reproj = project(r.joints + r.cam_t, r.K)
     assert np.linalg.norm(reproj - r.keypoints2d, axis=1).mean() < 8.0   # px
     assert r.cam_t[2] > 0.1
     d = r.to_npz_dict()

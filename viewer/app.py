@@ -55,9 +55,8 @@ def run_app(args: argparse.Namespace) -> int:
 
 def apply_dposer_options(window, args: argparse.Namespace) -> bool:
     """--mask / --mask-preset / --prior / --schedule / --t-max / --t-min / -n onto the DPoser panel."""
-    from core.cli import one_line
-    from core.commands.complete import parse_mask
-    from core.errors import InputError
+    from core.errors import InputError, one_line
+    from core.io.poses import parse_mask
 
     panel = window.dposer_panel
     try:

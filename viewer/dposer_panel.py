@@ -5,12 +5,11 @@ import numpy as np
 import qtawesome as qta
 from PySide6 import QtCore, QtWidgets
 
+from core.io.poses import parse_mask
 from core.joints import FINGERS, JOINT_NAMES
+from core.prior.choices import DEFAULT_HYPOTHESES, DEFAULT_ITERS, PRIORS, SCHEDULES, TASK_RANGES
 from viewer.schedule_plot import SchedulePlot
 from viewer.state import CompletionState, MaskState
-
-SCHEDULE_KINDS = ("truncated", "uniform", "fixed", "random")
-PRIOR_KINDS = ("dposer", "none", "l2")
 
 
 class DPoserPanel(QtWidgets.QWidget):
@@ -73,16 +72,17 @@ class DPoserPanel(QtWidgets.QWidget):
 
         # Run settings.
         form = QtWidgets.QFormLayout()
-        self.n = QtWidgets.QSpinBox(minimum=1, maximum=100, value=10)
+        self.n = QtWidgets.QSpinBox(minimum=1, maximum=100, value=DEFAULT_HYPOTHESES)
         self.n.setToolTip("Number of completions (hypotheses) S")
         self.prior = QtWidgets.QComboBox()
-        self.prior.addItems(PRIOR_KINDS)
+        self.prior.addItems(PRIORS)
         self.prior.setToolTip("dposer: diffusion prior; none / l2: baselines in the same loop")
         self.kind = QtWidgets.QComboBox()
-        self.kind.addItems(SCHEDULE_KINDS)
-        self.t_max = QtWidgets.QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3, value=0.15)
-        self.t_min = QtWidgets.QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3, value=0.05)
-        self.iters = QtWidgets.QSpinBox(minimum=1, maximum=2000, value=100)
+        self.kind.addItems(SCHEDULES)
+        t_max, t_min = TASK_RANGES["completion"]
+        self.t_max = QtWidgets.QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3, value=t_max)
+        self.t_min = QtWidgets.QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3, value=t_min)
+        self.iters = QtWidgets.QSpinBox(minimum=1, maximum=2000, value=DEFAULT_ITERS)
         for label, w in (("Hypotheses", self.n), ("Prior", self.prior), ("Schedule", self.kind),
                          ("t max", self.t_max), ("t min", self.t_min), ("Iterations", self.iters)):
             form.addRow(label, w)
@@ -131,8 +131,6 @@ class DPoserPanel(QtWidgets.QWidget):
 
     # -- mask -------------------------------------------------------------------------------------
     def apply_preset(self, preset: str) -> None:
-        from core.commands.complete import parse_mask
-
         self.mask.set(parse_mask(None, preset, seed=int(np.random.default_rng().integers(1 << 30))))
 
     def _on_item_changed(self, item: QtWidgets.QListWidgetItem) -> None:

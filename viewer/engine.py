@@ -88,7 +88,8 @@ class Engine:
                                   progress=lambda done, total: progress(done, total, stage[0]),
                                   on_stage=lambda name: stage.__setitem__(0, name))
         err = reprojection_errors(result.joint_hypotheses, result.cam_t, result.keypoints2d, result.K)
-        estimate = Estimate(path, image, detections, chosen, result, err, time.perf_counter() - t0, pipe.kind, pipe.note)
+        estimate = Estimate(path, image, detections, chosen, result, err, time.perf_counter() - t0, pipe.kind,
+                            pipe.note)
         if result.trajectory_latents_x0 is None:
             return estimate
         if early is not None:
@@ -140,8 +141,6 @@ class PriorEngine:
         """S completions of the hidden joints; returns (TTOResult, vertices (S,V,3))."""
         import torch
 
-        from core.prior import Schedule, TTOConfig, complete_pose, fit_joints
-
         prior = self.prior()
         threads = torch.get_num_threads()
         torch.set_num_threads(1)   # small ops: one thread is faster and leaves a core to the window
@@ -153,13 +152,16 @@ class PriorEngine:
     def _complete(self, prior, source, hidden, settings, progress, cancel):
         import torch
 
-        from core.prior import Schedule, TTOConfig, complete_pose, fit_joints
+        from core.prior import DEFAULT_HYPOTHESES, Schedule, TTOConfig, complete_pose, fit_joints
 
-        sched = Schedule(kind=settings.get("schedule", "truncated"), t_max=settings.get("t_max", 0.15),
-                         t_min=settings.get("t_min", 0.05))
-        cfg = TTOConfig(prior=settings.get("prior", "dposer"), schedule=sched, iters=settings.get("iters", 100),
-                        seed=settings.get("seed", 0))
-        n = settings.get("n", 10)
+        # Settings the dock leaves out take core.prior's defaults (the one definition of each).
+        default_sched, default_cfg = Schedule(), TTOConfig()
+        sched = Schedule(kind=settings.get("schedule", default_sched.kind),
+                         t_max=settings.get("t_max", default_sched.t_max),
+                         t_min=settings.get("t_min", default_sched.t_min))
+        cfg = TTOConfig(prior=settings.get("prior", default_cfg.prior), schedule=sched,
+                        iters=settings.get("iters", default_cfg.iters), seed=settings.get("seed", default_cfg.seed))
+        n = settings.get("n", DEFAULT_HYPOTHESES)
         every = max(1, cfg.iters // 25)
         shape_t = None if source.shape is None else torch.as_tensor(source.shape)[None].expand(n, -1)
 

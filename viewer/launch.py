@@ -7,6 +7,7 @@ import sys
 
 from core import __version__
 from core.cli import COMMANDS
+from core.prior.choices import PRIORS, SCHEDULES
 
 
 def gui_parser() -> argparse.ArgumentParser:
@@ -22,8 +23,8 @@ def gui_parser() -> argparse.ArgumentParser:
     g.add_argument("--mask", help="hidden joints, e.g. 4,8,12,16,20")
     g.add_argument("--mask-preset", help="fingertips | finger:thumb..pinky | random:0.6")
     g.add_argument("--complete", action="store_true", help="complete the hidden joints with DPoser")
-    g.add_argument("--prior", choices=("dposer", "none", "l2"), default="dposer")
-    g.add_argument("--schedule", choices=("truncated", "uniform", "fixed", "random"), default="truncated")
+    g.add_argument("--prior", choices=PRIORS, default=PRIORS[0])
+    g.add_argument("--schedule", choices=SCHEDULES, default=SCHEDULES[0])
     g.add_argument("--t-max", type=float, default=None)
     g.add_argument("--t-min", type=float, default=None)
     g.add_argument("-n", type=int, default=None, help="number of completions")

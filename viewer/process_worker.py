@@ -139,7 +139,7 @@ class ProcessRunner(QtCore.QObject):
         try:
             self._ensure_child()
         except Exception as exc:  # noqa: BLE001 - e.g. the process cannot be spawned
-            from core.cli import one_line
+            from core.errors import one_line
 
             self._live = False
             self.busy_changed.emit(False)

@@ -43,7 +43,7 @@ class _Job(QtCore.QRunnable):
             self.signals.failed.emit(self.run_id, "", "")
             return
         except Exception as exc:  # noqa: BLE001 - every engine failure reaches the user
-            from core.cli import one_line
+            from core.errors import one_line
 
             self.signals.failed.emit(self.run_id, one_line(exc), traceback.format_exc())
             return

@@ -21,10 +21,8 @@ import time
 
 import numpy as np
 
-from core.joints import FINGERS, FINGERTIPS, finger_joints
-
-SCHEDULES = ("truncated", "uniform", "fixed", "random")
-PRIORS = ("dposer", "none", "l2")
+from core.joints import NUM_JOINTS
+from core.prior.choices import DEFAULT_HYPOTHESES, DEFAULT_ITERS, PRIORS, SCHEDULES, TASK_RANGES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,54 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--mask", default=None, help="comma-separated indices of the HIDDEN joints, e.g. 4,8,12,16,20")
     g.add_argument("--mask-preset", default=None,
                    help="fingertips | finger:thumb|index|middle|ring|pinky | random:FRACTION (e.g. random:0.6)")
-    p.add_argument("-n", "--num-hypotheses", type=int, default=10, dest="n", help="hypotheses (default 10)")
-    p.add_argument("--prior", default="dposer", choices=PRIORS, help="regulariser (default dposer)")
-    p.add_argument("--schedule", default="truncated", choices=SCHEDULES, help="timestep schedule (default truncated)")
-    p.add_argument("--t-max", type=float, default=0.15, help="truncated schedule start (default 0.15)")
-    p.add_argument("--t-min", type=float, default=0.05, help="truncated schedule end (default 0.05)")
-    p.add_argument("--iters", type=int, default=None, help="optimisation iterations (default 100)")
+    t_max, t_min = TASK_RANGES["completion"]
+    p.add_argument("-n", "--num-hypotheses", type=int, default=DEFAULT_HYPOTHESES, dest="n",
+                   help=f"hypotheses (default {DEFAULT_HYPOTHESES})")
+    p.add_argument("--prior", default=PRIORS[0], choices=PRIORS, help=f"regulariser (default {PRIORS[0]})")
+    p.add_argument("--schedule", default=SCHEDULES[0], choices=SCHEDULES,
+                   help=f"timestep schedule (default {SCHEDULES[0]})")
+    p.add_argument("--t-max", type=float, default=t_max, help=f"truncated schedule start (default {t_max})")
+    p.add_argument("--t-min", type=float, default=t_min, help=f"truncated schedule end (default {t_min})")
+    p.add_argument("--iters", type=int, default=None, help=f"optimisation iterations (default {DEFAULT_ITERS})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_common_options(p)
     p.set_defaults(func=run)
-
-
-def parse_mask(mask: str | None, preset: str | None, seed: int = 0) -> np.ndarray | None:
-    """--mask / --mask-preset → (21,) bool (True = hidden), or None when neither is given."""
-    from core.errors import InputError
-
-    if mask is not None:
-        out = np.zeros(21, bool)
-        try:
-            idx = [int(x) for x in mask.replace(" ", "").split(",") if x != ""]
-        except ValueError as exc:
-            raise InputError(f"--mask must be comma-separated joint indices 0..20, got {mask!r}") from exc
-        if not idx or any(i < 0 or i > 20 for i in idx):
-            raise InputError(f"--mask indices must be in 0..20, got {mask!r}")
-        out[idx] = True
-        return out
-    if preset is None:
-        return None
-    out = np.zeros(21, bool)
-    if preset == "fingertips":
-        out[list(FINGERTIPS)] = True
-        return out
-    if preset.startswith("finger:"):
-        name = preset.split(":", 1)[1]
-        if name not in FINGERS:
-            raise InputError(f"--mask-preset finger:NAME needs one of {', '.join(FINGERS)}, got {name!r}")
-        out[list(finger_joints(name))] = True
-        return out
-    if preset.startswith("random:"):
-        try:
-            frac = float(preset.split(":", 1)[1])
-        except ValueError as exc:
-            raise InputError(f"--mask-preset random:FRACTION needs a number, got {preset!r}") from exc
-        if not 0 < frac < 1:
-            raise InputError(f"--mask-preset random:FRACTION needs 0 < FRACTION < 1, got {frac}")
-        k = max(1, int(round(frac * 21)))
-        out[np.random.default_rng(seed).choice(21, k, replace=False)] = True
-        return out
-    raise InputError(f"unknown --mask-preset {preset!r} (fingertips, finger:NAME, random:FRACTION)")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -110,14 +72,10 @@ _CACHE: dict = {}
 def _hand():
     """One Anny hand per process (building it takes a few seconds)."""
     if "hand" not in _CACHE:
-        from core.hand.anny_hand import AnnyHand
+        from core.hand import load_hand_model
 
-        _CACHE["hand"] = AnnyHand()
+        _CACHE["hand"] = load_hand_model("anny")
     return _CACHE["hand"]
-
-
-def _mirror_faces(faces: np.ndarray) -> np.ndarray:
-    return faces[:, ::-1].copy()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,8 +98,8 @@ def _run(args: argparse.Namespace) -> int:
     from core.cli import run_each
     from core.errors import InputError
     from core.io.export import save_npz
-    from core.io.poses import load_pose_file
-    from core.joints import mirror_x
+    from core.io.poses import load_pose_file, parse_mask
+    from core.joints import mirror_faces, mirror_x
     from core.prior.tto import Schedule, TTOConfig, complete_pose, fit_joints
 
     cli_mask = parse_mask(args.mask, args.mask_preset, args.seed)
@@ -159,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
     def handle(path: str) -> None:
         t0 = time.perf_counter()
         pf = load_pose_file(path)
-        mask = cli_mask if cli_mask is not None else (pf.mask if pf.mask is not None else np.zeros(21, bool))
+        mask = cli_mask if cli_mask is not None else (pf.mask if pf.mask is not None else np.zeros(NUM_JOINTS, bool))
         if mask.all():
             raise InputError("every joint is hidden: nothing to complete from")
         left = pf.side == "left"
@@ -188,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
         faces = hand.faces
         traj_j = res.traj_joints
         if left:
-            joints, verts, faces = mirror_x(joints), mirror_x(verts), _mirror_faces(faces)
+            joints, verts, faces = mirror_x(joints), mirror_x(verts), mirror_faces(faces)
             traj_j = None if traj_j is None else mirror_x(traj_j)
         arrays = dict(joints=joints.astype(np.float32), vertices=verts.astype(np.float32),
                       faces=faces.astype(np.int64), pose=res.pose, mask=mask.astype(bool),

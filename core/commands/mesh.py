@@ -26,6 +26,7 @@ def mesh_from_pose_file(path: str, mano_dir: str | None = None) -> tuple[np.ndar
     """(vertices (V,3), faces) of the pose stored in a pose file; left hands are mirrored back."""
     from core.hand import load_hand_model
     from core.io.poses import load_pose_file
+    from core.joints import mirror_faces, mirror_x
 
     pf = load_pose_file(path)
     if pf.pose is None:
@@ -42,8 +43,7 @@ def mesh_from_pose_file(path: str, mano_dir: str | None = None) -> tuple[np.ndar
     verts = out.vertices[0].cpu().numpy()
     faces = model.faces
     if pf.side == "left":
-        verts = verts * np.array([-1.0, 1.0, 1.0], np.float32)
-        faces = faces[:, ::-1].copy()
+        verts, faces = mirror_x(verts), mirror_faces(faces)
     return verts, faces
 
 

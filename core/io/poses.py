@@ -17,6 +17,7 @@ import numpy as np
 
 from core.errors import InputError
 from core.hand.pose_layout import POSE_DIM
+from core.joints import FINGERS, FINGERTIPS, NUM_JOINTS, finger_joints
 
 MAX_POSE_FILE_BYTES = 20 * 1024 * 1024
 
@@ -48,9 +49,9 @@ def _array(value, name: str, shape: tuple[int, ...] | None, allow_nd: bool = Fal
 
 def _mask(value) -> np.ndarray:
     arr = np.asarray(value)
-    if arr.dtype == bool or (arr.shape == (21,) and set(np.unique(arr).tolist()) <= {0, 1}):
-        if arr.shape != (21,):
-            raise InputError(f"'mask' has shape {arr.shape}, expected (21,)")
+    if arr.dtype == bool or (arr.shape == (NUM_JOINTS,) and set(np.unique(arr).tolist()) <= {0, 1}):
+        if arr.shape != (NUM_JOINTS,):
+            raise InputError(f"'mask' has shape {arr.shape}, expected ({NUM_JOINTS},)")
         return arr.astype(bool)
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
@@ -58,12 +59,51 @@ def _mask(value) -> np.ndarray:
             raise ValueError("not integers")
     except (TypeError, ValueError) as exc:
         raise InputError("'mask' must be 21 booleans or a list of joint indices") from exc
-    if np.any(arr < 0) or np.any(arr > 20):   # before the cast: a huge index would overflow int64
+    if np.any(arr < 0) or np.any(arr >= NUM_JOINTS):   # before the cast: a huge index would overflow int64
         raise InputError("'mask' joint indices must be in 0..20")
     idx = arr.astype(np.int64)
-    out = np.zeros(21, bool)
+    out = np.zeros(NUM_JOINTS, bool)
     out[idx] = True
     return out
+
+
+def parse_mask(mask: str | None, preset: str | None, seed: int = 0) -> np.ndarray | None:
+    """A hidden-joint mask from its command-line spelling (`pose-viewer complete` / `pose-viewer --mask`,
+    the DPoser dock's presets): `mask` "4,8,12" (joint indices) or `preset` fingertips | finger:NAME |
+    random:FRACTION → (21,) bool (True = hidden), or None when neither is given."""
+    if mask is not None:
+        out = np.zeros(NUM_JOINTS, bool)
+        try:
+            idx = [int(x) for x in mask.replace(" ", "").split(",") if x != ""]
+        except ValueError as exc:
+            raise InputError(f"--mask must be comma-separated joint indices 0..20, got {mask!r}") from exc
+        if not idx or any(i < 0 or i >= NUM_JOINTS for i in idx):
+            raise InputError(f"--mask indices must be in 0..20, got {mask!r}")
+        out[idx] = True
+        return out
+    if preset is None:
+        return None
+    out = np.zeros(NUM_JOINTS, bool)
+    if preset == "fingertips":
+        out[list(FINGERTIPS)] = True
+        return out
+    if preset.startswith("finger:"):
+        name = preset.split(":", 1)[1]
+        if name not in FINGERS:
+            raise InputError(f"--mask-preset finger:NAME needs one of {', '.join(FINGERS)}, got {name!r}")
+        out[list(finger_joints(name))] = True
+        return out
+    if preset.startswith("random:"):
+        try:
+            frac = float(preset.split(":", 1)[1])
+        except ValueError as exc:
+            raise InputError(f"--mask-preset random:FRACTION needs a number, got {preset!r}") from exc
+        if not 0 < frac < 1:
+            raise InputError(f"--mask-preset random:FRACTION needs 0 < FRACTION < 1, got {frac}")
+        k = max(1, int(round(frac * NUM_JOINTS)))
+        out[np.random.default_rng(seed).choice(NUM_JOINTS, k, replace=False)] = True
+        return out
+    raise InputError(f"unknown --mask-preset {preset!r} (fingertips, finger:NAME, random:FRACTION)")
 
 
 def _side(value) -> str:
@@ -118,7 +158,7 @@ def _load_npz(p: pathlib.Path) -> PoseFile:
         if out.shape.ndim != 1 or out.shape.size > 64:
             raise InputError(f"'shape' has shape {out.shape.shape}, expected a short vector")
     if "joints" in data:
-        out.joints = _array(data["joints"], "joints", (21, 3))
+        out.joints = _array(data["joints"], "joints", (NUM_JOINTS, 3))
         _check_joint_scale(out.joints)
     if "mask" in data:
         out.mask = _mask(data["mask"])
@@ -138,7 +178,7 @@ def _load_json(p: pathlib.Path) -> PoseFile:
         data = {"joints": data}
     if not isinstance(data, dict) or "joints" not in data:
         raise InputError("JSON must be an object with a 'joints' list of 21 [x, y, z] (metres)")
-    joints = _array(data["joints"], "joints", (21, 3))
+    joints = _array(data["joints"], "joints", (NUM_JOINTS, 3))
     _check_joint_scale(joints)
     out = PoseFile(model="anny", joints=joints)
     if data.get("mask") is not None:

@@ -102,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from core.hand.anny_hand import AnnyHand
+    from core.hand import load_hand_model
 
     t0 = time.time()
     torch.set_num_threads(1)
-    hand = AnnyHand()
+    hand = load_hand_model("anny")
     with torch.no_grad():
         rest = hand()
         template = rest.vertices[0].double().numpy()

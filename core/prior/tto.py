@@ -26,18 +26,10 @@ import torch
 
 from core.errors import raise_if_cancelled
 from core.hand.pose_layout import POSE_DIM, pose_dims_moving_joint
+from core.joints import NUM_JOINTS
+from core.prior.choices import DEFAULT_HYPOTHESES, DEFAULT_ITERS, PRIORS, SCHEDULES, TASK_RANGES
 from core.prior.fastjoints import FixedShapeJoints
 
-#: Default truncated ranges [t_max, t_min] per task (paper supp. E; sparse/partial IK per the reference code).
-TASK_RANGES = {
-    "completion": (0.15, 0.05),
-    "ik": (0.15, 0.05),
-    "sparse_ik": (0.20, 0.05),
-    "fit2d": (0.12, 0.08),
-    "denoise": (0.20, 0.05),
-}
-SCHEDULES = ("truncated", "uniform", "fixed", "random")
-PRIORS = ("dposer", "none", "l2")
 T_EPS = 1e-3  # smallest t used at test time (σ(t) → 0 as t → 0)
 
 
@@ -46,9 +38,9 @@ class Schedule:
     """Timestep schedule t(iteration). `truncated`: linear t_max → t_min (paper eq. 11);
     `uniform`: linear 1 → 0; `fixed`: t_fixed every iteration; `random`: t ~ U(0, 1) per iteration."""
 
-    kind: str = "truncated"
-    t_max: float = 0.15
-    t_min: float = 0.05
+    kind: str = SCHEDULES[0]
+    t_max: float = TASK_RANGES["completion"][0]
+    t_min: float = TASK_RANGES["completion"][1]
     t_fixed: float = 0.10
 
     def __post_init__(self) -> None:
@@ -75,9 +67,9 @@ class Schedule:
 
 @dataclass
 class TTOConfig:
-    prior: str = "dposer"
+    prior: str = PRIORS[0]
     schedule: Schedule = field(default_factory=Schedule)
-    iters: int = 100
+    iters: int = DEFAULT_ITERS
     lr: float = 0.1            # Adam step on the normalised pose; other variables scale from it
     w_prior: float = 1.0       # weight of the DPoser term
     w_l2: float = 0.02         # weight of the L2 baseline
@@ -202,7 +194,7 @@ def _init_z(s: int, free: np.ndarray, z_obs: torch.Tensor, cfg: TTOConfig) -> to
 
 
 # -- pose completion in parameter space -----------------------------------------------------------------
-def complete_pose(prior, observed_pose: np.ndarray, hidden: np.ndarray | None = None, n: int = 10,
+def complete_pose(prior, observed_pose: np.ndarray, hidden: np.ndarray | None = None, n: int = DEFAULT_HYPOTHESES,
                   cfg: TTOConfig | None = None, free_dims: np.ndarray | None = None, hand=None,
                   global_orient: np.ndarray | None = None, shape: np.ndarray | None = None,
                   callback: Callable | None = None, cancel=None) -> TTOResult:
@@ -246,7 +238,7 @@ def complete_pose(prior, observed_pose: np.ndarray, hidden: np.ndarray | None = 
     go = np.zeros((n, 3), np.float32) if global_orient is None else np.broadcast_to(
         np.asarray(global_orient, np.float32).reshape(-1, 3), (n, 3)).copy()
     traj_pose = None if traj is None else (torch.stack(traj) * std + mean).numpy().astype(np.float32)
-    joints = np.zeros((n, 21, 3), np.float32)
+    joints = np.zeros((n, NUM_JOINTS, 3), np.float32)
     traj_joints = None
     sh = None
     if hand is not None:
@@ -258,7 +250,7 @@ def complete_pose(prior, observed_pose: np.ndarray, hidden: np.ndarray | None = 
                 k = traj_pose.shape[0]
                 tj = hand.joints(torch.from_numpy(go).repeat(k, 1), torch.from_numpy(traj_pose.reshape(k * n, -1)),
                                  sh.repeat(k, 1))
-                traj_joints = tj.numpy().reshape(k, n, 21, 3)
+                traj_joints = tj.numpy().reshape(k, n, NUM_JOINTS, 3)
     shape_np = (sh.numpy() if sh is not None else np.zeros((n, 0))).astype(np.float32)
     return TTOResult(pose=pose, global_orient=go, shape=shape_np, scale=np.ones(n, np.float32),
                      transl=np.zeros((n, 3), np.float32), joints=joints.astype(np.float32), t_schedule=ts,
@@ -289,7 +281,7 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     return s, r, mu_d - s * r @ mu_s
 
 
-def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = None, n: int = 10,
+def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = None, n: int = DEFAULT_HYPOTHESES,
                cfg: TTOConfig | None = None, fit_shape: bool = True, fit_scale: bool = True,
                shape: np.ndarray | None = None, noise_std: float = 0.01, shape_frac: float = 0.3,
                global_orient: np.ndarray | None = None, transl: np.ndarray | None = None,
@@ -306,8 +298,8 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
 
     cfg = cfg or TTOConfig()
     t0 = time.perf_counter()
-    observed = np.asarray(observed, np.float32).reshape(21, 3)
-    hidden = np.zeros(21, bool) if hidden is None else np.asarray(hidden, bool).reshape(21)
+    observed = np.asarray(observed, np.float32).reshape(NUM_JOINTS, 3)
+    hidden = np.zeros(NUM_JOINTS, bool) if hidden is None else np.asarray(hidden, bool).reshape(NUM_JOINTS)
     visible = ~hidden
     if visible.sum() == 0:
         raise ValueError("all joints are hidden: nothing to fit")
@@ -427,7 +419,7 @@ def geman_mcclure(sq_residual: torch.Tensor, sigma: float) -> torch.Tensor:
     return sigma ** 2 * sq_residual / (sigma ** 2 + sq_residual)
 
 
-def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: int = 10,
+def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: int = DEFAULT_HYPOTHESES,
            cfg: TTOConfig | None = None, confidence: np.ndarray | None = None, sigma_px: float = 20.0,
            hidden: np.ndarray | None = None, fit_shape: bool = True,
            callback: Callable | None = None, cancel=None) -> TTOResult:
@@ -440,10 +432,11 @@ def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: i
 
     cfg = cfg or TTOConfig(schedule=Schedule("truncated", *TASK_RANGES["fit2d"]))
     t0 = time.perf_counter()
-    kp = torch.as_tensor(np.asarray(keypoints2d, np.float32).reshape(21, 2))
+    kp = torch.as_tensor(np.asarray(keypoints2d, np.float32).reshape(NUM_JOINTS, 2))
     Kt = torch.as_tensor(np.asarray(K, np.float32).reshape(3, 3))
-    conf = np.ones(21, np.float32) if confidence is None else np.asarray(confidence, np.float32).reshape(21).copy()
-    hidden = np.zeros(21, bool) if hidden is None else np.asarray(hidden, bool).reshape(21)
+    conf = (np.ones(NUM_JOINTS, np.float32) if confidence is None
+            else np.asarray(confidence, np.float32).reshape(NUM_JOINTS).copy())
+    hidden = np.zeros(NUM_JOINTS, bool) if hidden is None else np.asarray(hidden, bool).reshape(NUM_JOINTS)
     conf[hidden] = 0.0
     conf_t = torch.from_numpy(conf)
     mean, std = _norm_stats(prior)
