@@ -50,7 +50,8 @@ def _from_stage1(name: str, doc: str) -> property:
 
 
 def _from_mesh(name: str, doc: str) -> property:
-    return property(lambda self: None if self.mesh is None else getattr(self.mesh, name), doc=doc + " (None without meshes)")
+    return property(lambda self: None if self.mesh is None else getattr(self.mesh, name),
+                    doc=doc + " (None without meshes)")
 
 
 @dataclass
