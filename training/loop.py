@@ -74,8 +74,10 @@ def run_script(ap: argparse.ArgumentParser, argv: list[str] | None,
 
 
 def export_command(module: str, argv: list[str] | None, env: distributed.DistEnv) -> str:
-    """The command line a manifest records for this run (`python -m …` or `torchrun … -m …`)."""
-    return env.command(module, sys.argv[1:] if argv is None else argv)
+    """The command line a manifest records for this run (`python -m …` or `torchrun … -m …`). An
+    `--export-only` run re-exports a finished one, so it records the command that trains it."""
+    argv = sys.argv[1:] if argv is None else argv
+    return env.command(module, ["--export" if a == "--export-only" else a for a in argv])
 
 
 def run_metrics(state: dict) -> dict:

@@ -35,11 +35,7 @@ dihedral angle, core.mesh.roughness). Single process only.
 from __future__ import annotations
 
 import argparse
-import math
-import pathlib
-import shlex
 import sys
-import time
 
 import numpy as np
 import torch
@@ -47,55 +43,12 @@ import torch
 from core.mesh.sampling import load_sampling
 from core.nets.mesh_ae import MESH_SCALE, MeshAE, MeshAEConfig, kl_loss
 from training import checkpoint, distributed
+from training.data.meshes import MeshSource, test_split_params
+from training.loop import (Budget, add_common_args, export_command, lr_at, models_dir_kwargs, run_metrics,
+                           run_script, set_lr)
 
 WEIGHTS_NAME = "mesh_ae"
 TRAIN_COMMAND = "python -m training.train_mesh_ae --out runs/mesh_ae --minutes 30 --export"
-TEST_SEED = 2026   # = make_dataset's test split seed
-
-
-class MeshSource:
-    """Random posed hands (vertices + model joints, camera-frame orientation, wrist at the origin)."""
-
-    def __init__(self, hand=None) -> None:
-        from core.hand.anny_hand import AnnyHand
-
-        self.hand = hand or AnnyHand()
-
-    @torch.no_grad()
-    def from_params(self, orient: np.ndarray, pose: np.ndarray, shape: np.ndarray, batch: int = 128):
-        vs, js = [], []
-        for s in range(0, len(pose), batch):
-            out = self.hand(torch.as_tensor(orient[s:s + batch], dtype=torch.float32),
-                            torch.as_tensor(pose[s:s + batch], dtype=torch.float32),
-                            torch.as_tensor(shape[s:s + batch], dtype=torch.float32))
-            vs.append(out.vertices.float())
-            js.append(out.joints.float())
-        return torch.cat(vs), torch.cat(js)
-
-    def sample(self, n: int, rng: np.random.Generator):
-        from core.pose_sampler import sample_poses, sample_shapes
-        from training.data.camera import sample_orientations
-
-        pose, shape = sample_poses(n, rng), sample_shapes(n, rng)
-        orient = sample_orientations(n, rng)
-        return self.from_params(orient, pose, shape)
-
-
-def test_split_params(n: int = 512) -> dict[str, np.ndarray]:
-    """Labels (pose, shape, global_orient, K, transl, kp2d, …) of the first `n` samples of the fixed
-    test split, exactly as `make_dataset --split test` draws them (no rendering)."""
-    from training.data.make_dataset import SampleGenerator
-
-    threads = torch.get_num_threads()
-    gen = SampleGenerator(render=False)
-    torch.set_num_threads(threads)
-    out: dict[str, list] = {}
-    shard_size = 512
-    for s in range(math.ceil(n / shard_size)):
-        d = gen.shard(TEST_SEED, s, min(shard_size, n - s * shard_size))
-        for k, v in d.items():
-            out.setdefault(k, []).append(v)
-    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def _surface_terms(faces: np.ndarray, num_vertices: int):
@@ -156,36 +109,14 @@ def latent_stats(ae: MeshAE, source: MeshSource, n: int = 4096, seed: int = 77) 
     return mu.mean(0), mu.std(0).clamp_min(1e-3)
 
 
-def lr_at(it: int, progress: float, base: float, warmup: int) -> float:
-    if it < warmup:
-        return base * (it + 1) / warmup
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/mesh_ae"))
-    ap.add_argument("--iters", type=int, default=20000)
-    ap.add_argument("--minutes", type=float, default=0, help="wall-clock budget (0: none); resumes count")
-    ap.add_argument("--batch", type=int, default=48)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=100)
+    add_common_args(ap, out="runs/mesh_ae", iters=20000, batch=48, lr=1e-3, threads=2, warmup=100,
+                    ckpt_every=100, eval_every=500)
     ap.add_argument("--channels", type=int, nargs="+", default=[32, 32, 64, 64])
     ap.add_argument("--w-joint", type=float, default=0.5)
     ap.add_argument("--w-kl", type=float, default=1e-3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-test", type=int, default=512)
-    ap.add_argument("--ckpt-every", type=int, default=100)
-    ap.add_argument("--eval-every", type=int, default=500)
-    ap.add_argument("--export", action="store_true")
-    ap.add_argument("--export-only", action="store_true")
-    ap.add_argument("--models-dir", type=pathlib.Path, default=None, help="export here instead of resources/models")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="auto: cuda:LOCAL_RANK under torchrun when CUDA is available, else CPU")
-    ap.add_argument("--check-sync", action="store_true",
-                    help="at the end, check that all DDP ranks hold identical parameters (exit 1 if not)")
-    ap.add_argument("--no-ddp-wrap", action="store_true", help=argparse.SUPPRESS)  # tests: ranks diverge
     ft = ap.add_argument_group("decoder fine-tune (smooth surfaces)")
     ft.add_argument("--finetune-decoder", action="store_true",
                     help="start from --init, freeze the encoder and the latent statistics, train the decoder")
@@ -195,14 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     ft.add_argument("--w-lap", type=float, default=1.0, help="Laplacian-difference weight")
     ft.add_argument("--w-edge", type=float, default=0.5, help="edge-length-difference weight")
     ft.add_argument("--w-normal", type=float, default=0.05, help="extra-bending (normal consistency) weight")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    return distributed.run(_train, args, argv, args.device)
+    return run_script(ap, argv, _train)
 
 
 def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.DistEnv) -> int:
-    torch.manual_seed(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.out / "ckpt.pt"
 
     sampling = load_sampling()
@@ -225,9 +152,8 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
+    env.print_setup(args.batch)
     if env.world_size > 1:
-        env.print0(f"DDP: {env.world_size} processes ({env.backend}, {env.device.type}), batch {args.batch} "
-                   f"per rank = {args.batch * env.world_size} per step")
         torch.manual_seed(args.seed + env.rank)   # different KL noise per rank
     rng = np.random.default_rng(distributed.rank_seed([args.seed, state["it"]], env))
 
@@ -238,25 +164,11 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
               if len(test["pose"]) else torch.zeros(0))
 
     def save_ckpt():
-        if not env.is_main:
-            return
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()},
-                    "world_size": env.world_size}, tmp)
-        tmp.replace(ckpt_path)
-        if env.world_size > 1:
-            print(f"[rank {env.rank}] saved {ckpt_path} at iteration {state['it']}", flush=True)
+        checkpoint.save(ckpt_path, env, state, model, opt, args)
 
-    def progress() -> float:
-        p = state["it"] / args.iters
-        if args.minutes > 0:
-            p = max(p, state["elapsed"] / (60 * args.minutes))
-        return p
-
-    t_last = time.time()
+    budget = Budget(state, args.iters, args.minutes, env)
     run_loss = None
-    while not args.export_only and progress() < 1.0:
+    while not args.export_only and not budget.done():
         v, _ = source.sample(args.batch, rng)
         x = centred(v).to(env.device)
         if args.finetune_decoder:
@@ -276,17 +188,13 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         if args.finetune_decoder:
             st = surface(y, x)
             loss = loss + args.w_lap * st["lap"] + args.w_edge * st["edge"] + args.w_normal * st["normal"]
-        for g in opt.param_groups:
-            g["lr"] = lr_at(state["it"], progress(), args.lr, args.warmup)
+        set_lr(opt, lr_at(state["it"], budget.progress(), args.lr, args.warmup))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ae.parameters(), 1.0)
         opt.step()
         state["it"] += 1
-        now = time.time()
-        # All ranks must agree on the elapsed time: it sets the learning rate and the stop.
-        state["elapsed"] = env.max_float(state["elapsed"] + now - t_last)
-        t_last = now
+        budget.tick()
         run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
         if state["it"] % 50 == 0:
             rl, lv, lkl = env.all_reduce_mean([run_loss, l_v.item(), l_kl.item()])
@@ -317,16 +225,12 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
             mean, std = latent_stats(model, source)
             model.latent_mean.copy_(mean)
             model.latent_std.copy_(std)
-        launcher = "python" if env.world_size == 1 else f"torchrun --nproc_per_node {env.world_size}"
-        # --export-only re-exports a finished run: record the command that trains it
-        cmd_argv = ["--export" if a == "--export-only" else a for a in (argv if argv is not None else sys.argv[1:])]
-        cmd = f"{launcher} -m training.train_mesh_ae " + shlex.join(cmd_argv)
+        cmd = export_command("training.train_mesh_ae", argv, env)
         path = save_weights(WEIGHTS_NAME, model.state_dict(),
                             {"net": cfg.to_dict(), "mesh_scale": MESH_SCALE,
                              "sampling": "resources/mesh/anny_hand_sampling.npz"},
-                            cmd, {"test_split_seed2026": m, "iterations": state["it"],
-                                  "minutes": round(state["elapsed"] / 60, 1)},
-                            **({} if args.models_dir is None else {"models_dir": args.models_dir}))
+                            cmd, {"test_split_seed2026": m, **run_metrics(state)},
+                            **models_dir_kwargs(args))
         print(f"exported {path}", flush=True)
     return 0 if synced else 1
 
