@@ -109,3 +109,23 @@ def test_mask_presets():
     for bad in ("finger:toe", "random:1.5", "nose"):
         with pytest.raises(InputError):
             parse_mask(None, bad)
+
+
+def test_every_front_end_offers_core_priors_choices():
+    """The schedule kinds, priors and defaults come from core.prior (one definition): `complete`, the GUI's
+    `pose-viewer --complete` options, and the TTO defaults; importing them loads no torch (GUI start-up)."""
+    import subprocess
+    import sys
+
+    from core.cli import build_parser
+    from core.prior import PRIORS, SCHEDULES, TASK_RANGES, Schedule, TTOConfig
+    from viewer.launch import gui_parser
+
+    for parser in (build_parser()._subparsers._group_actions[0].choices["complete"], gui_parser()):
+        acts = {a.dest: a for a in parser._actions}
+        assert tuple(acts["schedule"].choices) == SCHEDULES and acts["schedule"].default == SCHEDULES[0]
+        assert tuple(acts["prior"].choices) == PRIORS and acts["prior"].default == PRIORS[0]
+    s = Schedule()
+    assert (s.kind, s.t_max, s.t_min) == (SCHEDULES[0], *TASK_RANGES["completion"]) and TTOConfig().prior == PRIORS[0]
+    code = "import sys, core.prior, viewer.launch; core.prior.SCHEDULES; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "core.prior's choices imported torch"
