@@ -384,3 +384,28 @@ def test_a_damaged_neutral_hand_names_the_rebuild_command(tmp_path):
     for path in (bad, tmp_path / "missing.npz"):
         with pytest.raises(WeightsError, match="make_neutral_hand.py"):
             load_neutral_hand(path)
+
+
+def test_the_dposer_process_serves_pose_sources_and_reports_its_device(qtbot, pose_npz):
+    """What the window no longer computes itself (no torch, no hand model in its process): the mesh and
+    joints of a pose file and a random pose come from the DPoser process; the engine process names
+    its device."""
+    from core.io.poses import load_pose_file
+    from viewer.state import PoseSource
+
+    prior, engine = _ready_runner(qtbot, "serve_prior"), _ready_runner(qtbot, "serve_cascade")
+    try:
+        assert "CPU" in engine.info.get("device", "") or "CUDA" in engine.info.get("device", "")
+        pf = load_pose_file(pose_npz)
+        with qtbot.waitSignal(prior.finished, timeout=60_000) as got:
+            prior.start(("source_from_pose", "p", pf.pose, pf.global_orient, None))
+        source = got.args[0]
+        assert isinstance(source, PoseSource) and source.joints.shape == (21, 3)
+        assert source.vertices.shape == (1609, 3) and np.isfinite(source.vertices).all()
+        with qtbot.waitSignal(prior.finished, timeout=60_000) as got:
+            prior.start(("random_source", 3))
+        assert got.args[0].pose.shape == (45,) and not np.allclose(got.args[0].joints, source.joints)
+    finally:
+        from viewer.process_worker import shutdown_all
+
+        shutdown_all([prior, engine])

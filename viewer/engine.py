@@ -57,6 +57,12 @@ class Engine:
                 self._device = device
             return self._pipeline
 
+    def info(self) -> dict:
+        """What the window shows about this process (sent once with 'ready'): the device label."""
+        from core.device import describe_device, pick_device
+
+        return {"device": describe_device(pick_device(self._device or "auto"))}
+
     def detect(self, image: np.ndarray) -> list[Any]:
         """Every hand in the image, largest first (raises NoHandError when there is none)."""
         return self.pipeline(self._device or "auto").detect(image)
@@ -136,6 +142,18 @@ class PriorEngine:
 
         pose = self.prior().sample_poses(1, seed=seed)[0]
         return self.source_from_pose(f"random pose (seed {seed})", pose, np.array(FACING_CAMERA_ORIENT))
+
+    def handle(self, job: tuple, progress, cancel):
+        """One request of the window (the window process has no torch and no hand model, issue 27):
+        ('source_from_pose', label, pose, global_orient, shape) or ('random_source', seed) → PoseSource;
+        else a completion (source, hidden, settings)."""
+        if isinstance(job[0], str):
+            if job[0] == "source_from_pose":
+                return self.source_from_pose(*job[1:])
+            if job[0] == "random_source":
+                return self.random_source(*job[1:])
+            raise ValueError(f"unknown request {job[0]!r}")
+        return self.complete(*job, progress, cancel)
 
     def complete(self, source, hidden: np.ndarray, settings: dict, progress, cancel):
         """S completions of the hidden joints; returns (TTOResult, vertices (S,V,3))."""
@@ -220,7 +238,7 @@ def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
 
     # Small ops: one thread is fastest and leaves the other core to the window.
     _serve(conn, cancel_upto, setup, lambda engine, job, progress, cancelled:
-           engine.complete(*job, progress, cancelled), threads=1)
+           engine.handle(job, progress, cancelled), threads=1)
 
 
 def serve_cascade(conn, cancel_upto, spec: dict | None) -> None:
@@ -244,7 +262,8 @@ def serve_cascade(conn, cancel_upto, spec: dict | None) -> None:
 def _serve(conn, cancel_upto, setup, run_job, threads: int | None) -> None:
     """Child-process loop: `setup()` once, then `run_job(engine, job, progress, cancelled)` per job.
 
-    Receives ('job', run_id, *job) or ('stop',) on `conn`; sends ('ready', error),
+    Receives ('job', run_id, *job) or ('stop',) on `conn`; sends ('ready', error, info) (info: the
+    engine's `info()` dict, e.g. the device label, or {}),
     ('progress', run_id, done, total, label), ('partial', run_id, payload), and exactly one of
     ('finished', run_id, result), ('failed', run_id, message, traceback) or ('cancelled', run_id) per
     job. A job is cancelled once `cancel_upto.value >= run_id`.
@@ -273,7 +292,13 @@ def _serve(conn, cancel_upto, setup, run_job, threads: int | None) -> None:
     except Exception as exc:   # noqa: BLE001 - reported to the user by each job
         startup_error = (one_line(exc), traceback.format_exc())
     try:
-        conn.send(("ready", startup_error[0] if startup_error else None))
+        info = {}
+        if engine is not None and hasattr(engine, "info"):
+            try:
+                info = engine.info()
+            except Exception:   # noqa: BLE001 - informative only
+                info = {}
+        conn.send(("ready", startup_error[0] if startup_error else None, info))
         while True:
             msg = conn.recv()
             if msg[0] == "stop":

@@ -43,7 +43,7 @@ class _ChildSignals(QtCore.QObject):
     finished = QtCore.Signal(int, object)          # run id, (TTOResult, vertices)
     failed = QtCore.Signal(int, str, str)          # run id, message, traceback
     cancelled = QtCore.Signal(int)                 # run id
-    ready = QtCore.Signal(int, str)                # child generation, startup error ('' if none)
+    ready = QtCore.Signal(int, str, object)        # child generation, startup error ('' if none), info dict
     died = QtCore.Signal(int)                      # child generation
 
 
@@ -90,6 +90,7 @@ class ProcessRunner(QtCore.QObject):
         self._sent_id = 0                     # highest run id handed to the current child
         self.child_ready = False
         self.startup_error = ""
+        self.info: dict = {}                  # what the child said about itself when ready (e.g. 'device')
         self._latest_lock = threading.Lock()
         self._latest_progress: tuple | None = None   # set by the reader, taken by the GUI thread
         self._latest_partial: tuple | None = None
@@ -269,7 +270,7 @@ class ProcessRunner(QtCore.QObject):
                 self._mark_done(msg[1])
                 sig.cancelled.emit(msg[1])
             elif kind == "ready":
-                sig.ready.emit(gen, msg[1] or "")
+                sig.ready.emit(gen, msg[1] or "", msg[2] if len(msg) > 2 else {})
         with self._cond:
             self._done_id = max(self._done_id, self._sent_id)
             self._cond.notify_all()
@@ -328,9 +329,10 @@ class ProcessRunner(QtCore.QObject):
             self.busy_changed.emit(False)
             self.cancelled.emit()
 
-    def _on_ready(self, gen: int, error: str) -> None:
+    def _on_ready(self, gen: int, error: str, info: object = None) -> None:
         if gen == self._gen and self._proc is not None:
             self.child_ready, self.startup_error = True, error
+            self.info = dict(info or {})
             self.ready.emit()
 
     def _on_died(self, gen: int) -> None:
