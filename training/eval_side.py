@@ -229,15 +229,33 @@ def summarise(rows: list[dict], confident: float | None = None) -> dict:
 
 # --- PA-MPJPE on the annotated crops -------------------------------------------------------------------
 
-def eval_pampjpe(root: pathlib.Path, stage: int, n: int = 50, steps: int = 10) -> dict:
+def variants_with_K(img: np.ndarray, K: np.ndarray, aug: int, rng):
+    """(index, image, K) for the image itself and `aug` random variants; K follows the similarity
+    (focal × scale, principal point mapped; the in-plane rotation is left to the Procrustes alignment)."""
+    h, w = img.shape[:2]
+    yield 0, img, K
+    for k in range(1, aug + 1):
+        v = random_variant(rng, (w, h))
+        sc = float(np.hypot(*v["A"][0, :2]))
+        c = v["A"] @ np.array([K[0, 2], K[1, 2], 1.0])
+        yield k, apply_variant(img, v), np.array([[K[0, 0] * sc, 0, c[0]], [0, K[1, 1] * sc, c[1]], [0, 0, 1]])
+
+
+def eval_pampjpe(root: pathlib.Path, stage: int, n: int = 50, steps: int = 10, aug: int = 0, seed: int = 0,
+                 unsure_only: bool = False) -> dict:
     """hgc_realworld crops and their mirrors (K and the 3D joints mirrored with them): PA-MPJPE (mm) of the
-    result lifted with the label's side, the decided side and the true side (each hand lifted both ways)."""
+    result lifted with the label's side, the decided side and the true side (each hand lifted both ways).
+    `aug` random variants per crop as well (`random_variant`; K follows the similarity: focal × scale,
+    principal point mapped; PA-MPJPE ignores the in-plane rotation). `unsure_only`: lift only hands whose
+    label is below CONFIDENT_LABEL (elsewhere label and decision agree by construction)."""
     from core.detector import mirror_K
+    from core.errors import NoHandError
     from core.io.images import load_image
     from core.metrics import pa_mpjpe
     from core.pipeline import ImagePipeline
-    from core.side import SideEvidence, decide_sides, other
+    from core.side import CONFIDENT_LABEL, SideEvidence, decide_sides, other
 
+    rng = np.random.default_rng(seed)
     pipe = ImagePipeline.load("cpu", mesh=stage == 2)
     ann_root = root / "annotated" / "hgc_realworld"
     rows = []
@@ -246,31 +264,41 @@ def eval_pampjpe(root: pathlib.Path, stage: int, n: int = 50, steps: int = 10) -
         K0 = np.array(s["K"], np.float64)
         gt0 = np.array(s["hands"][0]["xyz_cam_mm"], np.float64)
         true0 = s["hands"][0]["side"]
-        for mirrored in (False, True):
-            img = np.ascontiguousarray(img0[:, ::-1]) if mirrored else img0
-            w = img.shape[1]
-            K = mirror_K(K0, w) if mirrored else K0
-            gt = gt0 * np.array([-1.0, 1, 1]) if mirrored else gt0
-            true = other(true0) if mirrored else true0
-            dets = pipe.detect(img)
-            t0 = time.perf_counter()
-            (dec,) = decide_sides(pipe.stage1.detector, img, dets[:1])
-            t_side = time.perf_counter() - t0
-            label = SideEvidence.from_detection(dets[0]).label
-            err = {}
-            for side in ("left", "right"):
-                (r,) = pipe.estimate(img, dets[:1], K, n=n, steps=steps, side=side)
-                err[side] = float(pa_mpjpe(r.aggregate_joints * 1000, gt))
-            rows.append({"image": s["image"], "mirrored": mirrored, "true": true, "label": label,
-                         "label_conf": dets[0].extra.get("label", (label, dets[0].score))[1],
-                         "decision": dec.side, "decided_by": dec.decided_by, "confidence": dec.confidence,
-                         "err_left": err["left"], "err_right": err["right"], "t_side_s": t_side})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        for k, img_v, K_v in variants_with_K(img0, K0, aug, rng):
+            for mirrored in (False, True):
+                img = np.ascontiguousarray(img_v[:, ::-1]) if mirrored else img_v
+                w = img.shape[1]
+                K = mirror_K(K_v, w) if mirrored else K_v
+                gt = gt0 * np.array([-1.0, 1, 1]) if mirrored else gt0
+                true = other(true0) if mirrored else true0
+                try:
+                    dets = pipe.detect(img)
+                except NoHandError:
+                    continue
+                t0 = time.perf_counter()
+                (dec,) = decide_sides(pipe.stage1.detector, img, dets[:1])
+                t_side = time.perf_counter() - t0
+                label = SideEvidence.from_detection(dets[0]).label
+                label_conf = dets[0].extra.get("label", (label, dets[0].score))[1]
+                err = {}
+                for side in (("left", "right") if not unsure_only or label_conf < CONFIDENT_LABEL else ()):
+                    (r,) = pipe.estimate(img, dets[:1], K, n=n, steps=steps, side=side)
+                    err[side] = float(pa_mpjpe(r.aggregate_joints * 1000, gt))
+                if not err:
+                    continue
+                rows.append({"image": s["image"], "variant": k, "mirrored": mirrored, "true": true, "label": label,
+                             "label_conf": label_conf,
+                             "decision": dec.side, "decided_by": dec.decided_by, "confidence": dec.confidence,
+                             "err_left": err["left"], "err_right": err["right"], "t_side_s": t_side})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     pipe.stage1.detector.close()
-    out = {"stage": 2 if pipe.has_mesh else 1, "n_hyp": n, "steps": steps, "rows": rows}
+    out = {"stage": 2 if pipe.has_mesh else 1, "n_hyp": n, "steps": steps, "aug": aug, "unsure_only": unsure_only,
+           "rows": rows}
     for part, sel in (("original", [r for r in rows if not r["mirrored"]]), ("mirrored", [r for r in rows if r["mirrored"]]),
                       ("both", rows)):
-        d = {"n": len(sel)}
+        d = {"n": len(sel), "decision_differs": int(sum(r["decision"] != r["label"] for r in sel))}
+        if not sel:
+            continue
         for key in ("label", "decision", "true"):
             e = [r[f"err_{r[key]}"] for r in sel]
             d[key] = {"mean": float(np.mean(e)), "median": float(np.median(e)),
@@ -295,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--stage", type=int, choices=[1, 2], default=2)
     q.add_argument("-n", type=int, default=50)
     q.add_argument("--steps", type=int, default=10)
+    q.add_argument("--aug", type=int, default=0, help="random variants per crop as well")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--unsure-only", action="store_true", help="lift only hands with a label below 0.9")
     q.add_argument("--out", type=pathlib.Path, required=True)
     r = sub.add_parser("report")
     r.add_argument("files", nargs="+", type=pathlib.Path)
@@ -314,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(rows)} rows -> {args.out} ({time.time() - t0:.0f} s)")
         return 0
     if args.what == "pampjpe":
-        res = eval_pampjpe(args.real_data, args.stage, args.n, args.steps)
+        res = eval_pampjpe(args.real_data, args.stage, args.n, args.steps, args.aug, args.seed, args.unsure_only)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(res, indent=1))
         print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
