@@ -329,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--out", type=pathlib.Path, required=True)
     r = sub.add_parser("report")
     r.add_argument("files", nargs="+", type=pathlib.Path)
+    r.add_argument("--sweep", action="store_true", help="also: errors for other settings of the rule's constants")
     args = ap.parse_args(argv)
     if args.what == "collect":
         from core.detector import HandDetector
@@ -358,7 +359,33 @@ def main(argv: list[str] | None = None) -> int:
             res = summarise(sel)
             print(f, g, json.dumps(res))
             print(markdown_row(f"{f.stem} {g}", res))
+        if args.sweep:
+            print("\n".join(sweep(rows)))
     return 0
+
+
+def sweep(rows: list[dict]) -> list[str]:
+    """Decision errors (wrong / broken unsure-correct labels) per group for other settings of the rule's
+    three constants: how much the result depends on them."""
+    import core.side as side
+
+    keep = (side.CONFIDENT_LABEL, side.CHIRALITY_MIN, side.CHIRALITY_WEIGHT)
+    groups = sorted({r["group"] for r in rows})
+    out = ["| confident label | chirality min | chirality weight | " + " | ".join(groups) + " |",
+           "|---|---|---|" + "---|" * len(groups)]
+    try:
+        for conf in (0.8, 0.9, 0.95):
+            for cmin in (0.05, 0.1, 0.2):
+                for cw in (0.0, 1.5, 3.0):
+                    side.CONFIDENT_LABEL, side.CHIRALITY_MIN, side.CHIRALITY_WEIGHT = conf, cmin, cw
+                    cells = []
+                    for g in groups:
+                        res = summarise([r for r in rows if r["group"] == g], confident=0.9)
+                        cells.append(f"{res['decision_wrong']} / {res['decision_broke_any']}")
+                    out.append(f"| {conf} | {cmin} | {cw} | " + " | ".join(cells) + " |")
+    finally:
+        side.CONFIDENT_LABEL, side.CHIRALITY_MIN, side.CHIRALITY_WEIGHT = keep
+    return out
 
 
 def markdown_row(name: str, s: dict) -> str:
