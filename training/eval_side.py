@@ -294,7 +294,8 @@ def eval_pampjpe(root: pathlib.Path, stage: int, n: int = 50, steps: int = 10, a
     pipe.stage1.detector.close()
     out = {"stage": 2 if pipe.has_mesh else 1, "n_hyp": n, "steps": steps, "aug": aug, "unsure_only": unsure_only,
            "rows": rows}
-    for part, sel in (("original", [r for r in rows if not r["mirrored"]]), ("mirrored", [r for r in rows if r["mirrored"]]),
+    for part, sel in (("original", [r for r in rows if not r["mirrored"]]),
+                      ("mirrored", [r for r in rows if r["mirrored"]]),
                       ("both", rows)):
         d = {"n": len(sel), "decision_differs": int(sum(r["decision"] != r["label"] for r in sel))}
         if not sel:
