@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from training import checkpoint, distributed
-from training.loop import Budget, add_common_args, ema_update, lr_at, make_ema, set_lr
+from training.loop import Budget, add_common_args, ema_update, lr_at, make_ema, optimiser_step, set_lr
 from training.results_doc import write_section
 
 
@@ -76,6 +76,16 @@ def test_budget_iterations_and_time():
     assert state["elapsed"] >= 59.0 and b.progress() == pytest.approx(state["elapsed"] / 120)
     state["elapsed"] = 120.0
     assert b.done() and b.minutes_spent == 2.0
+    assert b.advance() == 1 and state["it"] == 1 and state["elapsed"] >= 120.0
+
+
+def test_optimiser_step_clips_each_set_on_its_own():
+    a, b = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([a, b], lr=1.0)
+    loss = (torch.tensor([3.0, 4.0, 0.0]) * a).sum() + (torch.tensor([0.3, 0.4, 0.0]) * b).sum()
+    optimiser_step(opt, loss, [a], [b], max_norm=1.0)
+    assert torch.allclose(a, torch.tensor([-0.6, -0.8, 0.0]))    # gradient norm 5 → clipped to 1
+    assert torch.allclose(b, torch.tensor([-0.3, -0.4, 0.0]))    # norm 0.5: left as is
 
 
 def _parse(argv, **kw):

@@ -12,7 +12,7 @@ import math
 import pathlib
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -130,6 +130,19 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
         g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
+# --- optimiser step ----------------------------------------------------------------------------------
+
+def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, *clip: Iterable[torch.nn.Parameter],
+                   max_norm: float = 1.0) -> None:
+    """Backward pass and one optimiser step, the gradient norm of each parameter set in `clip` clipped
+    to `max_norm` on its own."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for params in clip:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+    opt.step()
+
+
 # --- wall-clock budget -------------------------------------------------------------------------------
 
 class Budget:
@@ -146,6 +159,12 @@ class Budget:
         now = time.time()
         self.state["elapsed"] = self.env.max_float(self.state["elapsed"] + now - self._t_last)
         self._t_last = now
+
+    def advance(self) -> int:
+        """One iteration done: count it and the time it took → the new iteration number."""
+        self.state["it"] += 1
+        self.tick()
+        return self.state["it"]
 
     def progress(self) -> float:
         p = self.state["it"] / self.iters

@@ -45,7 +45,7 @@ from core.prior.train_poses import SAMPLERS, sample_prior_poses
 from core.prior.model import WEIGHTS_NAME, DPoserPrior
 from training import checkpoint, distributed
 from training.loop import (Budget, add_common_args, ema_update, export_command, lr_at, make_ema, models_dir_kwargs,
-                           run_script, set_lr)
+                           optimiser_step, run_script, set_lr)
 
 HELDOUT_SEED = 202411
 STATS_SEED = 7
@@ -212,13 +212,9 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         set_lr(opt, lr_at(step, (step - args.warmup) / max(1, args.iters - args.warmup), args.lr, args.warmup))
         z0 = prior.normalize(torch.from_numpy(source.batch(args.batch, step)).to(env.device))
         loss = diffusion_loss(prior, z0, net=net if env.distributed else None)   # (None: as before)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(prior.net.parameters(), 1.0)
-        opt.step()
+        optimiser_step(opt, loss, prior.net.parameters())
         ema_update(ema, prior, step, args.ema)
-        step = state["it"] = step + 1
-        budget.tick()
+        step = budget.advance()
         running = loss.item() if running is None else 0.99 * running + 0.01 * loss.item()
         if step % 200 == 0:
             (running_all,) = env.all_reduce_mean([running])

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from core.nets.image_encoder import CROP_RES, ImageEncoder, ImageEncoderConfig
 from training import checkpoint, distributed
 from training.data.renders import load_render_shards, to_float
-from training.loop import (Budget, add_common_args, export_command, lr_at, models_dir_kwargs, run_metrics,
-                           run_script, set_lr)
+from training.loop import (Budget, add_common_args, export_command, lr_at, models_dir_kwargs, optimiser_step,
+                           run_metrics, run_script, set_lr)
 
 WEIGHTS_NAME = "image_encoder"
 TRAIN_COMMAND = ("python -m training.train_image_encoder --data runs/stage2/train --test runs/stage2/test "
@@ -129,12 +129,8 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         loss = args.w_heatmap * l_hm + args.w_joints * l_j
         lr = lr_at(state["it"], budget.progress(), args.lr, args.warmup, decay_in_warmup=True)
         set_lr(opt, lr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(enc.parameters(), 2.0)
-        opt.step()
-        state["it"] += 1
-        budget.tick()
+        optimiser_step(opt, loss, enc.parameters(), max_norm=2.0)
+        budget.advance()
         if state["it"] % 50 == 0:
             lhm, lj = env.all_reduce_mean([l_hm.item(), l_j.item()])
             env.print0(f"it {state['it']} hm {lhm:.5f} j {lj:.4f} lr {lr:.2e} {state['elapsed'] / 60:.1f} min")

@@ -36,7 +36,7 @@ from core.stage1 import WEIGHTS_NAME
 from training import checkpoint, distributed
 from training.data.lifting import LiftingBatcher, make_joint_table
 from training.loop import (Budget, add_common_args, ema_update, export_command, lr_at, make_ema, models_dir_kwargs,
-                           run_script, set_lr)
+                           optimiser_step, run_script, set_lr)
 
 VAL_SEED = 987_654   # held-out split: poses/shapes/cameras/noise from this seed only
 
@@ -194,13 +194,9 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
         b = batcher.batch(args.batch)
         set_lr(opt, lr_at(it, budget.progress(), args.lr, args.warmup))
         loss = diffusion.training_loss(model, b["x0"].to(dev), c2d=b["c2d"].to(dev), ctx=b["ctx"].to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        optimiser_step(opt, loss, net.parameters())
         ema_update(ema, net, it, args.ema)
-        it = state["it"] = it + 1
-        budget.tick()
+        it = budget.advance()
         running = 0.98 * running + 0.02 * loss.item() if it > 1 else loss.item()
         if it % 50 == 0:
             (running_all,) = env.all_reduce_mean([running])

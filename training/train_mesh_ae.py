@@ -44,8 +44,8 @@ from core.mesh.sampling import load_sampling
 from core.nets.mesh_ae import MESH_SCALE, MeshAE, MeshAEConfig, kl_loss
 from training import checkpoint, distributed
 from training.data.meshes import MeshSource, test_split_params
-from training.loop import (Budget, add_common_args, export_command, lr_at, models_dir_kwargs, run_metrics,
-                           run_script, set_lr)
+from training.loop import (Budget, add_common_args, export_command, lr_at, models_dir_kwargs, optimiser_step,
+                           run_metrics, run_script, set_lr)
 
 WEIGHTS_NAME = "mesh_ae"
 TRAIN_COMMAND = "python -m training.train_mesh_ae --out runs/mesh_ae --minutes 30 --export"
@@ -189,12 +189,8 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
             st = surface(y, x)
             loss = loss + args.w_lap * st["lap"] + args.w_edge * st["edge"] + args.w_normal * st["normal"]
         set_lr(opt, lr_at(state["it"], budget.progress(), args.lr, args.warmup))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ae.parameters(), 1.0)
-        opt.step()
-        state["it"] += 1
-        budget.tick()
+        optimiser_step(opt, loss, ae.parameters())
+        budget.advance()
         run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
         if state["it"] % 50 == 0:
             rl, lv, lkl = env.all_reduce_mean([run_loss, l_v.item(), l_kl.item()])

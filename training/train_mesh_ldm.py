@@ -56,7 +56,7 @@ from training import checkpoint, distributed
 from training.data.meshes import gt_vertices
 from training.data.renders import load_render_shards, to_float
 from training.loop import (Budget, add_common_args, ema_update, export_command, lr_at, make_ema, models_dir_kwargs,
-                           run_metrics, run_script, set_lr)
+                           optimiser_step, run_metrics, run_script, set_lr)
 from training.stage1_teacher import load_stage1, stage1_samples
 
 WEIGHTS_NAME = "mesh_ldm"
@@ -120,7 +120,6 @@ def evaluate(ldm, ae, diffusion, cache: dict, n_images: int = 64, n_hyp: int = 1
     dev = next(ldm.parameters()).device
     rows = {k: [] for k in ("pa_mpjpe", "pa_mpvpe", "f5", "f15", "best_pa_mpjpe", "best_pa_mpvpe",
                             "cloud_mean_pa_mpjpe", "stage1_mean_pa_mpjpe", "stage1_best_pa_mpjpe")}
-    g = torch.Generator().manual_seed(seed)
     for i in range(n_images):
         hyps = cache["hyps"][i, :n_hyp].float() if cache.get("hyps") is not None else None
         gt_j = cache["joints_rr"][i].numpy().astype(np.float64)
@@ -313,17 +312,11 @@ def _train(args: argparse.Namespace, argv: list[str] | None, env: distributed.Di
             loss = loss + args.w_follow * l_f
         lr = lr_at(state["it"], budget.progress(), args.lr, args.warmup, decay_in_warmup=True)
         set_lr(opt, lr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ldm.parameters(), 1.0)
-        if finetune:
-            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
-        opt.step()
+        optimiser_step(opt, loss, ldm.parameters(), *([encoder.parameters()] if finetune else []))
         ema_update(ema, ldm, state["it"], args.ema)
         if finetune:
             ema_update(ema_enc, encoder, state["it"], args.ema)
-        state["it"] += 1
-        budget.tick()
+        budget.advance()
         run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
         if state["it"] % 50 == 0:
             r, ld, lv, lj = env.all_reduce_mean([run, l_ddpm.item(), l_v.item(), l_j.item()])
