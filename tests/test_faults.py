@@ -402,10 +402,24 @@ def test_the_dposer_process_serves_pose_sources_and_reports_its_device(qtbot, po
         source = got.args[0]
         assert isinstance(source, PoseSource) and source.joints.shape == (21, 3)
         assert source.vertices.shape == (1609, 3) and np.isfinite(source.vertices).all()
-        with qtbot.waitSignal(prior.finished, timeout=60_000) as got:
-            prior.start(("random_source", 3))
-        assert got.args[0].pose.shape == (45,) and not np.allclose(got.args[0].joints, source.joints)
+        # The synchronous form the window uses (a pose's mesh in ~10 ms, no signals, no event loop).
+        finished = []
+        prior.finished.connect(finished.append)
+        t0 = time.perf_counter()
+        again = prior.call(("source_from_pose", "p", pf.pose, pf.global_orient, None))
+        took = time.perf_counter() - t0
+        assert np.allclose(again.vertices, source.vertices) and not prior.busy
+        random = prior.call(("random_source", 3))
+        assert random.pose.shape == (45,) and not np.allclose(random.joints, source.joints)
+        from core.errors import PoseViewerError
+
+        with pytest.raises(PoseViewerError, match="unknown request"):
+            prior.call(("no_such_request",))
+        qtbot.wait(100)
+        assert not finished, "a call's result must not also arrive as a run's result"
+        print(f"call: {took * 1000:.1f} ms")
     finally:
         from viewer.process_worker import shutdown_all
 
         shutdown_all([prior, engine])
+

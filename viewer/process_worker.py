@@ -91,6 +91,7 @@ class ProcessRunner(QtCore.QObject):
         self.child_ready = False
         self.startup_error = ""
         self.info: dict = {}                  # what the child said about itself when ready (e.g. 'device')
+        self._sync: dict[int, tuple | None] = {}   # run id of a `call` → its outcome once the child sent it
         self._latest_lock = threading.Lock()
         self._latest_progress: tuple | None = None   # set by the reader, taken by the GUI thread
         self._latest_partial: tuple | None = None
@@ -150,6 +151,33 @@ class ProcessRunner(QtCore.QObject):
             self._sent_id = self._run_id
         self._outbox.put(("job", self._run_id, *job))
         return self._run_id
+
+    def call(self, job: tuple, timeout_s: float = 10.0) -> Any:
+        """Run a short job (e.g. a pose's mesh: ~10 ms) and wait for its result on this thread, without an
+        event loop; the live run is cancelled first. Raises `PoseViewerError` with the child's one-line
+        message if it fails, if the child dies, or if no answer comes within `timeout_s`."""
+        from core.errors import PoseViewerError
+
+        self.cancel()
+        self._run_id += 1
+        rid = self._run_id
+        self._ensure_child()
+        with self._cond:
+            self._sync[rid] = None
+            self._sent_id = rid
+        self._outbox.put(("job", rid, *job))
+        with self._cond:
+            self._cond.wait_for(lambda: self._sync.get(rid) is not None, timeout_s)
+            outcome = self._sync.pop(rid, None)
+        if outcome is None:
+            self._cancel_mark = rid
+            if self._cancel_upto is not None:
+                self._cancel_upto.value = rid
+            raise PoseViewerError(f"the {self.label} process did not answer within {timeout_s:.0f} s")
+        kind, payload = outcome
+        if kind == "finished":
+            return payload
+        raise PoseViewerError(payload or f"the {self.label} request was cancelled")
 
     def cancel(self) -> None:
         """Ask the live run to stop at its next iteration; its result (if any) will be ignored."""
@@ -250,6 +278,12 @@ class ProcessRunner(QtCore.QObject):
             except (EOFError, OSError):
                 break
             kind = msg[0]
+            if kind in ("finished", "failed", "cancelled") and msg[1] in self._sync:   # a `call`: no signals
+                with self._cond:
+                    self._sync[msg[1]] = (kind, msg[2] if kind != "cancelled" else "")
+                    self._done_id = max(self._done_id, msg[1])
+                    self._cond.notify_all()
+                continue
             if kind == "progress":
                 with self._latest_lock:
                     waiting, self._latest_progress = self._latest_progress is not None, msg[1:]
@@ -273,6 +307,9 @@ class ProcessRunner(QtCore.QObject):
                 sig.ready.emit(gen, msg[1] or "", msg[2] if len(msg) > 2 else {})
         with self._cond:
             self._done_id = max(self._done_id, self._sent_id)
+            for rid, outcome in self._sync.items():   # a `call` waiting on this child gets its answer
+                if outcome is None:
+                    self._sync[rid] = ("failed", f"the {self.label} process stopped unexpectedly")
             self._cond.notify_all()
         sig.died.emit(gen)
 
