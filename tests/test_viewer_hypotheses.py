@@ -35,19 +35,19 @@ def test_image_gives_a_cloud_of_hypotheses(small_run, qtbot):
     window = small_run
     open_and_wait(small_run, qtbot, IMAGE)
     assert window.last_error is None, window.last_error
-    r = window.result_state.result
+    r = window.model.result_state.result
     n = r.joint_hypotheses.shape[0]
     assert n == 20
-    assert window.scene.cloud is not None and window.scene.cloud_actor.GetVisibility()
-    assert window.scene.cloud.n_points == n * window.scene.points_per_hypothesis
-    hyps = np.asarray(window.scene.cloud.points).reshape(n, -1, 3)
+    assert window.view3d.scene.cloud is not None and window.view3d.scene.cloud_actor.GetVisibility()
+    assert window.view3d.scene.cloud.n_points == n * window.view3d.scene.points_per_hypothesis
+    hyps = np.asarray(window.view3d.scene.cloud.points).reshape(n, -1, 3)
     assert np.ptp(hyps, axis=0).max() > 1e-4          # the hypotheses differ
     # Image panel shows the photo with keypoints and the reprojection.
     assert window.image_panel.keypoints is not None and window.image_panel.reprojected is not None
     panel = window.image_panel.grab().toImage()
     assert panel.width() > 100
     assert "hypotheses" in window.display_panel.info.text()
-    assert window.timing_label.text().endswith(window.engine_kind) and window.engine_kind.startswith("cascade")
+    assert window.timing_label.text().endswith(window.image_runs.engine_kind) and window.image_runs.engine_kind.startswith("cascade")
 
 
 def test_result_is_shown_before_its_mesh_trajectory(small_run, qtbot):
@@ -56,7 +56,7 @@ def test_result_is_shown_before_its_mesh_trajectory(small_run, qtbot):
     window = small_run
     seen = []
     window.runs.partial.connect(lambda est: seen.append(
-        (window.result_state.result, [k for _, k, _ in window._frames], window.scene.cloud_actor.GetVisibility(),
+        (window.model.result_state.result, [k for _, k, _ in window.model.trajectory.frames], window.view3d.scene.cloud_actor.GetVisibility(),
          window.plotter.renderer.GetUseFXAA())))
     open_and_wait(window, qtbot, IMAGE)
     assert window.last_error is None, window.last_error
@@ -65,10 +65,10 @@ def test_result_is_shown_before_its_mesh_trajectory(small_run, qtbot):
     assert not early_fxaa      # the result's first frame skips anti-aliasing, added once the engine is idle
     qtbot.waitUntil(lambda: window.plotter.renderer.GetUseFXAA(), timeout=5_000)
     assert cloud_visible and early_kinds and set(early_kinds) == {"joints"}     # meshes shown, slider: joints
-    kinds = [k for _, k, _ in window._frames]
-    assert window.result_state.result is early_result                          # not replaced
+    kinds = [k for _, k, _ in window.model.trajectory.frames]
+    assert window.model.result_state.result is early_result                          # not replaced
     assert kinds[:len(early_kinds)] == early_kinds and kinds.count("mesh") == 5   # 5 DDIM steps appended
-    t = window.trajectory
+    t = window.model.trajectory
     assert t.n_steps == len(kinds) and t.step == t.n_steps - 1
     assert window.denoise_panel.slider.maximum() == t.n_steps - 1
     assert window.denoise_panel.label.text() == "mesh 5/5 (result)"
@@ -76,33 +76,35 @@ def test_result_is_shown_before_its_mesh_trajectory(small_run, qtbot):
 
 def test_cancel_after_the_result_keeps_it_without_mesh_steps(small_run, qtbot):
     window = small_run
-    window.runs.partial.connect(lambda est: window.cancel_runs())   # cancel while the trajectory is decoded
+    def cancel(_est) -> None:
+        window.cancel_runs()
+
+    window.runs.partial.connect(cancel)   # cancel while the trajectory is decoded
     with qtbot.waitSignal(window.runs.cancelled, timeout=120_000):
         assert window.open_path(str(IMAGE))
-    assert window.result_state.result is not None and window.scene.cloud_actor.GetVisibility()
-    assert {k for _, k, _ in window._frames} == {"joints"}
+    assert window.model.result_state.result is not None and window.view3d.scene.cloud_actor.GetVisibility()
+    assert {k for _, k, _ in window.model.trajectory.frames} == {"joints"}
     assert "without the mesh steps" in window.statusBar().currentMessage()
     window.runs.wait(30_000)
-    window.runs.partial.disconnect()
-    window.runs.partial.connect(window._on_early_estimate)
+    window.runs.partial.disconnect(cancel)
     open_and_wait(window, qtbot, IMAGE)                          # the window still runs images after it
-    assert "mesh" in {k for _, k, _ in window._frames}
+    assert "mesh" in {k for _, k, _ in window.model.trajectory.frames}
 
 
 def test_display_modes_and_selection(small_run, qtbot):
     window = small_run
     open_and_wait(small_run, qtbot, IMAGE)
     all_img = grab(window)
-    window.display.update(mode="best")
-    assert not window.scene.cloud_actor.GetVisibility()
-    best = window.result_state.best
-    err = window.result_state.reprojection_px
+    window.model.display.update(mode="best")
+    assert not window.view3d.scene.cloud_actor.GetVisibility()
+    best = window.model.result_state.best
+    err = window.model.result_state.reprojection_px
     assert err[best] == err.min()
-    sk = np.asarray(window.scene.skeleton.points)
-    assert np.allclose(sk, window.result_state.result.joint_hypotheses[best], atol=1e-6)
+    sk = np.asarray(window.view3d.scene.skeleton.points)
+    assert np.allclose(sk, window.model.result_state.result.joint_hypotheses[best], atol=1e-6)
     assert np.abs(grab(window) - all_img).sum() > 0
-    window.display.update(mode="single", index=3)
-    assert np.allclose(np.asarray(window.scene.skeleton.points), window.result_state.result.joint_hypotheses[3],
+    window.model.display.update(mode="single", index=3)
+    assert np.allclose(np.asarray(window.view3d.scene.skeleton.points), window.model.result_state.result.joint_hypotheses[3],
                        atol=1e-6)
     assert window.display_panel.index.value() == 3
 
@@ -110,45 +112,45 @@ def test_display_modes_and_selection(small_run, qtbot):
 def test_denoising_slider_steps_through_the_trajectory(small_run, qtbot):
     window = small_run
     open_and_wait(small_run, qtbot, IMAGE)
-    t = window.trajectory
+    t = window.model.trajectory
     assert t.n_steps >= 6 and t.step == t.n_steps - 1
-    kinds = [kind for _, kind, _ in window._frames]
+    kinds = [kind for _, kind, _ in window.model.trajectory.frames]
     last_joints = max(i for i, k in enumerate(kinds) if k == "joints")
     t.set_step(last_joints)
-    joints_result = np.asarray(window.scene.cloud.points).copy()
+    joints_result = np.asarray(window.view3d.scene.cloud.points).copy()
     t.set_step(0)
-    noise = np.asarray(window.scene.cloud.points).copy()
+    noise = np.asarray(window.view3d.scene.cloud.points).copy()
     assert np.abs(noise - joints_result).max() > 1e-3
     assert np.ptp(noise, axis=0).max() > np.ptp(joints_result, axis=0).max()   # step 0 is noise: wider
     # Scrubbing the joint steps draws the skeletons as points (bone lines cost llvmpipe ~8 ms a frame),
     # then the bones come back when the step stays put.
-    assert window.scene.cloud.GetNumberOfLines() == 0 and window.scene.cloud.GetNumberOfVerts() == noise.shape[0]
-    qtbot.waitUntil(lambda: window.scene.cloud.GetNumberOfLines() > 0, timeout=5_000)
-    assert np.allclose(np.asarray(window.scene.cloud.points), noise)
+    assert window.view3d.scene.cloud.GetNumberOfLines() == 0 and window.view3d.scene.cloud.GetNumberOfVerts() == noise.shape[0]
+    qtbot.waitUntil(lambda: window.view3d.scene.cloud.GetNumberOfLines() > 0, timeout=5_000)
+    assert np.allclose(np.asarray(window.view3d.scene.cloud.points), noise)
     if "mesh" in kinds:   # stage 2: decoded x̂0 meshes at each step, then the result
         t.set_step(kinds.index("mesh"))
-        first_mesh = np.asarray(window.scene.cloud.points).copy()
+        first_mesh = np.asarray(window.view3d.scene.cloud.points).copy()
         t.set_step(t.n_steps - 1)
-        assert first_mesh.shape == np.asarray(window.scene.cloud.points).shape
-        assert np.abs(first_mesh - np.asarray(window.scene.cloud.points)).max() > 1e-4
+        assert first_mesh.shape == np.asarray(window.view3d.scene.cloud.points).shape
+        assert np.abs(first_mesh - np.asarray(window.view3d.scene.cloud.points)).max() > 1e-4
         # Level of detail: while scrubbing the cloud is coarser, then redrawn in full when the step stays.
-        from viewer.main_window import CLOUD_LEVEL, SCRUB_LEVEL
+        from viewer.scene_controller import CLOUD_LEVEL, SCRUB_LEVEL
 
         from core.mesh.sampling import load_sampling
 
         sizes = load_sampling().num_vertices
-        cloud = lambda: window.scene.cloud  # noqa: E731
-        assert window.scene.points_per_hypothesis == sizes[SCRUB_LEVEL] < sizes[CLOUD_LEVEL]
+        cloud = lambda: window.view3d.scene.cloud  # noqa: E731
+        assert window.view3d.scene.points_per_hypothesis == sizes[SCRUB_LEVEL] < sizes[CLOUD_LEVEL]
         # drawn as vertices (one vertex cell per point, no triangles)
         assert cloud().GetNumberOfPolys() == 0 and cloud().GetNumberOfVerts() == cloud().n_points
         renderer = window.plotter.renderer
         assert not renderer.GetUseFXAA()            # scrub frames skip anti-aliasing …
-        qtbot.waitUntil(lambda: window.scene.points_per_hypothesis == sizes[CLOUD_LEVEL], timeout=5_000)
+        qtbot.waitUntil(lambda: window.view3d.scene.points_per_hypothesis == sizes[CLOUD_LEVEL], timeout=5_000)
         assert cloud().GetNumberOfPolys() > 0 and cloud().GetNumberOfVerts() == 0
-        assert window.scene.cloud_actor.GetProperty().GetRepresentationAsString() == "Surface"
+        assert window.view3d.scene.cloud_actor.GetProperty().GetRepresentationAsString() == "Surface"
         assert renderer.GetUseFXAA()                # … the still frame gets it
         assert window.plotter.render_window.GetMultiSamples() == 0   # no MSAA: its cost in llvmpipe
-        assert window.scene.cloud.n_points == 20 * sizes[CLOUD_LEVEL]
+        assert window.view3d.scene.cloud.n_points == 20 * sizes[CLOUD_LEVEL]
     t.set_step(0)
     qtbot.keyClick(window, "."); assert t.step == 1
     qtbot.keyClick(window, ","); assert t.step == 0
@@ -162,33 +164,33 @@ def test_no_hand_keeps_the_previous_result(small_run, qtbot, tmp_path):
     import cv2
 
     open_and_wait(small_run, qtbot, IMAGE)
-    before = window.result_state.result
+    before = window.model.result_state.result
     blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((240, 320, 3), 200, np.uint8))
     open_and_wait(small_run, qtbot, blank)
     assert window.last_error and "hand" in window.last_error.lower()
-    assert window.result_state.result is before
+    assert window.model.result_state.result is before
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not an image")
     open_and_wait(small_run, qtbot, bad)
     assert "image" in window.last_error.lower()
-    assert window.result_state.result is before
+    assert window.model.result_state.result is before
 
 
 def test_export_result_and_screenshot(small_run, qtbot, tmp_path):
     window = small_run
     open_and_wait(small_run, qtbot, IMAGE)
-    assert window.export_npz(str(tmp_path / "result.npz"))
+    assert window.exporter.export_npz(str(tmp_path / "result.npz"))
     with np.load(tmp_path / "result.npz") as z:
         assert z["joint_hypotheses"].shape == (20, 21, 3) and z["K"].shape == (3, 3)
-    window.save_screenshot(str(tmp_path / "shot.png"))
+    window.exporter.save_screenshot(str(tmp_path / "shot.png"))
     assert (tmp_path / "shot.png").stat().st_size > 1000
 
 
 def test_cancel_keeps_the_previous_result(small_run, qtbot):
     window = small_run
     open_and_wait(window, qtbot, IMAGE)
-    before = window.result_state.result
+    before = window.model.result_state.result
     window.settings_panel.n.setValue(200)
     window.settings_panel.steps.setValue(50)
     window.open_path(str(IMAGE))
@@ -197,7 +199,7 @@ def test_cancel_keeps_the_previous_result(small_run, qtbot):
     assert not window.runs.busy
     assert window.runs.wait(30_000)                 # the worker stopped
     qtbot.wait(100)
-    assert window.result_state.result is before     # the cancelled run's result never arrives
+    assert window.model.result_state.result is before     # the cancelled run's result never arrives
     assert "Cancelled" in window.statusBar().currentMessage()
 
 
@@ -206,7 +208,7 @@ def test_dropping_a_non_image_shows_an_error(small_run, qtbot, tmp_path):
 
     window = small_run
     open_and_wait(window, qtbot, IMAGE)
-    before = window.result_state.result
+    before = window.model.result_state.result
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     mime = QtCore.QMimeData()
@@ -214,7 +216,7 @@ def test_dropping_a_non_image_shows_an_error(small_run, qtbot, tmp_path):
     window.dropEvent(QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
                                       QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier))
     assert "unsupported file type" in window.last_error
-    assert window.result_state.result is before
+    assert window.model.result_state.result is before
     open_and_wait(window, qtbot, IMAGE)             # still usable
     assert window.last_error is None
 

@@ -23,7 +23,7 @@ def test_window_shows_a_hand_not_just_background(window):
 def test_result_actors_are_built_at_start_and_hidden(window):
     """The hypothesis actors are drawn once at start-up (so a first result does not build them on the GUI
     thread) and then hidden: the window shows the neutral hand alone."""
-    s = window.scene
+    s = window.view3d.scene
     n = window.settings_panel.n.value()
     assert s.cloud_actor is not None and s.aggregate_actor is not None and s.skeleton_actor is not None
     assert s.cloud.n_points == n * s.points_per_hypothesis
@@ -32,27 +32,27 @@ def test_result_actors_are_built_at_start_and_hidden(window):
 
 
 def test_opening_a_pose_changes_mesh_and_pixels(window, pose_npz):
-    before_pts = np.array(window.scene.mesh.points)
+    before_pts = np.array(window.view3d.scene.mesh.points)
     before_img = grab(window)
     assert window.open_path(str(pose_npz))
-    after_pts = np.array(window.scene.mesh.points)
+    after_pts = np.array(window.view3d.scene.mesh.points)
     assert np.abs(after_pts - before_pts).max() > 0.01
-    assert window.hand.source == pose_npz.name
+    assert window.model.hand.source == pose_npz.name
     after_img = grab(window)
     assert np.abs(after_img.astype(int) - before_img.astype(int)).sum(-1).astype(bool).mean() > 0.01
 
 
 def test_bad_file_keeps_the_current_hand(window, tmp_path, pose_npz):
     assert window.open_path(str(pose_npz))
-    shown = np.array(window.scene.mesh.points)
+    shown = np.array(window.view3d.scene.mesh.points)
     bad = tmp_path / "bad.npz"
     np.savez(bad, pose=np.full(45, np.nan))
     assert not window.open_path(str(bad))
     assert "NaN" in window.last_error
     assert "NaN" in window.statusBar().currentMessage()
-    assert np.array_equal(np.array(window.scene.mesh.points), shown)
+    assert np.array_equal(np.array(window.view3d.scene.mesh.points), shown)
     assert not window.open_path(str(tmp_path / "photo.gif"))
-    assert np.array_equal(np.array(window.scene.mesh.points), shown)
+    assert np.array_equal(np.array(window.view3d.scene.mesh.points), shown)
 
 
 def test_drop_a_pose_file(window, qtbot, pose_npz):
@@ -64,15 +64,15 @@ def test_drop_a_pose_file(window, qtbot, pose_npz):
     drop = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
                             QtCore.Qt.KeyboardModifier.NoModifier)
     window.dropEvent(drop)
-    assert window.hand.source == pose_npz.name
+    assert window.model.hand.source == pose_npz.name
 
 
 def test_export_and_screenshot(window, tmp_path):
     import trimesh
 
-    assert window.export_mesh(str(tmp_path / "hand.ply"))
+    assert window.exporter.export_mesh(str(tmp_path / "hand.ply"))
     assert len(trimesh.load(tmp_path / "hand.ply", process=False).vertices) == 1609
-    window.save_screenshot(str(tmp_path / "shot.png"))
+    window.exporter.save_screenshot(str(tmp_path / "shot.png"))
     assert (tmp_path / "shot.png").stat().st_size > 1000
 
 
@@ -86,7 +86,7 @@ def test_a_change_renders_the_scene_once_and_shows_it(window, qtbot, pose_npz):
         qtbot.wait(200)
         renders.clear()
         shown = window.plotter.frames_shown
-        window.request_render()
+        window.view3d.request_render()
         qtbot.waitUntil(lambda: window.plotter.frames_shown > shown, timeout=3000)
         qtbot.wait(100)
         assert len(renders) == 1

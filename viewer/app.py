@@ -47,33 +47,36 @@ def run_app(args: argparse.Namespace) -> int:
             status = 2
     if args.screenshot:
         QtWidgets.QApplication.processEvents()
-        window.save_screenshot(args.screenshot, whole_window=True)
+        if not window.exporter.save_screenshot(args.screenshot, whole_window=True):
+            print(f"error: {window.last_error}", file=sys.stderr)
+            status = 2
         window.close()
         return status
     return app.exec() or status
 
 
 def apply_dposer_options(window, args: argparse.Namespace) -> bool:
-    """--mask / --mask-preset / --prior / --schedule / --t-max / --t-min / -n onto the DPoser panel."""
+    """--mask / --mask-preset / --prior / --schedule / --t-max / --t-min / -n onto the window's models (the
+    DPoser dock shows them; setting a model directly schedules no re-run)."""
     from core.errors import InputError, one_line
     from core.io.poses import parse_mask
+    from viewer.state import batch
 
-    panel = window.dposer_panel
     try:
         hidden = parse_mask(args.mask, args.mask_preset)
     except InputError as exc:
         return window.show_error(one_line(exc))
     if hidden is not None:
-        window.mask.set(hidden)
-    panel.prior.setCurrentText(args.prior)
-    panel.kind.setCurrentText(args.schedule)
-    if args.t_max is not None:
-        panel.t_max.setValue(args.t_max)
-    if args.t_min is not None:
-        panel.t_min.setValue(args.t_min)
-    if args.n is not None:
-        panel.n.setValue(args.n)
-    window._rerun_timer.stop()
+        window.model.mask.set(hidden)
+    s = window.model.completion_settings
+    with batch(s):
+        s.prior, s.schedule = args.prior, args.schedule
+        if args.t_max is not None:
+            s.t_max = args.t_max
+        if args.t_min is not None:
+            s.t_min = args.t_min
+        if args.n is not None:
+            s.n = args.n
     return True
 
 

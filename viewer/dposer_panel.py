@@ -6,23 +6,26 @@ import qtawesome as qta
 from PySide6 import QtCore, QtWidgets
 
 from core.io.poses import parse_mask
-from core.joints import FINGERS, JOINT_NAMES
+from core.joints import FINGERS, JOINT_NAMES, NUM_JOINTS
 from core.prior.choices import DEFAULT_HYPOTHESES, DEFAULT_ITERS, PRIORS, SCHEDULES, TASK_RANGES
+from viewer.panels import bind
 from viewer.schedule_plot import SchedulePlot
-from viewer.state import CompletionState, MaskState
+from viewer.state import CompletionSettings, CompletionState, MaskState, batch
 
 
 class DPoserPanel(QtWidgets.QWidget):
-    """Edits the mask and the schedule; asks the window to complete (signals), shows the schedule."""
+    """Edits the mask, the completion settings and the highlighted completion (models, bound both ways);
+    asks the window to complete (signals); shows the schedule and the completion's iteration / spread."""
 
     complete_requested = QtCore.Signal()
     source_requested = QtCore.Signal(str)     # 'result' | 'random' | 'neutral'
     schedule_changed = QtCore.Signal()        # any schedule / prior / S / iterations change
     export_requested = QtCore.Signal()
 
-    def __init__(self, mask: MaskState, completion: CompletionState, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, mask: MaskState, completion: CompletionState, settings: CompletionSettings,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.mask, self.completion = mask, completion
+        self.mask, self.completion, self.completion_settings = mask, completion, settings
         outer = QtWidgets.QVBoxLayout(self)
 
         # Source.
@@ -61,14 +64,19 @@ class DPoserPanel(QtWidgets.QWidget):
         rnd = QtWidgets.QPushButton("Random 60%")
         rnd.clicked.connect(lambda: self.apply_preset("random:0.6"))
         clear = QtWidgets.QPushButton("Clear")
-        clear.clicked.connect(lambda: self.mask.set(np.zeros(21, bool)))
+        clear.clicked.connect(self.mask.clear)
         undo = QtWidgets.QToolButton()
         undo.setIcon(qta.icon("fa5s.undo"))
         undo.setToolTip("Undo the last mask change (Ctrl+Z)")
         undo.clicked.connect(self.mask.undo)
-        for w in (tips, self.finger, finger_btn, rnd, clear, undo):
+        for w in (tips, rnd, clear, undo):   # two rows, so the dock needs no more width than its forms
             presets.addWidget(w)
         outer.addLayout(presets)
+        finger_row = QtWidgets.QHBoxLayout()
+        for w in (self.finger, finger_btn):
+            finger_row.addWidget(w)
+        finger_row.addStretch(1)
+        outer.addLayout(finger_row)
 
         # Run settings.
         form = QtWidgets.QFormLayout()
@@ -118,7 +126,15 @@ class DPoserPanel(QtWidgets.QWidget):
         outer.addStretch(1)
 
         # Wiring.
-        self.mask.changed.connect(self._sync_mask)
+        for w, name in ((self.n, "n"), (self.prior, "prior"), (self.kind, "schedule"), (self.t_max, "t_max"),
+                        (self.t_min, "t_min"), (self.iters, "iters")):
+            bind(w, settings, name)
+        bind(self.hypothesis, completion, "selected")
+        settings.events.connect(self.refresh_plot)
+        self.mask.events.hidden.connect(self._sync_mask)
+        self.mask.events.hidden.connect(self._show_spread)
+        for name in ("source", "result", "live_joints", "iteration", "selected"):
+            getattr(completion.events, name).connect(self._show_completion)
         self.iteration.valueChanged.connect(self.completion.set_iteration)
         self.plot.range_dragged.connect(self._on_drag)
         self.plot.range_released.connect(lambda *_: self.schedule_changed.emit())
@@ -139,30 +155,59 @@ class DPoserPanel(QtWidgets.QWidget):
         if bool(self.mask.hidden[j]) != hidden:
             self.mask.toggle(j)
 
-    def _sync_mask(self, mask: MaskState) -> None:
+    def _sync_mask(self) -> None:
         self.joint_list.blockSignals(True)
-        for j in range(21):
+        for j in range(NUM_JOINTS):
             self.joint_list.item(j).setCheckState(
-                QtCore.Qt.CheckState.Checked if mask.hidden[j] else QtCore.Qt.CheckState.Unchecked)
+                QtCore.Qt.CheckState.Checked if self.mask.hidden[j] else QtCore.Qt.CheckState.Unchecked)
         self.joint_list.blockSignals(False)
+
+    # -- the completion shown -----------------------------------------------------------------------------
+    def _show_completion(self) -> None:
+        """Ranges and labels of the iteration scrubber and the hypothesis box, the plot's iteration mark."""
+        c = self.completion
+        if c.result is not None:
+            n_it = c.n_iterations
+            for w, top, value in ((self.iteration, n_it, c.iteration), (self.hypothesis, len(c.result.pose) - 1, c.selected)):
+                blocked = w.blockSignals(True)
+                w.setRange(0, top)
+                w.setValue(value)
+                w.blockSignals(blocked)
+            t = c.result.t_schedule[min(c.iteration, n_it - 1)]
+            self.iteration_label.setText(f"{c.iteration}/{n_it} (t = {t:.3f})")
+        self.source_label.setText(f"Source: {c.source.label}" if c.source is not None else "Source: –")
+        self.plot.set_iteration(c.iteration)
+        self._show_spread()
+
+    def _show_spread(self) -> None:
+        """The three hidden joints whose completions spread most (mm)."""
+        from core.hypotheses import per_point_spread
+
+        joints = self.completion.display_joints()
+        hidden = np.flatnonzero(self.mask.hidden)
+        if joints is None or not len(hidden):
+            self.spread_label.setText("")
+            return
+        spread = per_point_spread(joints) * 1000
+        worst = hidden[np.argsort(-spread[hidden])][:3]
+        self.spread_label.setText("spread of hidden joints (mm): "
+                                  + ", ".join(f"{JOINT_NAMES[j]} {spread[j]:.1f}" for j in worst))
 
     # -- schedule ---------------------------------------------------------------------------------
     def settings(self) -> dict:
-        return {"n": self.n.value(), "prior": self.prior.currentText(), "schedule": self.kind.currentText(),
-                "t_max": self.t_max.value(), "t_min": self.t_min.value(), "iters": self.iters.value()}
+        return self.completion_settings.values()
 
     def _on_drag(self, t_max: float, t_min: float) -> None:
-        for w, v in ((self.t_max, t_max), (self.t_min, t_min)):
-            w.blockSignals(True)
-            w.setValue(v)
-            w.blockSignals(False)
+        """While a handle is dragged the model follows (the spin boxes with it, silently); the re-run
+        waits for the release."""
+        with batch(self.completion_settings):
+            self.completion_settings.t_max, self.completion_settings.t_min = t_max, t_min
         self.refresh_plot()
 
     def _on_spin(self) -> None:
-        if self.t_min.value() > self.t_max.value():
-            self.t_min.blockSignals(True)
-            self.t_min.setValue(self.t_max.value())
-            self.t_min.blockSignals(False)
+        s = self.completion_settings
+        if s.t_min > s.t_max:
+            s.t_min = s.t_max
         self.schedule_changed.emit()
 
     def refresh_plot(self) -> None:

@@ -21,14 +21,30 @@ def _same(a, b) -> bool:
     return np.array_equal(a, b)
 
 
+HINT = ("Drop a photo of a hand here<br>(or File ▸ Open…)"
+        "<br><br><a href=\"sample\" style=\"color:#8ab4f8\">Open the sample photo</a>")
+
+
 class ImagePanel(QtWidgets.QWidget):
-    """Shows the current image scaled to fit; clicking inside a detected hand's box chooses that hand."""
+    """Shows the current image scaled to fit; clicking inside a detected hand's box chooses that hand.
+    Empty, it shows a (word-wrapped) hint with a link that opens the bundled sample photo."""
 
     hand_clicked = QtCore.Signal(int)
+    sample_requested = QtCore.Signal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumSize(240, 200)
+        self.setMinimumSize(200, 200)
+        self.hint = QtWidgets.QLabel(HINT, self)
+        self.hint.setObjectName("image_hint")
+        self.hint.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #aaaaaa")
+        self.hint.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.LinksAccessibleByMouse
+                                          | QtCore.Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
+        self.hint.linkActivated.connect(lambda _link: self.sample_requested.emit())
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.hint)
         self._qimage: QtGui.QImage | None = None
         self._image: np.ndarray | None = None
         self.boxes: list[np.ndarray] = []           # (4,) x0, y0, x1, y1 px per detected hand
@@ -36,7 +52,6 @@ class ImagePanel(QtWidgets.QWidget):
         self.keypoints: np.ndarray | None = None    # (21,2) detected keypoints of the chosen hand
         self.reprojected: np.ndarray | None = None  # (21,2) reprojected aggregate
         self.highlight: np.ndarray | None = None    # (21,2) reprojected selected hypothesis
-        self.message = "Drop a photo of a hand here (or File ▸ Open)"
         self.setToolTip("The photo: detected keypoints (dots), reprojected result (white skeleton), "
                         "selected hypothesis (yellow). Click a hand to choose it.")
 
@@ -47,7 +62,26 @@ class ImagePanel(QtWidgets.QWidget):
         else:
             h, w = self._image.shape[:2]
             self._qimage = QtGui.QImage(self._image.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
+        self.hint.setVisible(self._qimage is None)
         self.update()
+
+    def bind(self, model) -> None:
+        """Show `model`'s photo (viewer.state.ViewerModel) with the chosen hand's keypoints, the reprojected
+        result and the selected hypothesis drawn over it."""
+        model.image_state.events.image.connect(self.set_image)
+        model.result_state.events.result.connect(lambda: self.show_result(model))
+        model.display.events.connect(lambda: self.show_result(model))
+
+    def show_result(self, model) -> None:
+        from core.geometry import project
+
+        r, d, st = model.result_state.result, model.display, model.image_state
+        if r is None:
+            return
+        sel = d.selected(model.result_state.best)
+        self.set_overlay(boxes=[det.box for det in st.detections], chosen=st.chosen, keypoints=r.keypoints2d,
+                         reprojected=project(r.joints + r.cam_t, r.K),
+                         highlight=project(r.joint_hypotheses[sel] + r.cam_t, r.K) if d.mode != "aggregate" else None)
 
     def set_overlay(self, boxes=None, chosen: int = 0, keypoints=None, reprojected=None, highlight=None) -> None:
         """Repaints only when something drawn changed: scrubbing the trajectory re-sends the same overlay
@@ -82,9 +116,7 @@ class ImagePanel(QtWidgets.QWidget):
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         p.fillRect(self.rect(), QtGui.QColor("#15171a"))
         if self._qimage is None:
-            p.setPen(QtGui.QColor("#aaaaaa"))
-            p.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter, self.message)
-            return
+            return    # the hint label is showing
         s, ox, oy = self._transform()
         target = QtCore.QRectF(ox, oy, self._qimage.width() * s, self._qimage.height() * s)
         p.drawImage(target, self._qimage)

@@ -1,25 +1,47 @@
-"""Dock panels: run settings, hypothesis display, denoising trajectory. They edit the evented state."""
+"""Dock panels: run settings, hypothesis display, denoising trajectory. Each edits and observes its
+evented model (viewer/state.py); `bind` keeps a widget and a model field equal both ways."""
 from __future__ import annotations
 
+import numpy as np
 import qtawesome as qta
 from PySide6 import QtCore, QtWidgets
 
-from viewer.state import DISPLAY_MODES, DisplayState, TrajectoryState
+from viewer.state import DISPLAY_MODES, DisplayState, ResultState, RunSettings, TrajectoryState
+
+
+def bind(widget: QtWidgets.QWidget, model, name: str) -> None:
+    """Two-way binding of a spin box / combo box / check box / slider to `model.<name>`: the widget shows
+    the model's value and edits it; a model change updates the widget without echoing its signal."""
+    if isinstance(widget, QtWidgets.QComboBox):
+        show, changed = widget.setCurrentText, widget.currentTextChanged
+    elif isinstance(widget, QtWidgets.QAbstractButton):
+        show, changed = widget.setChecked, widget.toggled
+    else:   # spin boxes, sliders
+        show, changed = widget.setValue, widget.valueChanged
+
+    def to_widget(value) -> None:
+        blocked = widget.blockSignals(True)
+        show(value)
+        widget.blockSignals(blocked)
+
+    to_widget(getattr(model, name))
+    changed.connect(lambda value: setattr(model, name, value))
+    getattr(model.events, name).connect(to_widget)
 
 
 class SettingsPanel(QtWidgets.QWidget):
-    """Engine settings: hypotheses N, DDIM steps, seed, inference mode, device."""
+    """Engine settings: hypotheses N, DDIM steps, seed, inference mode, device (`RunSettings`)."""
 
-    changed = QtCore.Signal()
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, settings: RunSettings, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
+        self.settings = settings
         form = QtWidgets.QFormLayout(self)
-        self.n = QtWidgets.QSpinBox(minimum=1, maximum=200, value=50)
+        form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        self.n = QtWidgets.QSpinBox(minimum=1, maximum=200)
         self.n.setToolTip("Number of hypotheses sampled in one batch")
-        self.steps = QtWidgets.QSpinBox(minimum=1, maximum=50, value=10)
+        self.steps = QtWidgets.QSpinBox(minimum=1, maximum=50)
         self.steps.setToolTip("DDIM steps per diffusion stage")
-        self.seed = QtWidgets.QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.seed = QtWidgets.QSpinBox(minimum=0, maximum=2**31 - 1)
         self.seed.setToolTip("Random seed: same seed, same hypotheses")
         self.mode = QtWidgets.QComboBox()
         self.mode.addItems(["cloud", "paper"])
@@ -27,24 +49,23 @@ class SettingsPanel(QtWidgets.QWidget):
         self.device = QtWidgets.QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.device.setToolTip("Where the engine runs (auto = CUDA when present)")
-        for label, w in (("Hypotheses", self.n), ("DDIM steps", self.steps), ("Seed", self.seed),
-                         ("Mode", self.mode), ("Device", self.device)):
+        for label, w, name in (("Hypotheses", self.n, "n"), ("DDIM steps", self.steps, "steps"),
+                               ("Seed", self.seed, "seed"), ("Mode", self.mode, "mode"),
+                               ("Device", self.device, "device")):
             form.addRow(label, w)
+            bind(w, settings, name)
         self.rerun = QtWidgets.QPushButton(qta.icon("fa5s.redo"), "Re-run")
         self.rerun.setToolTip("Run the estimate again with these settings")
         form.addRow(self.rerun)
 
-    def values(self) -> dict:
-        return {"n": self.n.value(), "steps": self.steps.value(), "seed": self.seed.value(),
-                "mode": self.mode.currentText(), "device": self.device.currentText()}
-
 
 class DisplayPanel(QtWidgets.QWidget):
-    """Which hypotheses are drawn (all / aggregate / best / single + index) and spread colouring."""
+    """Which hypotheses are drawn (all / aggregate / best / single + index), spread colouring, and a summary
+    of the result's reprojection errors."""
 
-    def __init__(self, display: DisplayState, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, display: DisplayState, result: ResultState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.display = display
+        self.display, self.result = display, result
         form = QtWidgets.QFormLayout(self)
         self.mode = QtWidgets.QComboBox()
         self.mode.addItems(DISPLAY_MODES)
@@ -59,22 +80,29 @@ class DisplayPanel(QtWidgets.QWidget):
         form.addRow("Hypothesis", self.index)
         form.addRow(self.spread)
         form.addRow(self.info)
-        self.mode.currentTextChanged.connect(lambda m: display.update(mode=m))
-        self.index.valueChanged.connect(lambda i: display.update(index=i))
-        self.spread.toggled.connect(lambda on: display.update(color_by_spread=on))
-        display.changed.connect(self._sync)
+        result.events.result.connect(self._on_result)
+        bind(self.mode, display, "mode")
+        bind(self.index, display, "index")
+        bind(self.spread, display, "color_by_spread")
+        display.events.connect(self._show_info)
 
-    def set_count(self, n: int) -> None:
-        self.index.setRange(0, max(n - 1, 0))
+    def _on_result(self) -> None:
+        blocked = self.index.blockSignals(True)
+        self.index.setRange(0, max(self.result.n - 1, 0))
+        self.index.setValue(self.display.index)
+        self.index.blockSignals(blocked)
+        self._show_info()
 
-    def _sync(self, d: DisplayState) -> None:
-        for w, v in ((self.mode, d.mode), (self.index, d.index), (self.spread, d.color_by_spread)):
-            w.blockSignals(True)
-        self.mode.setCurrentText(d.mode)
-        self.index.setValue(d.index)
-        self.spread.setChecked(d.color_by_spread)
-        for w in (self.mode, self.index, self.spread):
-            w.blockSignals(False)
+    def _show_info(self) -> None:
+        r = self.result
+        if r.result is None:
+            return
+        sel = self.display.selected(r.best)
+        info = f"{r.n} hypotheses · best #{r.best}"
+        err = r.reprojection_px
+        if err is not None:
+            info += f" ({err.min():.1f} px) · selected #{sel}: {err[sel]:.1f} px · median {np.median(err):.1f} px"
+        self.info.setText(info)
 
 
 class DenoisePanel(QtWidgets.QWidget):
@@ -91,7 +119,7 @@ class DenoisePanel(QtWidgets.QWidget):
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setRange(0, 0)
         self.slider.setToolTip("Denoising step: 0 = noise, last = result  (, . ← →)")
-        self.label = QtWidgets.QLabel("no trajectory")
+        self.label = QtWidgets.QLabel(traj.label)
         self.label.setMinimumWidth(110)
         self.speed = QtWidgets.QSpinBox(minimum=1, maximum=60, value=6, suffix=" fps")
         self.speed.setToolTip("Play speed")
@@ -103,32 +131,36 @@ class DenoisePanel(QtWidgets.QWidget):
         self.play.toggled.connect(self.set_playing)
         self.speed.valueChanged.connect(lambda v: self.timer.setInterval(int(1000 / v)))
         self.timer.setInterval(int(1000 / self.speed.value()))
-        traj.changed.connect(self._sync)
+        traj.events.frames.connect(self._sync)
+        traj.events.step.connect(self._sync)
+        traj.events.playing.connect(self._show_playing)
 
     def set_playing(self, on: bool) -> None:
-        if on and self.traj.step >= self.traj.n_steps - 1:
+        if on and self.traj.at_result:
             self.traj.set_step(0)
         self.traj.playing = on
-        self.play.blockSignals(True)
-        self.play.setChecked(on)
-        self.play.blockSignals(False)
-        self.play.setIcon(qta.icon("fa5s.pause" if on else "fa5s.play"))
-        self.timer.start() if on else self.timer.stop()
+        self._show_playing(on)
 
     def toggle(self) -> None:
         self.set_playing(not self.traj.playing)
 
+    def _show_playing(self, on: bool) -> None:
+        blocked = self.play.blockSignals(True)
+        self.play.setChecked(on)
+        self.play.blockSignals(blocked)
+        self.play.setIcon(qta.icon("fa5s.pause" if on else "fa5s.play"))
+        self.timer.start() if on else self.timer.stop()
+
     def _tick(self) -> None:
-        if self.traj.step >= self.traj.n_steps - 1:
+        if self.traj.at_result:
             self.set_playing(False)
         else:
             self.traj.advance(1)
 
-    def set_label(self, text: str) -> None:
-        self.label.setText(text)
-
-    def _sync(self, t: TrajectoryState) -> None:
-        self.slider.blockSignals(True)
+    def _sync(self) -> None:
+        t = self.traj
+        blocked = self.slider.blockSignals(True)
         self.slider.setRange(0, max(t.n_steps - 1, 0))
         self.slider.setValue(t.step)
-        self.slider.blockSignals(False)
+        self.slider.blockSignals(blocked)
+        self.label.setText(t.label)

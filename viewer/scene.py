@@ -83,12 +83,20 @@ class HandScene:
 
     def set_vertices(self, vertices: np.ndarray, reset_camera: bool = False) -> None:
         """Update the single hand's points in place (no new actor) and show it alone."""
-        self.mesh.points = np.asarray(vertices, np.float32)
-        self.actor.SetVisibility(True)
+        self.show_hand(vertices)
         self.show_hypotheses(False)
         if reset_camera:
             self.view_front()
         self.plotter.render()
+
+    def show_hand(self, vertices: np.ndarray | None) -> None:
+        """The single hand with these points (updated in place), or hidden when None."""
+        if vertices is not None:
+            self.mesh.points = np.asarray(vertices, np.float32)
+        self.actor.SetVisibility(vertices is not None)
+
+    def hand_visible(self) -> bool:
+        return bool(self.actor.GetVisibility())
 
     # -- hypotheses ---------------------------------------------------------------------------
     def show_hypotheses(self, visible: bool) -> None:

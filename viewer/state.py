@@ -1,19 +1,44 @@
-"""Plain evented models of what the window shows (no Qt, napari's `components/` pattern).
+"""Plain evented models of what the window shows (no Qt; napari's `components/` pattern).
 
-Widgets observe `model.changed` (called with the model); the 3D scene and panels render them.
+Each model is a psygnal evented dataclass: assigning a field (`display.mode = "best"`) emits
+`display.events.mode(new, old)` when the value changed, and `display.events` relays every field's
+event (psygnal's `SignalGroup`). Small arrays (the joint mask) are compared by value; engine results,
+images and meshes by identity, so a new array always notifies and comparing big arrays costs nothing.
+Methods that change several fields do it inside `batch(model)`, so observers run once the model is
+consistent. Widgets and the scene controller observe these; nothing here imports Qt or torch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from psygnal import evented
 
-from viewer.events import Signal
+from core.joints import NUM_JOINTS
+from core.prior.choices import DEFAULT_HYPOTHESES, DEFAULT_ITERS, PRIORS, SCHEDULES, TASK_RANGES
 
 DISPLAY_MODES = ("all", "aggregate", "best", "single")
+VIEWS = ("pose", "image")   # what the 3D view shows: a hand / DPoser completion, or an image result
+_SAME = operator.is_
 
 
+@contextmanager
+def batch(model: Any) -> Iterator[None]:
+    """Set several fields of an evented `model`, notify once all are set (each changed field once, with
+    its last value). psygnal's own `model.events.paused()` does not hold back the field events of an
+    evented dataclass (psygnal 0.16.1; tests/test_view_models.py), so each field's signal is paused."""
+    with ExitStack() as stack:
+        for signal in model.events.signals.values():
+            # queued (new, old) pairs → one (last new, first old)
+            stack.enter_context(signal.paused(reducer=lambda first, last: (last[0], *first[1:])))
+        yield
+
+
+@evented(equality_operators={"vertices": _SAME, "joints": _SAME})
 @dataclass
 class HandState:
     """A single displayed hand (pose file, neutral hand): vertices (V,3), joints (21,3), metres."""
@@ -21,15 +46,15 @@ class HandState:
     vertices: np.ndarray | None = None
     joints: np.ndarray | None = None
     source: str = "neutral hand"
-    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
     def set(self, vertices: np.ndarray, joints: np.ndarray, source: str) -> None:
-        self.vertices = np.asarray(vertices, np.float32)
-        self.joints = np.asarray(joints, np.float32)
-        self.source = source
-        self.changed.emit(self)
+        with batch(self):
+            self.joints = np.asarray(joints, np.float32)
+            self.source = source
+            self.vertices = np.asarray(vertices, np.float32)
 
 
+@evented(equality_operators={"image": _SAME, "detections": _SAME})
 @dataclass
 class ImageState:
     """The current photo, the hands detected in it and the chosen one."""
@@ -38,25 +63,20 @@ class ImageState:
     image: np.ndarray | None = None          # (H,W,3) uint8 RGB
     detections: list[Any] = field(default_factory=list)
     chosen: int = 0
-    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
     def set(self, path: str, image: np.ndarray, detections: list[Any], chosen: int = 0) -> None:
-        self.path, self.image, self.detections, self.chosen = path, image, list(detections), chosen
-        self.changed.emit(self)
-
-    def choose(self, index: int) -> None:
-        if 0 <= index < len(self.detections) and index != self.chosen:
-            self.chosen = index
-            self.changed.emit(self)
+        with batch(self):
+            self.path, self.image, self.detections, self.chosen = path, image, list(detections), chosen
 
 
+@evented(equality_operators={"result": _SAME, "reprojection_px": _SAME})
 @dataclass
 class ResultState:
-    """The engine's result for the chosen hand, plus per-hypothesis summaries computed by core."""
+    """The engine's result for the chosen hand, plus per-hypothesis summaries computed by core.
+    Observers of a new result listen to `events.result` (emitted after `reprojection_px` is set)."""
 
-    result: Any = None                        # core Stage1Result / CascadeResult
-    reprojection_px: np.ndarray | None = None # (N,)
-    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
+    result: Any = None                         # viewer.engine.ViewResult
+    reprojection_px: np.ndarray | None = None  # (N,)
 
     @property
     def n(self) -> int:
@@ -67,54 +87,81 @@ class ResultState:
         return int(np.argmin(self.reprojection_px)) if self.reprojection_px is not None and self.n else 0
 
     def set(self, result: Any, reprojection_px: np.ndarray | None) -> None:
-        self.result, self.reprojection_px = result, reprojection_px
-        self.changed.emit(self)
+        self.reprojection_px = reprojection_px
+        self.result = result
 
 
+@evented
 @dataclass
 class DisplayState:
-    """How hypotheses are shown: mode, selected index, spread colouring."""
+    """What the 3D view shows (`view`: 'pose' or 'image') and how an image result's hypotheses are
+    shown: mode, selected index, spread colouring."""
 
+    view: str = "pose"
     mode: str = "all"
     index: int = 0
     color_by_spread: bool = False
-    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
     def update(self, **kw: Any) -> None:
+        """Set several fields at once (validated); observers run once all are set."""
         if "mode" in kw and kw["mode"] not in DISPLAY_MODES:
             raise ValueError(f"unknown display mode {kw['mode']!r}")
-        changed = {k: v for k, v in kw.items() if getattr(self, k) != v}
-        for k, v in changed.items():
-            setattr(self, k, v)
-        if changed:
-            self.changed.emit(self)
+        if "view" in kw and kw["view"] not in VIEWS:
+            raise ValueError(f"unknown view {kw['view']!r}")
+        with batch(self):
+            for k, v in kw.items():
+                setattr(self, k, v)
+
+    def selected(self, best: int) -> int:
+        """The hypothesis drawn as 'the selected one': the best in 'best' mode, else `index`."""
+        return best if self.mode == "best" else self.index
 
 
+@evented(equality_operators={"frames": _SAME})
 @dataclass
 class TrajectoryState:
-    """Position in the denoising trajectory: step 0 = noise, the last step = the result."""
+    """The denoising trajectory as display frames (label, kind 'joints' | 'mesh', points), noise → result,
+    and the position in it: step 0 = noise, the last step = the result.
 
+    `frames` is emitted when a trajectory is set or extended; the position set with it emits nothing of
+    its own (observers of `frames` read `step`). `step` is emitted only when the position moves within the
+    same trajectory: a scrub (the scene draws it at the scrubbing level of detail)."""
+
+    frames: list = field(default_factory=list)
     step: int = 0
-    n_steps: int = 0                           # number of positions (0 = no trajectory)
     playing: bool = False
-    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
-    def reset(self, n_steps: int) -> None:
-        self.n_steps, self.step, self.playing = n_steps, max(n_steps - 1, 0), False
-        self.changed.emit(self)
+    @property
+    def n_steps(self) -> int:
+        return len(self.frames)
 
-    def extend(self, n_steps: int) -> None:
+    @property
+    def at_result(self) -> bool:
+        return self.step >= self.n_steps - 1
+
+    @property
+    def label(self) -> str:
+        if not self.frames:
+            return "no trajectory"
+        return self.frames[-1][0] + " (result)" if self.at_result else self.frames[self.step][0]
+
+    def reset(self, frames: list) -> None:
+        """A new trajectory, shown at its result."""
+        self._set_frames(list(frames), max(len(frames) - 1, 0))
+        self.playing = False
+
+    def extend(self, frames: list) -> None:
         """Steps appended to the same trajectory: the position stays (on the result if it was there)."""
-        at_result = self.step >= self.n_steps - 1
-        self.n_steps = n_steps
-        self.step = max(n_steps - 1, 0) if at_result else min(self.step, max(n_steps - 1, 0))
-        self.changed.emit(self)
+        last = max(len(frames) - 1, 0)
+        self._set_frames(list(frames), last if self.at_result else min(self.step, last))
+
+    def _set_frames(self, frames: list, step: int) -> None:
+        with self.events.step.blocked():
+            self.step = step
+        self.frames = frames
 
     def set_step(self, step: int) -> None:
-        step = int(np.clip(step, 0, max(self.n_steps - 1, 0)))
-        if step != self.step:
-            self.step = step
-            self.changed.emit(self)
+        self.step = int(np.clip(step, 0, max(self.n_steps - 1, 0)))
 
     def advance(self, delta: int = 1) -> None:
         self.set_step(self.step + delta)
@@ -133,62 +180,155 @@ class PoseSource:
     vertices: np.ndarray | None = None
 
 
+@evented
 @dataclass
 class MaskState:
-    """Hidden joints (True = hidden) with an undo history (Ctrl+Z)."""
+    """Hidden joints (True = hidden; compared by value) with an undo history (Ctrl+Z)."""
 
-    hidden: np.ndarray = field(default_factory=lambda: np.zeros(21, bool))
+    hidden: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS, bool))
     history: list[np.ndarray] = field(default_factory=list, repr=False)
-    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
     def set(self, hidden: np.ndarray) -> None:
-        hidden = np.asarray(hidden, bool).reshape(21)
+        hidden = np.asarray(hidden, bool).reshape(NUM_JOINTS)
         if np.array_equal(hidden, self.hidden):
             return
         self.history.append(self.hidden.copy())
         self.hidden = hidden.copy()
-        self.changed.emit(self)
 
     def toggle(self, joint: int) -> None:
         h = self.hidden.copy()
         h[joint] = not h[joint]
         self.set(h)
 
+    def clear(self) -> None:
+        self.set(np.zeros(NUM_JOINTS, bool))
+
     def undo(self) -> bool:
         if not self.history:
             return False
         self.hidden = self.history.pop()
-        self.changed.emit(self)
         return True
 
 
+@evented(equality_operators={"source": _SAME, "result": _SAME, "vertices": _SAME, "live_joints": _SAME})
 @dataclass
 class CompletionState:
-    """The pose being completed, the DPoser run's result and the iteration shown by the scrubber."""
+    """The pose being completed, the DPoser run's result, the iteration shown by the scrubber and the
+    highlighted completion (`selected`)."""
 
     source: PoseSource | None = None
     result: Any = None                     # core.prior.TTOResult
     vertices: np.ndarray | None = None     # (S,V,3) meshes of the final hypotheses
     live_joints: np.ndarray | None = None  # (S,21,3) while a run is going
     iteration: int = 0
-    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
+    selected: int = 0
+
+    @property
+    def n_iterations(self) -> int:
+        return 0 if self.result is None else len(self.result.t_schedule)
+
+    @property
+    def final(self) -> bool:
+        """The final result is shown (not a live update, not an earlier iteration)."""
+        return self.result is not None and self.live_joints is None and self.iteration >= self.n_iterations
+
+    def display_joints(self) -> np.ndarray | None:
+        """(S,21,3) joints shown now: live during a run, the scrubbed iteration, or the final result."""
+        if self.live_joints is not None:
+            return self.live_joints
+        if self.result is None:
+            return None
+        if self.result.traj_joints is not None and self.iteration < self.n_iterations:
+            return self.result.traj_joints[self.iteration]
+        return self.result.joints
 
     def set_source(self, source: PoseSource) -> None:
-        self.source, self.result, self.vertices, self.live_joints, self.iteration = source, None, None, None, 0
-        self.changed.emit(self)
+        with batch(self):
+            self.result, self.vertices, self.live_joints, self.iteration = None, None, None, 0
+            self.source = source
 
     def set_result(self, result: Any, vertices: np.ndarray | None) -> None:
-        self.result, self.vertices, self.live_joints = result, vertices, None
-        self.iteration = len(result.t_schedule)
-        self.changed.emit(self)
+        with batch(self):
+            self.vertices, self.live_joints = vertices, None
+            self.selected = min(self.selected, len(result.pose) - 1)
+            self.iteration = len(result.t_schedule)
+            self.result = result
 
     def set_live(self, joints: np.ndarray, iteration: int) -> None:
-        self.live_joints, self.iteration = joints, iteration
-        self.changed.emit(self)
+        with batch(self):
+            self.iteration = iteration
+            self.live_joints = joints
 
     def set_iteration(self, iteration: int) -> None:
         if self.result is not None:
-            iteration = int(np.clip(iteration, 0, len(self.result.t_schedule)))
-        if iteration != self.iteration:
-            self.iteration = iteration
-            self.changed.emit(self)
+            iteration = int(np.clip(iteration, 0, self.n_iterations))
+        self.iteration = iteration
+
+
+@evented
+@dataclass
+class RunSettings:
+    """Image-run settings (the Settings dock): hypotheses N, DDIM steps, seed, mode, device."""
+
+    n: int = 50
+    steps: int = 10
+    seed: int = 0
+    mode: str = "cloud"      # 'cloud': one mesh per joint hypothesis; 'paper': mean joints → one mesh
+    device: str = "auto"
+
+    def values(self) -> dict:
+        return asdict(self)
+
+
+@evented
+@dataclass
+class CompletionSettings:
+    """DPoser completion settings (the DPoser dock): S, prior, schedule, t range, iterations."""
+
+    n: int = DEFAULT_HYPOTHESES
+    prior: str = PRIORS[0]
+    schedule: str = SCHEDULES[0]
+    t_max: float = TASK_RANGES["completion"][0]
+    t_min: float = TASK_RANGES["completion"][1]
+    iters: int = DEFAULT_ITERS
+
+    def values(self) -> dict:
+        return asdict(self)
+
+
+def _never_equal(_a: Any, _b: Any) -> bool:
+    return False
+
+
+@evented(equality_operators={"message": _never_equal, "error": _never_equal})
+@dataclass
+class StatusState:
+    """What the status bar says: the last message, the last error (None once an action starts well;
+    every assignment notifies, the same text twice included) and the last run's timing."""
+
+    message: str = ""
+    error: str | None = None
+    timing: str = ""
+    timing_tip: str = ""
+
+    def fail(self, text: str) -> bool:
+        """Report a problem (the current state is kept); returns False for `return status.fail(...)`."""
+        self.error = text
+        return False
+
+
+class ViewerModel:
+    """Everything the window shows, as evented models (napari's `ViewerModel`): what the scene controller
+    draws, what the panels edit, what the run controllers fill in."""
+
+    def __init__(self) -> None:
+        self.hand = HandState()
+        self.image_state = ImageState()
+        self.result_state = ResultState()
+        self.display = DisplayState()
+        self.trajectory = TrajectoryState()
+        self.mask = MaskState()
+        self.completion = CompletionState()
+        self.run_settings = RunSettings()
+        self.completion_settings = CompletionSettings()
+        self.status = StatusState()

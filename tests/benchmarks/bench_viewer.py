@@ -62,7 +62,8 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
     sys.setswitchinterval(0.001)   # as viewer.app.run_app does
     from PySide6 import QtCore, QtWidgets
 
-    from viewer.main_window import REFINE_AFTER_MS, MainWindow
+    from viewer.main_window import MainWindow
+    from viewer.scene_controller import REFINE_AFTER_MS
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     w = MainWindow()
@@ -147,7 +148,7 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
 
     # Scrub: every trajectory step, re-rendered (50 hypotheses).
     frames = []
-    t = w.trajectory
+    t = w.model.trajectory
     for _ in range(repeats):
         for k in list(range(t.n_steps)) + list(range(t.n_steps - 2, 0, -1)):   # every frame a new step
             frames.append(frame_time(lambda k=k: t.set_step(k)))
@@ -158,20 +159,20 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
     while time.perf_counter() < settle:
         app.processEvents()
         time.sleep(0.005)
-    frames_still = [frame_time(w.request_render) for _ in range(5 * repeats)]
+    frames_still = [frame_time(w.view3d.request_render) for _ in range(5 * repeats)]
 
     # The floor: the same window and view with every 3D actor hidden (what any frame costs here).
     actors = [a for a in w.plotter.renderer.GetActors() if a.GetVisibility()]
     for a in actors:
         a.SetVisibility(False)
-    frames_floor = [frame_time(w.request_render) for _ in range(10 * repeats)]
+    frames_floor = [frame_time(w.view3d.request_render) for _ in range(10 * repeats)]
     for a in actors:
         a.SetVisibility(True)
 
     # DPoser completion while watching the event loop.
     def completion(done):
         w.prior_runs.busy_changed.connect(done)
-        w.set_source("neutral")
+        w.completion_runs.use("neutral")
         w.dposer_panel.apply_preset("fingertips")
         w.complete()
 
@@ -192,7 +193,7 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
     during: list[float] = []
     result: list[float] = []
     for _ in range(repeats if not w.last_error else 0):
-        w.set_source("neutral")
+        w.completion_runs.use("neutral")
         w.dposer_panel.apply_preset("fingertips")
         settle = time.perf_counter() + 0.5
         while time.perf_counter() < settle:

@@ -1,0 +1,228 @@
+"""Run controllers: they start engine jobs (in the engine processes, `viewer.process_worker`) and put what
+comes back into the models (`model.status` for messages, errors and timings). No widgets here.
+
+`ImageRuns`: photo → detect → estimate (the cascade process), another hand of the same photo, re-run.
+`CompletionRuns`: the pose to complete (pose file, image result, random, neutral) and DPoser runs (the
+prior process), re-run (debounced) when the schedule changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+
+import numpy as np
+from PySide6 import QtCore
+
+from viewer.state import PoseSource, ViewerModel
+
+log = logging.getLogger("pose-viewer")
+
+
+class ImageRuns(QtCore.QObject):
+    """Image runs; the current result stays on screen until a run succeeds."""
+
+    opened = QtCore.Signal(str)      # a photo's result is shown (recent files)
+
+    def __init__(self, model: ViewerModel, runner, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model, self.runner = model, runner
+        self.status = model.status
+        self.engine_kind = "not loaded"
+        self.running_path: str | None = None
+        self._early_shown = False   # the live run's result is on screen (its mesh trajectory still to come)
+        runner.partial.connect(self._on_early_estimate)
+        runner.finished.connect(self._on_final_estimate)
+        runner.failed.connect(self._on_failed)
+        runner.cancelled.connect(self._on_cancelled)
+
+    def open_image(self, path: str) -> bool:
+        """Start load → detect → estimate in the engine process."""
+        self.status.error = None
+        self.status.message = f"Estimating {pathlib.Path(path).name}…"
+        self._start(path, None, None, 0)
+        return True
+
+    def choose_hand(self, index: int) -> None:
+        """Estimate another detected hand of the current image."""
+        st = self.model.image_state
+        if st.image is not None and 0 <= index < len(st.detections):
+            self._start(st.path, st.image, st.detections, index)
+
+    def rerun(self) -> None:
+        """Run the current image again with the current settings."""
+        self.choose_hand(self.model.image_state.chosen)
+
+    def _start(self, path, image, detections, chosen: int) -> None:
+        self.running_path = path
+        self._early_shown = False
+        self.runner.start((path, image, detections, chosen, self.model.run_settings.values()))
+
+    def _on_failed(self, message: str, tb: str) -> None:
+        log.debug(tb)   # shown with --debug
+        name = pathlib.Path(self.running_path).name if self.running_path else ""
+        self.status.fail(f"{name}: {message}" if name else message)
+
+    def _on_cancelled(self) -> None:
+        if self._early_shown:   # cancelled while the mesh trajectory was being decoded
+            self._early_shown = False
+            self.status.message = ("Cancelled: the result is shown without the mesh steps of its denoising "
+                                   "trajectory (re-run to get them).")
+        else:
+            self.status.message = "Cancelled; the previous result is kept."
+
+    def _on_early_estimate(self, est) -> None:
+        """The run's result before its mesh trajectory is decoded: shown at once."""
+        self._show(est)
+        self._early_shown = True
+
+    def _on_final_estimate(self, est) -> None:
+        """The complete estimate: when its result is already shown, only the decoded mesh steps of the
+        denoising trajectory are new (appended after the joint steps: the frame on screen stays)."""
+        if not self._early_shown:
+            self._show(est)
+            return
+        from core.hypotheses import trajectory_frames
+
+        self._early_shown = False
+        r = self.model.result_state.result
+        r.mesh_trajectory_vertices = est.result.mesh_trajectory_vertices
+        self.model.trajectory.extend(trajectory_frames(r))
+
+    def _show(self, est) -> None:
+        from core.hypotheses import trajectory_frames
+
+        m = self.model
+        n = est.result.joint_hypotheses.shape[0]
+        m.image_state.set(est.path, est.image, est.detections, est.chosen)
+        m.trajectory.reset(trajectory_frames(est.result))
+        m.display.index = min(m.display.index, n - 1)     # valid for the old result and the new one
+        m.result_state.set(est.result, est.reprojection_px)
+        m.display.view = "image"
+        self.opened.emit(est.path)
+        hands = len(est.detections)
+        extra = f" ({hands} hands: click one in the image to switch)" if hands > 1 else ""
+        self.status.message = f"{pathlib.Path(est.path).name}: {n} hypotheses, {est.result.handedness} hand{extra}"
+        self.engine_kind = est.engine_kind
+        self.status.timing_tip = est.engine_note
+        self.status.timing = f"{est.seconds * 1000:.0f} ms · {est.engine_kind}"
+
+
+class CompletionRuns(QtCore.QObject):
+    """DPoser completions of `model.completion.source` with `model.mask` and `model.completion_settings`."""
+
+    started = QtCore.Signal()        # a completion was started (the DPoser dock comes to the front)
+    opened = QtCore.Signal(str)      # a pose file is shown (recent files)
+    RERUN_AFTER_MS = 200             # a schedule change re-runs once it settles (dragging a handle)
+
+    def __init__(self, model: ViewerModel, runner, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model, self.runner = model, runner
+        self.status = model.status
+        self.engine = None                     # viewer.engine.PriorEngine, once the hand model is loaded
+        self._rerun_timer = QtCore.QTimer(self, singleShot=True, interval=self.RERUN_AFTER_MS)
+        self._rerun_timer.timeout.connect(self.complete)
+        runner.partial.connect(lambda p: model.completion.set_live(p[1], p[0]))
+        runner.finished.connect(self._on_completion)
+        runner.failed.connect(lambda message, tb: log.debug(tb) or self.status.fail(message))
+
+    # -- the pose to complete ------------------------------------------------------------------------
+    def show_source(self, source: PoseSource) -> None:
+        """Make `source` the pose to complete and show it (cancels a completion in flight)."""
+        self.runner.cancel()
+        self.model.completion.set_source(source)
+        self.model.display.update(view="pose")
+
+    def use(self, which: str) -> bool:
+        """The DPoser dock's source buttons: 'result' (the image result), 'random' or 'neutral'."""
+        from core.errors import one_line
+        from core.hand.base import FACING_CAMERA_ORIENT
+
+        m = self.model
+        if which == "result":
+            r = m.result_state.result
+            if r is None:
+                return self.status.fail("no image result yet: open a photo first")
+            sel = m.display.selected(m.result_state.best) if m.display.mode in ("best", "single") else None
+            mesh_joints = getattr(r, "mesh_joints", None)
+            joints = r.joint_hypotheses[sel] if sel is not None else (r.joints if mesh_joints is None else mesh_joints)
+            label = f"{pathlib.Path(m.image_state.path or '').name} " + (
+                f"hypothesis #{sel}" if sel is not None else "aggregate")
+            source = PoseSource(label, np.asarray(joints, np.float32))
+        elif which == "random":
+            try:
+                source = self.engine.random_source(int(np.random.default_rng().integers(1 << 30)))
+            except Exception as exc:  # noqa: BLE001 - e.g. missing prior weights
+                return self.status.fail(one_line(exc))
+        else:
+            source = self.engine.source_from_pose("neutral hand", np.zeros(45, np.float32),
+                                                  np.asarray(FACING_CAMERA_ORIENT, np.float32))
+        self.show_source(source)
+        return True
+
+    def open_pose(self, path: str) -> bool:
+        """Show a pose file and make it the pose to complete (a left hand is shown mirrored as a right one)."""
+        from core.errors import HandModelError, InputError, PoseViewerError, one_line
+        from core.io.poses import load_pose_file
+        from core.joints import mirror_x
+
+        p = pathlib.Path(path)
+        try:
+            pf = load_pose_file(str(p))
+            if pf.model != "anny":
+                raise InputError("MANO pose files are shown with `pose-viewer mesh --mano-dir`; "
+                                 "the viewer's DPoser works on the Anny pose layout")
+            if pf.pose is not None:
+                source = self.engine.source_from_pose(p.name, pf.pose, pf.global_orient, pf.shape)
+            else:
+                joints = mirror_x(pf.joints) if pf.side == "left" else pf.joints
+                source = PoseSource(p.name + (" (left, mirrored)" if pf.side == "left" else ""),
+                                    (joints - joints[:1]).astype(np.float32))
+        except (PoseViewerError, HandModelError, OSError, ValueError) as exc:
+            return self.status.fail(f"{p.name}: {one_line(exc)}")
+        self.status.error = None
+        if source.vertices is not None:
+            self.model.hand.set(source.vertices, source.joints, p.name)
+        if pf.mask is not None:
+            self.model.mask.set(pf.mask)
+        self.show_source(source)
+        self.opened.emit(path)
+        self.status.message = f"Showing {p.name}"
+        return True
+
+    # -- runs -------------------------------------------------------------------------------------------
+    def complete(self) -> bool:
+        """Run DPoser on the current source and mask (cancels a completion in flight)."""
+        m = self.model
+        src, hidden = m.completion.source, m.mask.hidden.copy()
+        self.status.error = None
+        if src is None:
+            return self.status.fail("nothing to complete: open a pose or a photo first")
+        if not hidden.any():
+            return self.status.fail("no joint is hidden: click joints (or use a preset) to hide them first")
+        if hidden.all():
+            return self.status.fail("all joints are hidden: leave some visible")
+        settings = m.completion_settings.values()
+        m.display.update(view="pose")
+        job_source = dataclasses.replace(src, vertices=None)   # the child needs no mesh
+        self.runner.start((job_source, hidden, settings))
+        self.started.emit()
+        self.status.message = f"Completing {int(hidden.sum())} hidden joints with {settings['prior']}…"
+        return True
+
+    def schedule_changed(self) -> None:
+        """Settings changed: re-run once they settle, if there is a completion to redo."""
+        if self.model.completion.result is not None or self.runner.busy:
+            self._rerun_timer.start()
+
+    def cancel_scheduled_rerun(self) -> None:
+        """Forget a re-run scheduled by a settings change (scripted use sets several at once)."""
+        self._rerun_timer.stop()
+
+    def _on_completion(self, payload) -> None:
+        result, vertices = payload
+        self.model.completion.set_result(result, vertices)
+        s = self.model.completion_settings
+        self.status.timing_tip = ""
+        self.status.timing = f"DPoser {result.seconds * 1000:.0f} ms"
+        self.status.message = f"{len(result.pose)} completions ({s.prior}, {s.schedule} schedule)"
