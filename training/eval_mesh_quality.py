@@ -161,14 +161,13 @@ def _crop_tile(img: np.ndarray, box, size: int = 256) -> np.ndarray:
     return cv2.resize(t, (max(1, int(t.shape[1] * k)), max(1, int(t.shape[0] * k))), interpolation=cv2.INTER_AREA)
 
 
-def eval_real(est, var: Variants, root: pathlib.Path, n: int, faces: np.ndarray, max_tiles: int = 8):
+def eval_real(est, ms, var: Variants, root: pathlib.Path, n: int, faces: np.ndarray, max_tiles: int = 8):
     from core.io.images import load_image
     from core.joints import mirror_faces, mirror_x
     from core.mesh.roughness import roughness_per_mesh
     from core.metrics import pa_mpjpe
     from training.eval_stage2 import draw_mesh
 
-    ms = est.mesh_stage
     out = {}
     tiles = []
 
@@ -207,18 +206,17 @@ def eval_real(est, var: Variants, root: pathlib.Path, n: int, faces: np.ndarray,
         except Exception as exc:
             print(f"{p.name}: {exc}", flush=True)
             continue
-        for r in res:
+        for h, r in enumerate(res):
             n_hands += 1
-            d = variants_of(r) if len(res) == 1 else None
-            if d is None:   # several hands: the captured latents are in call order
-                d = var.decode(ms.captured[len(ms.captured) - len(res) + res.index(r)])
-                if r.handedness == "left":
-                    d = {k: (mirror_x(v), mirror_x(j)) for k, (v, j) in d.items()}
+            # the captured latents are in call order, one `sample` call per hand
+            d = var.decode(ms.captured[len(ms.captured) - len(res) + h])
+            if r.handedness == "left":
+                d = {k: (mirror_x(v), mirror_x(j)) for k, (v, j) in d.items()}
             for name, (v, _) in d.items():
                 rr = roughness_per_mesh(v, faces)
                 rows[name]["rough_agg"].append(rr[n])
                 rows[name]["rough_cloud"].append(rr[:n].mean())
-            if len(tiles) < max_tiles and r is res[0]:
+            if len(tiles) < max_tiles and h == 0:
                 f = mirror_faces(faces) if r.handedness == "left" else faces
                 tiles.append([_crop_tile(draw_mesh(img, d[k][0][n] + r.mesh_cam_t, f, r.K), r.box) for k in VARIANTS])
     out["photos"] = {k: {m: float(np.mean(x)) for m, x in r.items()} for k, r in rows.items()}
@@ -291,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.real_data is not None:
         from core.cascade import CascadeEstimator
 
-        est = CascadeEstimator(mesh_stage=_capture_stage(ms))
-        res["real"], tiles = eval_real(est, var, args.real_data, args.n_hyp, faces)
+        cap = _capture_stage(ms)
+        est = CascadeEstimator(mesh_stage=cap)
+        res["real"], tiles = eval_real(est, cap, var, args.real_data, args.n_hyp, faces)
         print(json.dumps(res["real"]), flush=True)
         if args.panel and tiles:
             import cv2

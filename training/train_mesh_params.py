@@ -142,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=1e-4)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
-    budget = Budget(state, args.iters, args.minutes, env)
     rng = np.random.default_rng([args.seed, state["it"]])
     test = test_split_params(args.n_test)
 
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             idx = torch.randint(0, args.pool, (args.pre_batch,))
             zn = pool["zn"][idx] + args.latent_noise * torch.randn(args.pre_batch, pool["zn"].shape[1])
             l_rot, l_shape = param_terms(head, zn, pool["rots"][idx], pool["shape"][idx])
-            set_lr(pre, lr_at(k, k / args.pre_iters, args.lr, args.warmup))
+            set_lr(pre, lr_at(k, k / args.pre_iters, args.lr, args.warmup))   # its own schedule
             pre.zero_grad(set_to_none=True)
             (args.w_rot * l_rot + args.w_shape * l_shape).backward()
             pre.step()
@@ -173,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         del pool
         m = evaluate(head, ae, hand, test)
         print(f"  test after the warm start: {m} ({time.time() - t0:.0f} s)", flush=True)
+    budget = Budget(state, args.iters, args.minutes, env)   # --minutes counts the main phase only
     while not args.export_only and not budget.done():
         n = args.batch
         pose, shape, orient = sample_poses(n, rng), sample_shapes(n, rng), sample_orientations(n, rng)
