@@ -28,7 +28,6 @@ from core.nets.joint_diffusion import JOINT_SCALE, JointDiffusionConfig, JointDi
 from core.occlusion import joint_occlusion
 
 WEIGHTS_NAME = "joint_diffusion"
-TRAIN_COMMAND = "python -m training.train_joint_diffusion --out runs/joint_diffusion --export"
 
 
 # --- crop normalisation (training and inference) ---------------------------------------------------

@@ -16,7 +16,6 @@ from core.prior.network import TimeMLP
 from core.prior.sde import SubVPSDE
 
 WEIGHTS_NAME = "dposer_hand"
-TRAIN_COMMAND = "python -m training.train_dposer"
 
 
 class DPoserPrior(nn.Module):
