@@ -10,7 +10,7 @@
 from core.prior.choices import DEFAULT_HYPOTHESES, DEFAULT_ITERS, PRIORS, SCHEDULES, TASK_RANGES
 
 #: Public names loaded on first use (they import torch; `choices` above does not).
-_LAZY = {"DPoserPrior": "model", "load_prior": "model", "SubVPSDE": "sde", "Schedule": "tto", "TTOConfig": "tto",
+_LAZY = {"DPoserPrior": "model", "load_prior": "model", "SubVPSDE": "sde", "Schedule": "schedule", "TTOConfig": "tto",
          "TTOResult": "tto", "complete_pose": "tto", "fit_joints": "tto", "fit_2d": "tto"}
 
 __all__ = [*_LAZY, "SCHEDULES", "PRIORS", "TASK_RANGES", "DEFAULT_HYPOTHESES", "DEFAULT_ITERS"]
