@@ -170,39 +170,7 @@ class MeshStage:
                           timings=dict(out.timings, stage2_s=time.perf_counter() - t0))
 
 
-@dataclass
-class MeshResult:
-    """Stage 2 of one hand in the photo's camera axes, metres, root-relative; a left hand already mirrored
-    back (with reversed face winding). Part of a `core.pipeline.HandResult`."""
-
-    vertex_hypotheses: np.ndarray          # (N,V,3) cloud: one mesh per joint hypothesis
-    vertices: np.ndarray                   # (V,3) paper aggregate
-    faces: np.ndarray                      # (F,3) (winding reversed for left hands)
-    mesh_joint_hypotheses: np.ndarray      # (N,21,3)
-    mesh_joints: np.ndarray                # (21,3)
-    mesh_cam_t: np.ndarray                 # (3,) vertices + mesh_cam_t overlays the image
-    trajectory_latents_xt: np.ndarray | None
-    trajectory_latents_x0: np.ndarray | None
-    mesh_timesteps: np.ndarray
-    timings: dict = field(default_factory=dict)
-
-
-def mesh_npz_arrays(r: MeshResult) -> dict[str, np.ndarray]:
-    """The stage-2 keys of `result.npz` (issue 4, item 5)."""
-    d = {
-        "vertex_hypotheses": r.vertex_hypotheses.astype(np.float32),
-        "vertices": r.vertices.astype(np.float32),
-        "faces": r.faces.astype(np.int32),
-        "mesh_joint_hypotheses": r.mesh_joint_hypotheses.astype(np.float32),
-        "mesh_joints": r.mesh_joints.astype(np.float32),
-        "mesh_cam_t": r.mesh_cam_t.astype(np.float32),
-        "mesh_trajectory_timesteps": r.mesh_timesteps.astype(np.int32),
-        "stage": np.int32(2),
-    }
-    if r.trajectory_latents_xt is not None:
-        d["trajectory_mesh_latents_xt"] = r.trajectory_latents_xt.astype(np.float32)
-        d["trajectory_mesh_latents_x0"] = r.trajectory_latents_x0.astype(np.float32)
-    return d
+from core.results import MeshResult, mesh_npz_arrays  # noqa: E402,F401 - numpy-only home (issue 27)
 
 
 class CascadeEstimator(ImagePipeline):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -128,41 +127,7 @@ def aggregate(hyps: np.ndarray, mode: str = "mean", kp2d: np.ndarray | None = No
 
 # --- results -----------------------------------------------------------------------------------------
 
-@dataclass
-class Stage1Result:
-    """One hand: everything in the original image's camera axes (metres), left hands already mirrored back."""
-
-    keypoints2d: np.ndarray          # (21,2) px
-    keypoints2d_score: np.ndarray    # (21,)
-    hand_score: float
-    handedness: str                  # 'left' | 'right'
-    K: np.ndarray                    # (3,3)
-    box: np.ndarray                  # (4,) crop box px
-    joint_hypotheses: np.ndarray     # (N,21,3) root-relative
-    joints: np.ndarray               # (21,3) aggregate (mean)
-    cam_t: np.ndarray                # (3,) joints + cam_t projects onto keypoints2d
-    trajectory_xt: np.ndarray        # (S+1,N,21,3) metres root-relative, x_T … x_0
-    trajectory_x0: np.ndarray        # (S,N,21,3) x̂0 predicted at each step
-    timesteps: np.ndarray            # (S,)
-    timings: dict = field(default_factory=dict)
-    world_landmarks_mediapipe: np.ndarray | None = None
-
-    def to_npz_dict(self) -> dict[str, np.ndarray]:
-        d = {
-            "keypoints2d": self.keypoints2d.astype(np.float32),
-            "keypoints2d_score": self.keypoints2d_score.astype(np.float32),
-            "hand_score": np.float32(self.hand_score),
-            "handedness": np.array(self.handedness),
-            "K": self.K.astype(np.float64),
-            "box": self.box.astype(np.float32),
-            "joint_hypotheses": self.joint_hypotheses.astype(np.float32),
-            "joints": self.joints.astype(np.float32),
-            "cam_t": self.cam_t.astype(np.float32),
-            "trajectory_joints_xt": self.trajectory_xt.astype(np.float32),
-            "trajectory_joints_x0": self.trajectory_x0.astype(np.float32),
-            "trajectory_timesteps": self.timesteps.astype(np.int32),
-        }
-        return d
+from core.results import Stage1Result  # noqa: E402,F401 - numpy-only home (issue 27)
 
 
 # --- the model -------------------------------------------------------------------------------------

@@ -1,0 +1,80 @@
+"""Result types of one hand (numpy only): stage 1 (`Stage1Result`) and stage 2 (`MeshResult`). The engine
+process sends them to the window inside `core.pipeline.HandResult`; unpickling them there must not
+import torch (issue 27), so they live here, not next to the models that produce them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Stage1Result:
+    """One hand: everything in the original image's camera axes (metres), left hands already mirrored back."""
+
+    keypoints2d: np.ndarray          # (21,2) px
+    keypoints2d_score: np.ndarray    # (21,)
+    hand_score: float
+    handedness: str                  # 'left' | 'right'
+    K: np.ndarray                    # (3,3)
+    box: np.ndarray                  # (4,) crop box px
+    joint_hypotheses: np.ndarray     # (N,21,3) root-relative
+    joints: np.ndarray               # (21,3) aggregate (mean)
+    cam_t: np.ndarray                # (3,) joints + cam_t projects onto keypoints2d
+    trajectory_xt: np.ndarray        # (S+1,N,21,3) metres root-relative, x_T … x_0
+    trajectory_x0: np.ndarray        # (S,N,21,3) x̂0 predicted at each step
+    timesteps: np.ndarray            # (S,)
+    timings: dict = field(default_factory=dict)
+    world_landmarks_mediapipe: np.ndarray | None = None
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        d = {
+            "keypoints2d": self.keypoints2d.astype(np.float32),
+            "keypoints2d_score": self.keypoints2d_score.astype(np.float32),
+            "hand_score": np.float32(self.hand_score),
+            "handedness": np.array(self.handedness),
+            "K": self.K.astype(np.float64),
+            "box": self.box.astype(np.float32),
+            "joint_hypotheses": self.joint_hypotheses.astype(np.float32),
+            "joints": self.joints.astype(np.float32),
+            "cam_t": self.cam_t.astype(np.float32),
+            "trajectory_joints_xt": self.trajectory_xt.astype(np.float32),
+            "trajectory_joints_x0": self.trajectory_x0.astype(np.float32),
+            "trajectory_timesteps": self.timesteps.astype(np.int32),
+        }
+        return d
+
+
+@dataclass
+class MeshResult:
+    """Stage 2 of one hand in the photo's camera axes, metres, root-relative; a left hand already mirrored
+    back (with reversed face winding). Part of a `core.pipeline.HandResult`."""
+
+    vertex_hypotheses: np.ndarray          # (N,V,3) cloud: one mesh per joint hypothesis
+    vertices: np.ndarray                   # (V,3) paper aggregate
+    faces: np.ndarray                      # (F,3) (winding reversed for left hands)
+    mesh_joint_hypotheses: np.ndarray      # (N,21,3)
+    mesh_joints: np.ndarray                # (21,3)
+    mesh_cam_t: np.ndarray                 # (3,) vertices + mesh_cam_t overlays the image
+    trajectory_latents_xt: np.ndarray | None
+    trajectory_latents_x0: np.ndarray | None
+    mesh_timesteps: np.ndarray
+    timings: dict = field(default_factory=dict)
+
+
+def mesh_npz_arrays(r: MeshResult) -> dict[str, np.ndarray]:
+    """The stage-2 keys of `result.npz` (issue 4, item 5)."""
+    d = {
+        "vertex_hypotheses": r.vertex_hypotheses.astype(np.float32),
+        "vertices": r.vertices.astype(np.float32),
+        "faces": r.faces.astype(np.int32),
+        "mesh_joint_hypotheses": r.mesh_joint_hypotheses.astype(np.float32),
+        "mesh_joints": r.mesh_joints.astype(np.float32),
+        "mesh_cam_t": r.mesh_cam_t.astype(np.float32),
+        "mesh_trajectory_timesteps": r.mesh_timesteps.astype(np.int32),
+        "stage": np.int32(2),
+    }
+    if r.trajectory_latents_xt is not None:
+        d["trajectory_mesh_latents_xt"] = r.trajectory_latents_xt.astype(np.float32)
+        d["trajectory_mesh_latents_x0"] = r.trajectory_latents_x0.astype(np.float32)
+    return d
