@@ -104,8 +104,8 @@ def evaluate(head: ParamHead, ae, hand, test: dict[str, np.ndarray], batch: int 
         sums[2] += pa_mpjpe(v_par, v_dec.numpy()).sum() * 1000
         sums[3] += np.linalg.norm(v_dec.numpy() - v_true.numpy(), axis=-1).mean(1).sum() * 1000
     head.train()
-    return {"param_vs_true_mm": sums[0] / n, "param_vs_decoded_mm": sums[1] / n,
-            "param_vs_decoded_pa_mm": sums[2] / n, "decoded_vs_true_mm": sums[3] / n, "n": n}
+    return {"param_vs_true_mm": float(sums[0] / n), "param_vs_decoded_mm": float(sums[1] / n),
+            "param_vs_decoded_pa_mm": float(sums[2] / n), "decoded_vs_true_mm": float(sums[3] / n), "n": n}
 
 
 def main(argv: list[str] | None = None) -> int:
