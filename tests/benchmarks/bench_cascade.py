@@ -99,6 +99,32 @@ def flops_by_model(est, image, n: int, steps: int) -> dict[str, float]:
     return per
 
 
+def bench_params(n: int, repeats: int) -> dict[str, float]:
+    """Anny parameters of n hypotheses from their latents (core.mesh.params; target <= 50 ms for 50,
+    DESIGN §10) and the Anny meshes of those parameters."""
+    import torch
+
+    from core.hand.anny_hand import AnnyHand
+    from core.mesh.params import hypothesis_params, load_param_head, parametric_meshes
+
+    head, hand = load_param_head(), AnnyHand()
+    z = torch.randn(n, head.config.latent_dim)   # whitened latents: the timing does not depend on the values
+    t_p, t_m = [], []
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        p = hypothesis_params(head, z)
+        t1 = time.perf_counter()
+        parametric_meshes(hand, p)
+        t2 = time.perf_counter()
+        if r:
+            t_p.append(t1 - t0)
+            t_m.append(t2 - t1)
+    out = {f"params.n{n}_ms": statistics.median(t_p) * 1000, f"params.meshes_n{n}_ms": statistics.median(t_m) * 1000}
+    print(f"Anny parameters of {n} hypotheses: {out[f'params.n{n}_ms']:.1f} ms (target <= 50 ms for 50); their Anny "
+          f"meshes {out[f'params.meshes_n{n}_ms']:.1f} ms")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default=str(ROOT / "resources" / "samples" / "anny_right_256.jpg"))
@@ -155,6 +181,7 @@ def main(argv=None) -> int:
             out[f"cascade.n50_over_n1_s{steps}"] = ratio
     print(f"  mesh hypotheses {res.vertex_hypotheses.shape}, aggregate {res.vertices.shape}, "
           f"spread {np.linalg.norm(res.vertex_hypotheses - res.vertices, axis=-1).mean() * 1000:.1f} mm")
+    out.update(bench_params(max(args.n), args.repeats))
 
     n, steps = max(args.n), max(args.steps)
     per = flops_by_model(est, image, n, steps)
