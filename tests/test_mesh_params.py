@@ -71,3 +71,22 @@ def test_params_from_vertices_refuses_wrong_topology(shipped):
     head, ae = shipped
     with pytest.raises(ValueError, match="vertices must be"):
         params_from_vertices(head, ae, torch.zeros(2, 100, 3))
+
+
+def test_params_for_latents_splits_hypotheses_and_aggregate(anny_hand, shipped):
+    from core.mesh.params import params_for_latents
+
+    head, ae = shipped
+    z = (torch.randn(7, 168) * 0.5 * ae.latent_std + ae.latent_mean).numpy()
+    mp = params_for_latents(head, ae, z, z.mean(0), hand=anny_hand)
+    assert mp.hyp_pose.shape == (7, 45) and mp.hyp_global_orient.shape == (7, 3) and mp.hyp_shape.shape == (7, 10)
+    assert mp.pose.shape == (45,) and mp.shape.shape == (10,) and mp.global_orient.shape == (3,)
+    assert mp.hyp_vertices.shape == (7, anny_hand.num_vertices, 3) and mp.vertices.shape == (anny_hand.num_vertices, 3)
+    single = hypothesis_params(head, ae.normalise_latent(torch.as_tensor(z[2:3])))
+    np.testing.assert_allclose(mp.hyp_pose[2], single["pose"][0], atol=1e-5)
+    again = parametric_meshes(anny_hand, {"global_orient": mp.global_orient[None], "pose": mp.pose[None],
+                                          "shape": mp.shape[None]})[0][0]
+    np.testing.assert_allclose(mp.vertices, again, atol=1e-6)
+    keys = mp.npz()
+    assert set(keys) == {"param_hypotheses_global_orient", "param_hypotheses_pose", "param_hypotheses_shape",
+                         "param_global_orient", "param_pose", "param_shape"}
