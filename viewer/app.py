@@ -33,7 +33,7 @@ def run_app(args: argparse.Namespace) -> int:
     window.show()
     status = 0
     if args.file or args.screenshot:
-        wait_for_run(window, window.model_loader)   # the hand model loads in the background
+        wait_until_ready(window)   # the neutral hand is shown and the DPoser process answers
     if args.file:
         ok = window.open_path(args.file)
         if ok and args.screenshot:
@@ -78,6 +78,21 @@ def apply_dposer_options(window, args: argparse.Namespace) -> bool:
         if args.n is not None:
             s.n = args.n
     return True
+
+
+def wait_until_ready(window, timeout_s: float = 600.0) -> None:
+    """Run the event loop until the window can open files (scripted use)."""
+    from PySide6 import QtCore
+
+    if window.ready:
+        return
+    loop = QtCore.QEventLoop()
+    timer = QtCore.QTimer(interval=20)
+    timer.timeout.connect(lambda: loop.quit() if window.ready else None)
+    timer.start()
+    QtCore.QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    timer.stop()
 
 
 def wait_for_run(window, runs, timeout_s: float = 600.0) -> bool:

@@ -99,25 +99,24 @@ class Exporter:
         return self._write("export", path, save, f"Exported completion #{k} to {path}")
 
     def save_screenshot(self, path: str, whole_window: bool = False) -> bool:
-        """The 3D view (Shift+S), or the whole window with the 3D view painted in (scripted figures)."""
-        from core.io.atomic import png_file_is_complete, write_via_path
+        """The 3D view (Shift+S), or the whole window with the 3D view painted in (scripted figures). The
+        PNG is encoded in memory and written by the guarded write (core.io.atomic.write_png), so a full
+        disk, a read-only or a missing folder is one message and never a cut-off file."""
+        from core.io.atomic import write_png
 
         self.view3d.still_frame()    # a pending level-of-detail refinement first: screenshots at full detail
         plotter = self.view3d.plotter
-        if not whole_window:
-            write = lambda tmp: plotter.screenshot(str(tmp))   # noqa: E731
-        else:
-            view = np.ascontiguousarray(plotter.screenshot(return_img=True)[..., :3])
-            h, w = view.shape[:2]
-            image = QtGui.QImage(view.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
+        view = np.ascontiguousarray(plotter.screenshot(return_img=True)[..., :3])
+        h, w = view.shape[:2]
+        image = QtGui.QImage(view.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
+        if whole_window:
             shot = self.window.grab()
             painter = QtGui.QPainter(shot)
             widget = plotter.interactor
             painter.drawImage(QtCore.QRect(widget.mapTo(self.window, QtCore.QPoint(0, 0)), widget.size()), image)
             painter.end()
-            write = lambda tmp: shot.save(str(tmp), "PNG")   # noqa: E731
-        return self._write("screenshot", path, lambda: write_via_path(path, write, verify=png_file_is_complete),
-                           f"Saved {path}")
+            image = shot.toImage()
+        return self._write("screenshot", path, lambda: write_png(path, png_bytes(image)), f"Saved {path}")
 
     # -- dialogs ------------------------------------------------------------------------------------------
     def _ask(self, title: str, default: str, filters: str) -> str:
@@ -143,3 +142,11 @@ class Exporter:
     def screenshot_dialog(self) -> None:
         if path := self._ask("Save screenshot", "pose-viewer.png", "PNG (*.png)"):
             self.save_screenshot(path)
+
+
+def png_bytes(image: QtGui.QImage) -> bytes:
+    """`image` encoded as PNG in memory (b"" if Qt cannot encode it)."""
+    buf = QtCore.QBuffer()
+    buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    ok = image.save(buf, "PNG")
+    return bytes(buf.data()) if ok else b""

@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 import pathlib
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from viewer.settings_schema import MAX_RECENT, SCHEMA, read_settings
-from viewer.state import PoseSource, ViewerModel
+from viewer.state import ViewerModel
 
 log = logging.getLogger("pose-viewer")
 POSE_SUFFIXES = (".npz", ".json")
@@ -41,8 +40,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from viewer.panels import DenoisePanel, DisplayPanel, SettingsPanel
         from viewer.process_worker import ProcessRunner
         from viewer.runs import CompletionRuns, ImageRuns
-        from viewer.scene_controller import SceneController, build_neutral_hand
-        from viewer.workers import RunManager
+        from viewer.scene_controller import SceneController
 
         self.setWindowTitle("pose-viewer")
         self.resize(1280, 820)
@@ -51,8 +49,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mano_dir = mano_dir
         self.qsettings = settings or QtCore.QSettings("pose-viewer", "pose-viewer")
         self.model = m = ViewerModel()
-        self.ready = False          # True (and `model_ready` fired) once the neutral hand is on screen
-        self.hand_model = None
+        # `model_ready` fires once the neutral hand is on screen (at once: a shipped mesh, no hand model in
+        # this process); `ready` turns True when the DPoser process can also answer (a pose file's mesh
+        # comes from it), and files opened before that are opened then.
+        self.ready = False
+        self.neutral = None         # core.neutral_hand.NeutralHand
         self._pending_path: str | None = None
         self._last_progress = 0.0
         self._closed = False
@@ -109,6 +110,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for runner in (self.runs, self.prior_runs):
             runner.progress.connect(self._on_progress)
             runner.busy_changed.connect(self._on_busy)
+            runner.crashed.connect(self._on_engine_crashed)   # an idle engine process died (it is replaced)
 
         self.qactions = actions.build(self)   # QActions by table id
         for dock in self.docks.values():
@@ -116,38 +118,56 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_recent()
         self._default_layout()
         self._restore_settings()
-        # The hand model (torch + Anny) loads on a worker thread so the window shows at once.
-        self.model_loader = RunManager(self)
-        self.model_loader.finished.connect(self._on_model_ready)
-        self.model_loader.failed.connect(lambda msg, tb: m.status.fail(f"hand model: {msg}"))
-        self.model_loader.start(lambda progress, cancel: build_neutral_hand())
-        self.statusBar().showMessage("Loading the hand model…")
+        # No torch and no hand model in this process (issue 27): the neutral hand is a shipped mesh, and what
+        # needs the hand model (a pose's mesh, a random pose) is asked of the DPoser process.
+        self.runs.ready.connect(lambda: self.device_label.setText(self.runs.info.get("device", "engine ready")))
+        self.prior_runs.ready.connect(self._mark_ready)
+        self.statusBar().showMessage("Starting…")
+        QtCore.QTimer.singleShot(0, self._show_neutral_hand)
 
-    def _on_model_ready(self, loaded) -> None:
-        """Show the neutral hand (palm to the camera) once the hand model is built."""
-        from core.hand.base import FACING_CAMERA_ORIENT
-        from viewer.engine import PriorEngine
+    def _show_neutral_hand(self) -> None:
+        """Show the neutral hand (palm to the camera, a shipped mesh) and start the engine processes."""
+        from core.errors import PoseViewerError, one_line
+        from core.neutral_hand import load_neutral_hand
+        from viewer.scene_controller import prepare_levels_of_detail
 
         if self._closed:
-            return     # closed while the hand model loaded: start no engine process
-        self.hand_model, verts, joints, device_text = loaded
-        self.completion_runs.engine = PriorEngine(self.hand_model)
-        self.exporter.faces = self.hand_model.faces
-        self.prior_runs.prewarm(HAND_SPEC)   # the DPoser process builds the same hand and loads the prior
+            return     # closed before the first event-loop turn: start no engine process
+        self.prior_runs.prewarm(HAND_SPEC)   # the DPoser process builds the hand model and loads the prior
         self.runs.prewarm()                  # the image process loads the detector and the cascade
-        self.view3d.start(self.hand_model.faces, verts, joints)
-        self.device_label.setText(device_text)
-        self.ready = True
-        self.model.hand.set(verts, joints, "neutral hand")
+        try:
+            hand = load_neutral_hand()
+        except PoseViewerError as exc:
+            self.model.status.fail(one_line(exc))
+            return
+        self.neutral = self.completion_runs.neutral = hand
+        self.exporter.faces = hand.faces
+        prepare_levels_of_detail(hand.vertices)
+        self.view3d.start(hand.faces, hand.vertices, hand.joints)
+        self.model.hand.set(hand.vertices, hand.joints, "neutral hand")
         self.dposer_panel.refresh_plot()
-        self.model.completion.set_source(PoseSource("neutral hand", joints, np.zeros(45, np.float32),
-                                                    np.asarray(FACING_CAMERA_ORIENT, np.float32), None, verts))
+        self.model.completion.set_source(self.completion_runs.neutral_source())
         hint = "" if self.recent_files() else " First time? Try File ▸ Open sample image."
         self.statusBar().showMessage("Neutral hand. Drop a photo of a hand or a pose file (or Ctrl+O)." + hint)
         self.model_ready.emit()
+        if self.prior_runs.child_ready or self.prior_runs.pid is None:   # ready, or could not start at all
+            self._mark_ready()
+
+    def _mark_ready(self) -> None:
+        """The neutral hand is shown and the DPoser process answers: open what was asked for meanwhile."""
+        if self.ready or self.neutral is None:
+            return
+        self.ready = True
         if self._pending_path:
             path, self._pending_path = self._pending_path, None
             self.open_path(path)
+
+    def _on_engine_crashed(self, message: str) -> None:
+        """An engine process died while idle (it is being replaced): say so once; opens waiting for a
+        DPoser process that died while starting go on (and report why they fail)."""
+        self.model.status.fail(message)
+        if not self.ready:
+            self._mark_ready()
 
     # -- docks and status bar -------------------------------------------------------------------------
     def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
@@ -286,17 +306,21 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _add_recent(self, path: str) -> None:
         resolved = str(pathlib.Path(path).resolve())
-        items = [resolved] + [p for p in self.recent_files() if p != resolved]
+        recent = self.recent_files()
+        if recent[:1] == [resolved]:
+            return          # already the most recent (a re-run, another hand of the same photo)
+        items = [resolved] + [p for p in recent if p != resolved]
         self.qsettings.setValue("recent", items[:MAX_RECENT])
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
-        for path in self.recent_files():
+        recent = self.recent_files()
+        for path in recent:
             act = self.recent_menu.addAction(pathlib.Path(path).name)
             act.setToolTip(path)
             act.triggered.connect(lambda _=False, p=path: self.open_path(p))
-        self.recent_menu.setEnabled(bool(self.recent_files()))
+        self.recent_menu.setEnabled(bool(recent))
 
     # -- drag & drop / close ---------------------------------------------------------------------------
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt API
@@ -314,9 +338,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.playback_keys.remove()
         self.completion_runs.cancel_scheduled_rerun()
         self.cancel_runs()
-        self.model_loader.wait(30000)
-        self.runs.shutdown()         # ends the image process
-        self.prior_runs.shutdown()   # ends the DPoser process
+        from viewer.process_worker import shutdown_all
+
+        shutdown_all([self.runs, self.prior_runs])   # both engine processes end together, in ~2 s at most
         self.denoise_panel.set_playing(False)
         self._save_settings()
         self.plotter.close()

@@ -119,7 +119,7 @@ class CompletionRuns(QtCore.QObject):
         super().__init__(parent)
         self.model, self.runner = model, runner
         self.status = model.status
-        self.engine = None                     # viewer.engine.PriorEngine, once the hand model is loaded
+        self.neutral = None                    # core.neutral_hand.NeutralHand (the shipped neutral hand)
         self._rerun_timer = QtCore.QTimer(self, singleShot=True, interval=self.RERUN_AFTER_MS)
         self._rerun_timer.timeout.connect(self.complete)
         runner.partial.connect(lambda p: model.completion.set_live(p[1], p[0]))
@@ -136,7 +136,6 @@ class CompletionRuns(QtCore.QObject):
     def use(self, which: str) -> bool:
         """The DPoser dock's source buttons: 'result' (the image result), 'random' or 'neutral'."""
         from core.errors import one_line
-        from core.hand.base import FACING_CAMERA_ORIENT
 
         m = self.model
         if which == "result":
@@ -150,15 +149,19 @@ class CompletionRuns(QtCore.QObject):
                 f"hypothesis #{sel}" if sel is not None else "aggregate")
             source = PoseSource(label, np.asarray(joints, np.float32))
         elif which == "random":
-            try:
-                source = self.engine.random_source(int(np.random.default_rng().integers(1 << 30)))
+            try:   # sampled and posed in the DPoser process (this one has no torch, no hand model)
+                source = self.runner.call(("random_source", int(np.random.default_rng().integers(1 << 30))))
             except Exception as exc:  # noqa: BLE001 - e.g. missing prior weights
                 return self.status.fail(one_line(exc))
         else:
-            source = self.engine.source_from_pose("neutral hand", np.zeros(45, np.float32),
-                                                  np.asarray(FACING_CAMERA_ORIENT, np.float32))
+            source = self.neutral_source()
         self.show_source(source)
         return True
+
+    def neutral_source(self) -> PoseSource:
+        """The shipped neutral hand (rest pose, palm to the camera) as a pose to complete."""
+        h = self.neutral
+        return PoseSource("neutral hand", h.joints, np.zeros(45, np.float32), h.global_orient, None, h.vertices)
 
     def open_pose(self, path: str) -> bool:
         """Show a pose file and make it the pose to complete (a left hand is shown mirrored as a right one)."""
@@ -173,7 +176,7 @@ class CompletionRuns(QtCore.QObject):
                 raise InputError("MANO pose files are shown with `pose-viewer mesh --mano-dir`; "
                                  "the viewer's DPoser works on the Anny pose layout")
             if pf.pose is not None:
-                source = self.engine.source_from_pose(p.name, pf.pose, pf.global_orient, pf.shape)
+                source = self.runner.call(("source_from_pose", p.name, pf.pose, pf.global_orient, pf.shape))
             else:
                 joints = mirror_x(pf.joints) if pf.side == "left" else pf.joints
                 source = PoseSource(p.name + (" (left, mirrored)" if pf.side == "left" else ""),

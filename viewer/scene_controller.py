@@ -24,22 +24,13 @@ CLOUD_LEVEL, SCRUB_LEVEL, REFINE_AFTER_MS = 2, 3, 250
 HOVER_EVERY_S = 0.08   # picking under the mouse is throttled so hovering never stalls the event loop
 
 
-def build_neutral_hand():
-    """Worker-thread job: the Anny hand model, its neutral pose facing the camera (vertices, joints) and
-    the device label. The one place the window builds a hand (issue 27 moves it out of the GUI process)."""
-    import torch
-
-    from core.device import describe_device, pick_device
-    from core.hand.base import FACING_CAMERA_ORIENT
-    from core.hand import load_hand_model
+def prepare_levels_of_detail(vertices: np.ndarray) -> None:
+    """Build the cloud's level-of-detail matrices at start-up (numpy, a few ms), not when the first result
+    arrives."""
     from core.hypotheses import coarse_meshes
 
-    hand = load_hand_model("anny")
-    with torch.inference_mode():
-        neutral = hand.forward(torch.tensor([FACING_CAMERA_ORIENT]))
-    for level in (CLOUD_LEVEL, SCRUB_LEVEL):   # build the cloud's level-of-detail matrices now, not on the
-        coarse_meshes(neutral.vertices.numpy(), level)   # GUI thread when the first result arrives
-    return hand, neutral.vertices[0].numpy(), neutral.joints[0].numpy(), describe_device(pick_device("auto"))
+    for level in (CLOUD_LEVEL, SCRUB_LEVEL):
+        coarse_meshes(np.asarray(vertices)[None], level)
 
 
 class SceneController(QtCore.QObject):
