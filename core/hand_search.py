@@ -31,6 +31,8 @@ from core.paths import mediapipe_task_path
 SIZE = 224
 #: Name of the landmark model inside the bundle.
 LANDMARK_MODEL = "hand_landmarks_detector.tflite"
+#: The views `HandSearcher._verify` shows the model of a kept hand: (zoom, turn in radians).
+VERIFY_VIEWS = ((1.25, 0.35), (0.85, -0.35), (1.0, 0.7), (1.0, -0.7))
 #: Crops per batched model call.
 BATCH = 4
 #: Handedness output above this → 'right' (true handedness, same convention as `HandDetector`).
@@ -57,6 +59,13 @@ class SearchConfig:
     same_hand_tol: float = 0.25
     #: At most this many seeds are refined (highest presence first); bounds the time on busy images.
     max_seeds: int = 24
+    #: A kept hand is shown again zoomed out/in and turned (VERIFY_VIEWS): every view must pass this
+    #: presence…
+    verify_threshold: float = 0.8
+    #: …and give keypoints within this fraction of the hand's size (mean distance) of the kept ones.
+    verify_tol: float = 0.2
+    #: Hands smaller than this fraction of the image's shorter side are dropped.
+    min_size: float = 0.04
 
 
 # --------------------------------------------------------------------------- geometry
@@ -135,6 +144,27 @@ def same_hand(a: np.ndarray, b: np.ndarray, tol: float = 0.25) -> bool:
     """Two keypoint sets describe one hand: their mean keypoint distance is below `tol` × the smaller
     hand's size. (Box overlap would merge two hands that touch or cross, e.g. a heart gesture.)"""
     return keypoint_distance(a, b) < tol * min(hand_size(a), hand_size(b))
+
+
+def _inside_fraction(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of box a's area inside box b."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return max(0.0, x1 - x0) * max(0.0, y1 - y0) / area if area > 0 else 0.0
+
+
+def is_fragment(small: np.ndarray, big: np.ndarray) -> bool:
+    """Keypoints `small` describe a part of the hand `big` (a finger seen as a hand): mostly inside its
+    box and clearly smaller."""
+    return (hand_size(small) < 0.7 * hand_size(big)
+            and _inside_fraction(tight_box(small), tight_box(big)) > 0.6)
+
+
+def drop_fragments(dets: list[Detection], others: list[Detection] = ()) -> list[Detection]:
+    """`dets` less those that are fragments of a bigger hand among `dets` or `others`."""
+    pool = list(dets) + list(others)
+    return [d for d in dets if not any(is_fragment(d.keypoints2d, o.keypoints2d) for o in pool if o is not d)]
 
 
 def nms(dets: list[Detection], tol: float = 0.25) -> list[Detection]:
@@ -247,7 +277,8 @@ class HandSearcher:
             # World landmarks come in the crop's rotated axes: undo the ROI rotation about z.
             ca, sa = math.cos(a), math.sin(a)
             Rz = np.array([[ca, sa, 0], [-sa, ca, 0], [0, 0, 1.0]])
-            out.append(dict(kp=kp, presence=float(pres[i]), handedness=float(hand[i]),
+            out.append(dict(kp=kp, z=scr[i, :, 2].astype(np.float64) * s / SIZE,
+                            presence=float(pres[i]), handedness=float(hand[i]),
                             world=world[i].astype(np.float64) @ Rz.T, roi=(c, s, a)))
         return out
 
@@ -282,10 +313,35 @@ class HandSearcher:
         seeds.sort(key=lambda r: -r["presence"])
         seeds = _nms_raw(seeds, 0.1)[: cfg.max_seeds]
         refined = self._refine(pyr, seeds, cfg.refine_steps)
-        dets = [_to_detection(r, (w, h), "search") for r in refined if r["presence"] >= cfg.threshold]
-        dets = nms(dets, cfg.same_hand_tol)
+        min_px = max(cfg.min_size * short, 12.0)
+        cands = [r for r in refined if r["presence"] >= cfg.threshold and hand_size(r["kp"]) >= min_px]
+        cands = _nms_raw(sorted(cands, key=lambda r: -r["presence"]), 0.05)   # near-identical copies
+        cands = self._verify(pyr, cands, cfg)
+        cands = _nms_raw(sorted(cands, key=lambda r: -r["verify"][0]), cfg.same_hand_tol)
+        dets = drop_fragments([_to_detection(r, (w, h), "search") for r in cands])
         dets.sort(key=lambda d: -d.area)
         return dets
+
+    def _verify(self, pyr: _Pyramid, cands: list[dict], cfg: SearchConfig) -> list[dict]:
+        """Keep candidates the model still sees as the same hand when zoomed out/in and turned by ±20°
+        and ±40°: real hands mostly are (the model's presence tolerates ~±40° and 0.7-1.4× zoom), texture
+        or a finger that happens to pass the presence threshold mostly is not."""
+        if not cands:
+            return []
+        rois = []
+        for r in cands:
+            c, s, a = _hand_roi(r["kp"])
+            rois += [(c, s * z, a + t) for z, t in VERIFY_VIEWS]
+        views = self._evaluate(pyr, rois)
+        kept, n = [], len(VERIFY_VIEWS)
+        for i, r in enumerate(cands):
+            v = views[n * i: n * i + n]
+            size = hand_size(r["kp"])
+            worst = max(keypoint_distance(r["kp"], x["kp"]) for x in v) / size
+            r["verify"] = (min(x["presence"] for x in v), worst)
+            if r["verify"][0] >= cfg.verify_threshold and worst <= cfg.verify_tol:
+                kept.append(r)
+        return kept
 
     def landmarks_in_box(self, rgb: np.ndarray, box, min_presence: float = 0.5,
                          refine_steps: int = 2) -> Detection:
@@ -334,9 +390,11 @@ def _to_detection(r: dict, size: tuple[int, int], source: str) -> Detection:
     side = "right" if p_right > HANDEDNESS_RIGHT_ABOVE else "left"
     conf = max(p_right, 1 - p_right)
     kp = r["kp"]
-    return Detection(keypoints2d=kp, scores=np.full(21, r["presence"]), score=float(conf * r["presence"]),
+    return Detection(keypoints2d=kp, scores=np.full(21, r["presence"]), score=float(conf),
                      handedness=side, box=crop_box(kp), world_landmarks=r["world"], image_size=size,
-                     extra={"source": source, "presence": r["presence"], "handedness_score": conf})
+                     keypoints_z=r["z"],
+                     extra={"source": source, "presence": r["presence"], "handedness_score": conf,
+                            **({"verify": r["verify"]} if "verify" in r else {})})
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -370,7 +428,7 @@ MODES = ("palm", "search", "auto")
 def merge_detections(primary: list[Detection], extra: list[Detection], tol: float = 0.25) -> list[Detection]:
     """`primary` plus every hand of `extra` that is not one of them (largest first)."""
     out = list(primary)
-    for d in extra:
+    for d in drop_fragments(extra, primary):
         if not any(same_hand(d.keypoints2d, p.keypoints2d, tol) for p in out):
             out.append(d)
     out.sort(key=lambda d: -d.area)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.errors import InputError, WeightsError, one_line
+from core.hand_search import MODES as DETECTORS  # the hand finders: palm | search | auto
 
 if TYPE_CHECKING:
     from core.cascade import MeshResult, MeshStage
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 ProgressFn = Callable[[int, int], None]   # (done, total) DDIM steps over the whole call
 StageFn = Callable[[str], None]           # called as each stage begins: 'detecting', 'joints', 'meshes'
 
-DETECTORS = ("palm", "search", "auto")
 SIDES = ("auto", "left", "right")
 HAND_SELECTIONS = ("largest", "left", "right", "all")
 KIND_CASCADE = "cascade (joints + meshes)"
@@ -175,29 +175,29 @@ class ImagePipeline:
         """Load what the first run would otherwise load (the detector's MediaPipe bundle)."""
         self.stage1.detector
 
-    def detect(self, image: np.ndarray, detector: str = "palm") -> list[Detection]:
+    def detect(self, image: np.ndarray, detector: str = "palm", want_all: bool = False) -> list[Detection]:
         """Every hand in an RGB image, largest first (NoHandError when there is none).
 
-        `detector`: 'palm' (MediaPipe's palm detector + landmarks). 'search' (the landmark model over a
-        crop grid) and 'auto' (palm, then search) are the hook for issue 26."""
-        from core.detector import select_hands
+        `detector`: 'palm' (MediaPipe's palm detector + landmarks), 'search' (the landmark model over a
+        crop grid, `core.hand_search`) or 'auto' (palm first; the search too when it finds nothing or
+        when every hand is wanted, `want_all`)."""
+        from core.hand_search import find_hands
 
         check_choice("detector", detector, DETECTORS)
-        if detector != "palm":
-            raise InputError(f"detector {detector!r} is not available yet (use 'palm')")
-        return select_hands(self.stage1.detector.detect(_rgb(image)), "all")
+        return find_hands(_rgb(image), detector, want_all=want_all, detector=self.stage1.detector)
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection], K: np.ndarray | None = None, *,
                  n: int = 50, steps: int = 10, seed: int = 0, eta: float | None = None,
                  mesh_steps: int | None = None, mesh_eta: float = 0.0, paper_samples: int | None = None,
                  aggregation: str = "mean",
                  side: str = "auto", progress: ProgressFn | None = None, cancel=None,
-                 on_stage: StageFn | None = None) -> list[HandResult]:
+                 on_stage: StageFn | None = None, batch: bool = True) -> list[HandResult]:
         """The given hands of `image` → one `HandResult` each (stage 1, then stage 2 when loaded).
 
         `K` defaults to the image-size camera (DESIGN §3). Progress counts DDIM steps over all hands
         (stage 1's `steps`, then stage 2's `mesh_steps`, default `steps`); `cancel` is checked at every
-        step. DDIM η: stage 1 `eta` (default: the model's own), stage 2 `mesh_eta`."""
+        step. DDIM η: stage 1 `eta` (default: the model's own), stage 2 `mesh_eta`. Several hands run as
+        one batch per stage (`core.multihand`; `batch=False`: one after the other)."""
         from core.geometry import intrinsics_from_size
 
         img = _rgb(image)
@@ -207,6 +207,10 @@ class ImagePipeline:
         K = intrinsics_from_size(w, h) if K is None else np.asarray(K, np.float64)
         s2 = mesh_steps or steps
         per_hand = steps + (s2 if self.mesh is not None else 0)
+        if batch and len(detections) > 1:
+            return self._estimate_batch(img, detections, K, n=n, steps=steps, seed=seed, eta=eta, s2=s2,
+                                        mesh_eta=mesh_eta, paper_samples=paper_samples, aggregation=aggregation,
+                                        progress=progress, cancel=cancel, on_stage=on_stage)
         total = per_hand * len(detections)
         out = []
         for i, det in enumerate(detections):
@@ -227,6 +231,30 @@ class ImagePipeline:
             out.append(result)
         return out
 
+    def _estimate_batch(self, img: np.ndarray, detections: Sequence[Detection], K: np.ndarray, *, n: int,
+                        steps: int, seed: int, eta: float | None, s2: int, mesh_eta: float,
+                        paper_samples: int | None, aggregation: str, progress: ProgressFn | None, cancel,
+                        on_stage: StageFn | None) -> list[HandResult]:
+        """`estimate` of several hands: stage 1 of all as one batch, then stage 2 of all as one batch."""
+        from core.multihand import lift_hands, mesh_hands
+
+        total = steps + (s2 if self.mesh is not None else 0)
+        if on_stage:
+            on_stage("joints")
+        s1s = lift_hands(self.stage1, detections, K, n=n, steps=steps, seed=seed, eta=eta, aggregation=aggregation,
+                         progress=_offset(progress, 0, total), cancel=cancel)
+        out = [HandResult(s1, timings={f"stage1_{k}": v for k, v in s1.timings.items()}, side=det.extra.get("side"))
+               for s1, det in zip(s1s, detections)]
+        if self.mesh is not None:
+            if on_stage:
+                on_stage("meshes")
+            meshes = mesh_hands(self.mesh, img, s1s, steps=s2, seed=seed, eta=mesh_eta, paper_samples=paper_samples,
+                                progress=_offset(progress, steps, total), cancel=cancel)
+            for result, mesh in zip(out, meshes):
+                result.mesh = mesh
+                result.timings.update(mesh.timings)
+        return out
+
     def run(self, image: np.ndarray, *, hand: str = "largest", detector: str = "palm", K: np.ndarray | None = None,
             side: str = "auto", on_stage: StageFn | None = None, **kw) -> list[HandResult]:
         """Detect, decide the sides, select (`hand`: largest | left | right | all, by the decided side) and
@@ -238,7 +266,7 @@ class ImagePipeline:
         if on_stage:
             on_stage("detecting")
         t0 = time.perf_counter()
-        dets = self.detect(image, detector)
+        dets = self.detect(image, detector, want_all=hand == "all")
         self.decide_sides(image, dets, side)
         dets = select_hands(dets, hand)
         t_det = time.perf_counter() - t0

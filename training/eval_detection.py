@@ -88,7 +88,7 @@ def load_items(photos: pathlib.Path | None, annotated: pathlib.Path | None, trut
 
 
 def evaluate(items: list[dict], modes: list[str], variants: list[str], overlays: pathlib.Path | None = None,
-             threads: int = 2) -> dict:
+             threads: int = 2, config=None) -> dict:
     import cv2
 
     from core.detector import HandDetector
@@ -107,14 +107,20 @@ def evaluate(items: list[dict], modes: list[str], variants: list[str], overlays:
             per_mode: dict[str, list[Detection]] = {}
             row = dict(name=it["name"], set=it["set"], variant=var, visible=len(hands))
             for mode in modes:
-                t = time.perf_counter()
+                t, n0 = time.perf_counter(), searcher.evaluations
                 try:
-                    dets = find_hands(rgb, mode, want_all=True, detector=det, searcher=searcher)
+                    dets = find_hands(rgb, mode, want_all=True, detector=det, searcher=searcher, config=config)
                 except NoHandError:
                     dets = []
                 row[f"{mode}_s"] = time.perf_counter() - t
+                row[f"{mode}_evals"] = searcher.evaluations - n0
                 m = match(dets, hands)
                 row[f"{mode}_found"], row[f"{mode}_false"] = len(m), len(dets) - len(m)
+                ok = {i for i, _ in m}
+                row[f"{mode}_dets"] = [dict(source=d.extra.get("source"), found=i in ok,
+                                            presence=d.extra.get("presence"), verify=d.extra.get("verify"),
+                                            size=float(np.ptp(d.keypoints2d, 0).max() / min(rgb.shape[:2])))
+                                       for i, d in enumerate(dets)]
                 per_mode[mode] = dets
                 if overlays is not None:
                     _overlay(rgb, dets, m, hands, overlays / f"{mode}_{var}_{pathlib.Path(it['name']).stem}.png")
@@ -126,7 +132,7 @@ def evaluate(items: list[dict], modes: list[str], variants: list[str], overlays:
                                      for j in mp if j in ms]
             rows.append(row)
             print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
-                              if k != "kp_dist_px"}), flush=True)
+                              if k != "kp_dist_px" and not k.endswith("_dets")}), flush=True)
     return dict(rows=rows, summary=summarise(rows, modes))
 
 
@@ -140,7 +146,8 @@ def summarise(rows: list[dict], modes: list[str]) -> dict:
             ts = [r[f"{mode}_s"] for r in rs]
             entry[mode] = dict(found=sum(r[f"{mode}_found"] for r in rs),
                                false=sum(r[f"{mode}_false"] for r in rs),
-                               mean_s=float(np.mean(ts)), max_s=float(np.max(ts)))
+                               mean_s=float(np.mean(ts)), max_s=float(np.max(ts)),
+                               mean_evals=float(np.mean([r[f"{mode}_evals"] for r in rs])))
         kd = [d for r in rs for d in r.get("kp_dist_px", [])]
         if kd:
             entry["palm_vs_search_kp_px"] = dict(n=len(kd), mean=float(np.mean(kd)), median=float(np.median(kd)))
@@ -179,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", nargs="+", default=["palm", "search", "auto"], choices=["palm", "search", "auto"])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--threads", type=int, default=2, help="LiteRT threads")
+    ap.add_argument("--search", default="{}",
+                    help='SearchConfig overrides as JSON, e.g. \'{"scales": [1.0, 0.5], "stride": 0.4}\'')
     ap.add_argument("--overlays", type=pathlib.Path, help="write PNG overlays here (green found, red false)")
     ap.add_argument("--json", type=pathlib.Path, help="write rows and summary here")
     a = ap.parse_args(argv)
@@ -188,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         if p is not None and not p.is_dir():
             print(f"error: {p} is not a folder (the real data lives in ../shared/realdata)", file=sys.stderr)
             return 2
-    res = evaluate(load_items(a.photos, a.annotated, a.truth), a.modes, a.variants, a.overlays, a.threads)
+    from core.hand_search import SearchConfig
+
+    over = json.loads(a.search)
+    cfg = SearchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()})
+    res = evaluate(load_items(a.photos, a.annotated, a.truth), a.modes, a.variants, a.overlays, a.threads, cfg)
+    res["config"] = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
     print(json.dumps(res["summary"], indent=1))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--hand", default="largest", choices=["largest", "left", "right", "all"],
                    help="which detected hand(s) to process, by their decided side (default: largest)")
+    p.add_argument("--detector", default="auto", choices=["palm", "search", "auto"],
+                   help="hand finder: palm (MediaPipe's palm detector), search (its landmark model over a "
+                        "grid of crops, core/hand_search.py) or auto (palm first; search when it finds "
+                        "nothing or with --hand all). Default auto")
     p.add_argument("--side", default="auto", choices=["auto", "left", "right"],
                    help="the hand's side: auto decides from the evidence (detector label and confidence, a "
                         "mirror check, the landmarks' chirality; core/side.py); left / right force it")
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         image = load_image(path)
         h, w = image.shape[:2]
-        results = pipeline.run(image, hand=args.hand, side=args.side, n=args.n, steps=args.steps, seed=args.seed,
+        results = pipeline.run(image, hand=args.hand, detector=args.detector, side=args.side, n=args.n, steps=args.steps, seed=args.seed,
                                eta=args.eta)
         stem = pathlib.Path(path).stem or "image"
         k = used.get(stem, 0)

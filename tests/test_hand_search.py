@@ -1,0 +1,206 @@
+"""The second hand finder (core/hand_search.py): the landmark model on crops, the box route, the merge.
+
+Uses the shipped render of an Anny right hand (resources/samples/anny_right_256.jpg) and its projected
+ground-truth keypoints (tests/data/anny_right_256_gt.npz); needs the MediaPipe bundle built by set-up.
+"""
+from __future__ import annotations
+
+import pathlib
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from core.detector import HandDetector
+from core.errors import InputError, NoHandError, WeightsError
+from core.hand_search import (HandSearcher, SearchConfig, find_hands, is_fragment, keypoint_distance,
+                              merge_detections)
+from core.paths import SAMPLE_IMAGE
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def searcher():
+    return HandSearcher(num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    det = HandDetector()
+    yield det
+    det.close()
+
+
+@pytest.fixture(scope="module")
+def hand_image():
+    return cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def gt_kp():
+    return np.asarray(np.load(DATA / "anny_right_256_gt.npz")["kp2d"], np.float64)
+
+
+@pytest.fixture(scope="module")
+def palm(detector, hand_image):
+    return detector.detect(hand_image)[0]
+
+
+def test_search_finds_the_sample_hand_without_the_palm_detector(searcher, hand_image, palm, gt_kp):
+    dets = searcher.search(hand_image)
+    assert len(dets) == 1
+    d = dets[0]
+    assert d.extra["source"] == "search" and d.extra["presence"] > 0.9
+    assert d.handedness == "right"
+    assert d.image_size == (256, 256)
+    # The keypoints agree with the palm detector's and with the projected ground truth.
+    assert keypoint_distance(d.keypoints2d, palm.keypoints2d) < 8.0
+    assert keypoint_distance(d.keypoints2d, gt_kp) < 12.0
+    assert d.world_landmarks.shape == (21, 3) and np.all(np.isfinite(d.world_landmarks))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_rotation_search_finds_a_turned_hand(searcher, hand_image, gt_kp, k):
+    """The sample turned by k×90° (counter-clockwise) is found, with the keypoints turned with it."""
+    img = np.ascontiguousarray(np.rot90(hand_image, k))
+    dets = searcher.search(img)
+    assert len(dets) == 1
+    kp = gt_kp.copy()
+    for _ in range(k):   # np.rot90 (CCW) maps pixel (x, y) of a W-wide image to (y, W - x)
+        kp = np.stack([kp[:, 1], 256 - kp[:, 0]], 1)
+    assert keypoint_distance(dets[0].keypoints2d, kp) < 14.0
+    assert dets[0].handedness == "right"
+
+
+def test_a_box_around_the_hand_gives_landmarks_near_the_palm_detectors(searcher, hand_image, palm):
+    kp = palm.keypoints2d
+    box = [kp[:, 0].min(), kp[:, 1].min(), kp[:, 0].max(), kp[:, 1].max()]
+    d = searcher.landmarks_in_box(hand_image, box)
+    assert d.extra["source"] == "box"
+    assert keypoint_distance(d.keypoints2d, kp) < 8.0
+    # A loose box drawn upside down (x1 < x0) still works.
+    loose = [box[2] + 20, box[3] + 10, box[0] - 15, box[1] - 25]
+    assert keypoint_distance(searcher.landmarks_in_box(hand_image, loose).keypoints2d, kp) < 10.0
+
+
+def test_a_box_on_the_turned_hand_picks_the_right_rotation(searcher, hand_image, palm):
+    img = np.ascontiguousarray(np.rot90(hand_image, 2))
+    kp = 256 - palm.keypoints2d          # 180°: (x, y) → (W - x, H - y)
+    box = [kp[:, 0].min(), kp[:, 1].min(), kp[:, 0].max(), kp[:, 1].max()]
+    d = searcher.landmarks_in_box(img, box)
+    assert keypoint_distance(d.keypoints2d, kp) < 10.0
+
+
+def test_a_box_without_a_hand_says_so(searcher, hand_image):
+    with pytest.raises(NoHandError, match="no hand in the box"):
+        searcher.landmarks_in_box(hand_image, [150, 10, 250, 110])
+
+
+@pytest.mark.parametrize("fill", ["black", "grey", "noise"])
+def test_no_hand_in_a_blank_image(searcher, fill):
+    rng = np.random.default_rng(0)
+    img = {"black": np.zeros((240, 320, 3), np.uint8), "grey": np.full((240, 320, 3), 128, np.uint8),
+           "noise": rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)}[fill]
+    assert searcher.search(img) == []
+    with pytest.raises(NoHandError):
+        find_hands(img, "search", searcher=searcher)
+
+
+def test_find_hands_modes(searcher, detector, hand_image):
+    palm = find_hands(hand_image, "palm", detector=detector, searcher=searcher)
+    assert [d.extra["source"] for d in palm] == ["palm"]
+    # auto, one hand wanted: the palm detector's hand, no search.
+    n0 = searcher.evaluations
+    auto = find_hands(hand_image, "auto", detector=detector, searcher=searcher)
+    assert searcher.evaluations == n0 and [d.extra["source"] for d in auto] == ["palm"]
+    # auto, all hands: the search runs and its copy of the same hand is merged away.
+    every = find_hands(hand_image, "auto", want_all=True, detector=detector, searcher=searcher)
+    assert searcher.evaluations > n0 and [d.extra["source"] for d in every] == ["palm"]
+    search = find_hands(hand_image, "search", detector=detector, searcher=searcher)
+    assert [d.extra["source"] for d in search] == ["search"]
+    with pytest.raises(InputError, match="unknown detector"):
+        find_hands(hand_image, "yolo", searcher=searcher)
+
+
+def test_auto_falls_back_to_the_search_when_the_palm_detector_finds_nothing(searcher, detector, hand_image):
+    """A hand filling the frame (the sample zoomed 3×) defeats the palm detector, not the search."""
+    kp = detector.detect(hand_image)[0].keypoints2d
+    c = (kp.min(0) + kp.max(0)) / 2
+    half = (kp.max(0) - kp.min(0)).max() * 0.6
+    M = np.array([[256 / (2 * half), 0, 128 - c[0] * 256 / (2 * half)],
+                  [0, 256 / (2 * half), 128 - c[1] * 256 / (2 * half)]])
+    zoomed = cv2.warpAffine(hand_image, M, (256, 256), borderMode=cv2.BORDER_REPLICATE)
+    try:
+        palm_found = detector.detect(zoomed)
+    except NoHandError:
+        palm_found = []
+    auto = find_hands(zoomed, "auto", detector=detector, searcher=searcher)
+    assert len(auto) == 1
+    expected = "palm" if palm_found else "search"
+    assert auto[0].extra["source"] == expected
+    want = kp @ M[:, :2].T + M[:, 2]
+    assert keypoint_distance(auto[0].keypoints2d, want) < 0.1 * 256
+
+
+def test_merge_keeps_distinct_hands_and_drops_copies_and_fragments(searcher, hand_image, palm):
+    s = searcher.search(hand_image)[0]
+    assert merge_detections([palm], [s]) == [palm]
+    # A distinct hand elsewhere (the same keypoints moved by 200 px) is kept.
+    import copy
+
+    other = copy.deepcopy(s)
+    other.keypoints2d = s.keypoints2d + [200.0, -100.0]
+    assert len(merge_detections([palm], [other])) == 2
+    # A hand one third the size inside the palm hand is a fragment.
+    frag = copy.deepcopy(s)
+    centre = palm.keypoints2d.mean(0)
+    frag.keypoints2d = centre + (s.keypoints2d - s.keypoints2d.mean(0)) / 3
+    assert is_fragment(frag.keypoints2d, palm.keypoints2d)
+    assert merge_detections([palm], [frag]) == [palm]
+
+
+def test_bad_inputs_give_one_line_errors(searcher, hand_image, tmp_path):
+    with pytest.raises(InputError, match="RGB image"):
+        searcher.search(np.zeros((10, 10), np.uint8))
+    with pytest.raises(InputError, match="uint8"):
+        searcher.search(np.zeros((64, 64, 3), np.float32))
+    with pytest.raises(InputError, match="box"):
+        searcher.landmarks_in_box(hand_image, [1, 2, 3])
+    with pytest.raises(InputError, match="too small"):
+        searcher.landmarks_in_box(hand_image, [10, 10, 11, 11])
+    with pytest.raises(WeightsError, match="missing"):
+        HandSearcher(tmp_path / "nope.task")
+    bad = tmp_path / "bad.task"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("hand_detector.tflite", b"x")
+    with pytest.raises(WeightsError, match="hand_landmarks_detector"):
+        HandSearcher(bad)
+
+
+def test_config_scales_change_the_work(searcher, hand_image):
+    n0 = searcher.evaluations
+    searcher.search(hand_image, SearchConfig(scales=(1.0,), rotations=(0,)))
+    one = searcher.evaluations - n0
+    n0 = searcher.evaluations
+    searcher.search(hand_image, SearchConfig(scales=(1.0, 0.5), rotations=(0, 1, 2, 3)))
+    assert searcher.evaluations - n0 > 4 * one
+
+
+def test_infer_cli_detector_flag(tmp_path, hand_image, gt_kp):
+    """`pose-viewer infer --detector search` runs the crop search (a hand turned upside down) and
+    `--detector palm` on a blank image fails with the palm detector's one-line error."""
+    from core.cli import main
+
+    img = tmp_path / "turned.png"
+    cv2.imwrite(str(img), cv2.cvtColor(np.ascontiguousarray(np.rot90(hand_image, 2)), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    assert main(["infer", str(img), "--out", str(out), "-n", "2", "--steps", "1", "--stage", "1",
+                 "--detector", "search", "--device", "cpu"]) == 0
+    res = np.load(out / "turned" / "result.npz")
+    assert keypoint_distance(res["keypoints2d"], 256 - gt_kp) < 14.0
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((64, 64, 3), 90, np.uint8))
+    assert main(["infer", str(blank), "--out", str(out), "-n", "2", "--steps", "1", "--stage", "1",
+                 "--detector", "auto", "--device", "cpu"]) != 0
