@@ -16,8 +16,8 @@ Hooks for the features that come next (parameters exist; only the defaults are i
 - `side=`: 'auto' decides each hand's side from its evidence (`core.side`: the detector's label and
   confidence, a mirror check, the landmarks' chirality); 'left' / 'right' force it (issue 28);
 - `HandResult.params`: per-hypothesis hand-model parameters (`core/mesh/params.py`, issue 25);
-- `estimate(image, detections, ...)` takes every hand of a photo in one call: batching across hands
-  goes there.
+- `estimate(image, detections, ...)` takes every hand of a photo in one call; several hands run as one
+  batch per stage (`core.multihand`, issue 26).
 """
 from __future__ import annotations
 
