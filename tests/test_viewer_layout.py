@@ -59,7 +59,8 @@ def test_the_sample_photo_is_one_click_away(window, qtbot):
 
 def test_a_completion_brings_the_dposer_dock_to_the_front(window, qtbot, pose_npz):
     docks = window.docks
-    assert in_front(docks["settings"]) and not in_front(docks["dposer"])   # Settings in front at start
+    docks["settings"].raise_()              # as at first start (earlier tests may have saved another layout)
+    qtbot.waitUntil(lambda: in_front(docks["settings"]) and not in_front(docks["dposer"]), timeout=5000)
     assert window.open_path(str(pose_npz))
     window.model.mask.set(np.isin(np.arange(21), (4, 8, 12)))
     window.model.completion_settings.iters = 20

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.joints import BONES
+from core.joints import BONES, NUM_JOINTS
 
 SKIN = (0.91, 0.74, 0.64)
 CLOUD = (0.55, 0.75, 1.0)
@@ -25,7 +25,7 @@ def faces_to_vtk(faces: np.ndarray) -> np.ndarray:
 
 def joint_colours() -> np.ndarray:
     """RGB per keypoint: wrist white, then one colour per finger (thumb → pinky)."""
-    return np.array([FINGER_COLOURS[0]] + [FINGER_COLOURS[1 + (j - 1) // 4] for j in range(1, 21)])
+    return np.array([FINGER_COLOURS[0]] + [FINGER_COLOURS[1 + (j - 1) // 4] for j in range(1, NUM_JOINTS)])
 
 
 def _lines(n_sets: int, points_per_set: int, edges: list[tuple[int, int]]) -> np.ndarray:
@@ -81,22 +81,11 @@ class HandScene:
         if self.aggregate_actor is not None:
             self.aggregate_actor.GetProperty().SetOpacity(opacity)
 
-    def set_vertices(self, vertices: np.ndarray, reset_camera: bool = False) -> None:
-        """Update the single hand's points in place (no new actor) and show it alone."""
-        self.show_hand(vertices)
-        self.show_hypotheses(False)
-        if reset_camera:
-            self.view_front()
-        self.plotter.render()
-
     def show_hand(self, vertices: np.ndarray | None) -> None:
         """The single hand with these points (updated in place), or hidden when None."""
         if vertices is not None:
             self.mesh.points = np.asarray(vertices, np.float32)
         self.actor.SetVisibility(vertices is not None)
-
-    def hand_visible(self) -> bool:
-        return bool(self.actor.GetVisibility())
 
     # -- hypotheses ---------------------------------------------------------------------------
     def show_hypotheses(self, visible: bool) -> None:
@@ -194,7 +183,7 @@ class HandScene:
             return
         pts = np.asarray(joints, np.float32)
         if self.skeleton is None:
-            self.skeleton = pv.PolyData(pts.copy(), lines=_lines(1, 21, BONES))
+            self.skeleton = pv.PolyData(pts.copy(), lines=_lines(1, NUM_JOINTS, BONES))
             self.skeleton.point_data["rgb"] = (joint_colours() * 255).astype(np.uint8)
             self.skeleton_actor = self.plotter.add_mesh(self.skeleton, scalars="rgb", rgb=True, line_width=4,
                                                         point_size=12, render_points_as_spheres=True,
@@ -214,7 +203,7 @@ class HandScene:
         self.marker_joints = None if joints is None else np.asarray(joints, np.float32)
         if joints is None:
             return
-        hidden = np.zeros(21, bool) if hidden is None else np.asarray(hidden, bool)
+        hidden = np.zeros(NUM_JOINTS, bool) if hidden is None else np.asarray(hidden, bool)
         pts = self.marker_joints
         if (~hidden).any():
             vis = pv.PolyData(pts[~hidden].copy())

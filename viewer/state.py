@@ -57,16 +57,22 @@ class HandState:
 @evented(equality_operators={"image": _SAME, "detections": _SAME})
 @dataclass
 class ImageState:
-    """The current photo, the hands detected in it and the chosen one."""
+    """The current photo, the hands detected in it, the chosen one and the sides the user forced (a new
+    photo starts with none: `ImageRuns.open_image`)."""
 
     path: str | None = None
     image: np.ndarray | None = None          # (H,W,3) uint8 RGB
     detections: list[Any] = field(default_factory=list)
     chosen: int = 0
+    forced_sides: dict[int, str] = field(default_factory=dict)   # the user's flips: hand index → 'left' | 'right'
 
     def set(self, path: str, image: np.ndarray, detections: list[Any], chosen: int = 0) -> None:
         with batch(self):
             self.path, self.image, self.detections, self.chosen = path, image, list(detections), chosen
+
+    def force_side(self, index: int, side: str) -> None:
+        """Remember the user's side for hand `index` of this image (kept by every re-run of it)."""
+        self.forced_sides = {**self.forced_sides, int(index): side}
 
 
 @evented(equality_operators={"result": _SAME, "reprojection_px": _SAME})

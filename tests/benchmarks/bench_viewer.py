@@ -119,14 +119,16 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
             if not busy:
                 results_s.append(time.perf_counter() - t0)
                 shown_s.append((shown_at[0] or time.perf_counter()) - t0)
-        w.runs.busy_changed.connect(finished)
-        w.runs.busy_changed.connect(done)
+        connected[:] = [finished, done]
+        for slot in connected:
+            w.runs.busy_changed.connect(slot)
         w.open_path(str(IMAGE))
 
+    connected: list = []      # this benchmark's own slots (the window's stay connected)
     for _ in range(repeats):
         run_and_watch(estimate)
-        w.runs.busy_changed.disconnect()
-        w.runs.busy_changed.connect(w._on_busy)
+        for slot in connected:
+            w.runs.busy_changed.disconnect(slot)
         if not MEMORY:   # the sample image's result is on screen, its mesh trajectory decoded
             sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
             from _rss import tree_rss_mb
@@ -171,6 +173,7 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
 
     # DPoser completion while watching the event loop.
     def completion(done):
+        connected[:] = [done]
         w.prior_runs.busy_changed.connect(done)
         w.completion_runs.use("neutral")
         w.dposer_panel.apply_preset("fingertips")
@@ -180,8 +183,8 @@ def in_window(repeats: int) -> tuple[list[float], ...]:
     try:
         for _ in range(repeats):
             run_and_watch(completion)
-            w.prior_runs.busy_changed.disconnect()
-            w.prior_runs.busy_changed.connect(w._on_busy)
+            for slot in connected:
+                w.prior_runs.busy_changed.disconnect(slot)
     except Exception as exc:  # noqa: BLE001 - prior weights may be missing
         print(f"(DPoser stall not measured: {exc})")
     if w.last_error:
