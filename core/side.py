@@ -103,6 +103,13 @@ class SideDecision:
     decided_by: str          # 'forced' | 'label' | 'mirror-check' | 'chirality'
     evidence: SideEvidence | None = None
 
+    def describe(self) -> str:
+        """One line for people: 'left hand (forced)', 'right hand, 97 % (label)', 'left hand, 83 % (mirror
+        check)' — the window's status bar and box label."""
+        if self.decided_by == "forced":
+            return f"{self.side} hand (forced)"
+        return f"{self.side} hand, {100 * self.confidence:.0f} % ({self.decided_by.replace('-', ' ')})"
+
     def npz(self) -> dict[str, np.ndarray]:
         """The result.npz keys: side, side_confidence, side_decided_by, side_label, side_label_confidence."""
         d = {"side": np.array(self.side), "side_confidence": np.float32(self.confidence),

@@ -75,6 +75,8 @@ def test_p_right_and_npz_keys():
     keys = d.npz()
     assert str(keys["side"]) == d.side == "right" and str(keys["side_decided_by"]) == "mirror-check"
     assert str(keys["side_label"]) == "left" and float(keys["side_confidence"]) == pytest.approx(d.confidence)
+    assert d.describe() == f"right hand, {100 * d.confidence:.0f} % (mirror check)"
+    assert decide_side(SideEvidence("left", 0.6), forced="right").describe() == "right hand (forced)"
 
 
 # --- chirality on the hand model ----------------------------------------------------------------------
