@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -207,6 +208,9 @@ class ProcessRunner(QtCore.QObject):
             self._stop_child(0.5)
         import viewer.engine
 
+        # glibc gives each thread of the child its own malloc arena; two are plenty for an engine process
+        # and save ~70 MB of its resident memory (measured: 630 → 557 MB after three image runs).
+        os.environ.setdefault("MALLOC_ARENA_MAX", "2")
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         cancel_upto = self._ctx.RawValue("q", self._cancel_mark)
         proc = self._ctx.Process(target=getattr(viewer.engine, self.serve),
