@@ -150,3 +150,29 @@ def test_menus_shortcuts_and_help_come_from_one_table(window, qtbot):
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     qtbot.keyClick(window, QtCore.Qt.Key.Key_G)
     assert window.model.display.mode == "aggregate" and window.display_panel.mode.currentText() == "aggregate"
+
+
+def test_scripted_complete_options_show_in_the_dock_and_bring_it_to_the_front(window, qtbot, pose_npz):
+    """`pose-viewer POSE --mask … --complete …` goes through `apply_dposer_options` and `complete()`: the
+    options land in the models, the DPoser dock shows them, no re-run is scheduled, and the dock comes to
+    the front for the completion."""
+    from viewer.app import apply_dposer_options, wait_for_run
+    from viewer.launch import gui_parser
+
+    args = gui_parser().parse_args([str(pose_npz), "--mask", "4,8,12", "--complete", "--prior", "l2",
+                                    "--t-max", "0.3", "--t-min", "0.1", "-n", "3"])
+    docks, panel = window.docks, window.dposer_panel
+    docks["settings"].raise_()
+    assert window.open_path(args.file)
+    assert apply_dposer_options(window, args)
+    s = window.model.completion_settings
+    assert (s.n, s.prior, s.t_max, s.t_min) == (3, "l2", 0.3, 0.1)
+    assert (panel.n.value(), panel.prior.currentText(), panel.t_max.value(), panel.t_min.value()) == (3, "l2", 0.3, 0.1)
+    assert list(np.flatnonzero(window.model.mask.hidden)) == [4, 8, 12]
+    assert not window.completion_runs.rerun_scheduled
+    window.model.completion_settings.iters = 20
+    assert window.complete() and wait_for_run(window, window.prior_runs)
+    qtbot.waitUntil(lambda: in_front(docks["dposer"]) and not in_front(docks["settings"]), timeout=5000)
+    assert window.model.completion.result.joints.shape[0] == 3
+    t = window.model.completion.result.t_schedule
+    assert t[0] == pytest.approx(0.3, abs=1e-6) and t[-1] == pytest.approx(0.1, abs=1e-6)

@@ -218,6 +218,10 @@ class CompletionRuns(QtCore.QObject):
         if self.model.completion.result is not None or self.runner.busy:
             self._rerun_timer.start()
 
+    @property
+    def rerun_scheduled(self) -> bool:
+        return self._rerun_timer.isActive()
+
     def cancel_scheduled_rerun(self) -> None:
         """Forget a re-run scheduled by a settings change (scripted use sets several at once)."""
         self._rerun_timer.stop()
