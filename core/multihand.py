@@ -129,8 +129,10 @@ def mesh_hands(mesh: MeshStage, image: np.ndarray, stage1_results: Sequence[Stag
     v, j = mesh.decode_latents(torch.cat([z_cloud, z_mean], 1).reshape(b * (n + 1), -1), cancel=cancel)
     v, j = v.reshape(b, n + 1, *v.shape[1:]), j.reshape(b, n + 1, *j.shape[1:])
     t3 = time.perf_counter()
-    xs = res.xs.reshape(res.xs.shape[0], b, rows, -1)[:, :, :n].numpy() if res.xs is not None else None
-    x0s = res.x0_preds.reshape(res.x0_preds.shape[0], b, rows, -1)[:, :, :n].numpy() if res.x0_preds is not None else None
+    def cloud_rows(x: torch.Tensor | None) -> np.ndarray | None:   # (S, B·rows, D) → (S, B, N, D): the cloud's
+        return None if x is None else x.reshape(x.shape[0], b, rows, -1)[:, :, :n].numpy()
+
+    xs, x0s = cloud_rows(res.xs), cloud_rows(res.x0_preds)
     timings = {"features_s": (t1 - t0) / b, "ldm_s": (t2 - t1) / b, "decode_s": (t3 - t2) / b,
                "stage2_s": (t3 - t0) / b, "batch_stage2_s": t3 - t0}
     out = []
