@@ -38,6 +38,8 @@ def run_app(args: argparse.Namespace) -> int:
         ok = window.open_path(args.file)
         if ok and args.screenshot:
             ok = wait_for_run(window, window.runs)
+        if ok and getattr(args, "view", None):
+            window.view3d.view(args.view)
         if ok and (args.mask or args.mask_preset or args.complete):
             ok = apply_dposer_options(window, args)
             if ok and args.complete:

@@ -30,7 +30,9 @@ class ImagePanel(QtWidgets.QWidget):
     Empty, it shows a (word-wrapped) hint with a link that opens the bundled sample photo."""
 
     hand_clicked = QtCore.Signal(int)
+    box_drawn = QtCore.Signal(object)     # (x0, y0, x1, y1) image px: a box the user dragged around a missed hand
     sample_requested = QtCore.Signal()
+    DRAG_PX = 6                           # a press that moves farther than this draws a box (else it is a click)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -53,8 +55,11 @@ class ImagePanel(QtWidgets.QWidget):
         self.reprojected: np.ndarray | None = None  # (21,2) reprojected aggregate
         self.highlight: np.ndarray | None = None    # (21,2) reprojected selected hypothesis
         self.side_text = ""                         # the chosen hand's side, drawn on its box (core.side)
+        self._press: QtCore.QPointF | None = None    # where a left press started (a click or a box)
+        self.drag_rect: QtCore.QRectF | None = None  # the box being drawn (widget px)
         self.setToolTip("The photo: detected keypoints (dots), reprojected result (white skeleton), "
-                        "selected hypothesis (yellow). Click a hand to choose it.")
+                        "selected hypothesis (yellow). Click a hand to choose it; drag a box around a hand the "
+                        "detector missed to estimate it.")
 
     def set_image(self, image: np.ndarray | None) -> None:
         self._image = None if image is None else np.ascontiguousarray(image)
@@ -125,10 +130,12 @@ class ImagePanel(QtWidgets.QWidget):
         s, ox, oy = self._transform()
         target = QtCore.QRectF(ox, oy, self._qimage.width() * s, self._qimage.height() * s)
         p.drawImage(target, self._qimage)
+        from viewer.camera_view import hand_colour
+
         for i, box in enumerate(self.boxes):
             a = self.image_to_widget(box[:2])
             b = self.image_to_widget(box[2:4])
-            pen = QtGui.QPen(QtGui.QColor("#ffd23f" if i == self.chosen else "#888888"), 2 if i == self.chosen else 1)
+            pen = QtGui.QPen(_qcolor(hand_colour(i)), 3 if i == self.chosen else 1.5)   # the hand's colour in 3D
             pen.setStyle(QtCore.Qt.PenStyle.SolidLine if i == self.chosen else QtCore.Qt.PenStyle.DashLine)
             p.setPen(pen)
             p.drawRect(QtCore.QRectF(a[0], a[1], b[0] - a[0], b[1] - a[1]))
@@ -138,6 +145,11 @@ class ImagePanel(QtWidgets.QWidget):
             self._draw_skeleton(p, self.reprojected, QtGui.QColor(255, 255, 255, 200), 2)
         if self.highlight is not None:
             self._draw_skeleton(p, self.highlight, QtGui.QColor(255, 210, 63, 230), 2)
+        if self.drag_rect is not None:
+            p.setPen(QtGui.QPen(QtGui.QColor("#8ab4f8"), 1.5, QtCore.Qt.PenStyle.DashLine))
+            p.setBrush(QtGui.QColor(138, 180, 248, 40))
+            p.drawRect(self.drag_rect)
+            p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
         if self.keypoints is not None:
             cols = joint_colours()
             for j, uv in enumerate(self.image_to_widget(self.keypoints)):
@@ -160,9 +172,34 @@ class ImagePanel(QtWidgets.QWidget):
             p.drawLine(QtCore.QPointF(*pts[a]), QtCore.QPointF(*pts[b]))
 
     def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt API
-        u, v = self.widget_to_image(event.position().x(), event.position().y())
-        for i, box in enumerate(self.boxes):
-            if box[0] <= u <= box[2] and box[1] <= v <= box[3]:
-                self.hand_clicked.emit(i)
-                return
+        if event.button() == QtCore.Qt.MouseButton.LeftButton and self._qimage is not None:
+            self._press = event.position()
+            return
         super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self._press is not None:
+            d = event.position() - self._press
+            if self.drag_rect is not None or abs(d.x()) + abs(d.y()) > self.DRAG_PX:
+                self.drag_rect = QtCore.QRectF(self._press, event.position()).normalized()
+                self.update()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt API
+        """A click inside a hand's box chooses it; a drag draws a box (`box_drawn`, image px)."""
+        if self._press is None:
+            super().mouseReleaseEvent(event)
+            return
+        press, rect, self._press, self.drag_rect = self._press, self.drag_rect, None, None
+        if rect is not None:
+            self.update()
+            x0, y0 = self.widget_to_image(rect.left(), rect.top())
+            x1, y1 = self.widget_to_image(rect.right(), rect.bottom())
+            h, w = self._image.shape[:2]
+            self.box_drawn.emit((max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h))))
+            return
+        u, v = self.widget_to_image(press.x(), press.y())
+        inside = [i for i, box in enumerate(self.boxes) if box[0] <= u <= box[2] and box[1] <= v <= box[3]]
+        if inside:   # nested boxes: the smallest one
+            self.hand_clicked.emit(min(inside, key=lambda i: (self.boxes[i][2] - self.boxes[i][0])))

@@ -9,6 +9,8 @@ from core import __version__
 from core.cli import COMMANDS
 from core.prior.choices import PRIORS, SCHEDULES
 
+VIEWS = ("front", "side", "top", "camera")   # --view: the View menu's views (viewer.actions)
+
 
 def gui_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -19,6 +21,9 @@ def gui_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pose-viewer {__version__}")
     p.add_argument("file", nargs="?", help="an image or a pose file (.npz / .json) to open")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot after loading (and completing) and quit")
+    p.add_argument("--view", choices=VIEWS, default=None,
+                   help="the 3D view for a photo: front (the selected hand framed) or camera (every hand over "
+                        "the photo, through its camera)")
     g = p.add_argument_group("DPoser completion of a pose file (scripted use)")
     g.add_argument("--mask", help="hidden joints, e.g. 4,8,12,16,20")
     g.add_argument("--mask-preset", help="fingertips | finger:thumb..pinky | random:0.6")

@@ -250,12 +250,20 @@ class HandScene:
         pid = picker.GetPointId()
         return None if pid < 0 else pid // self.points_per_hypothesis
 
+    def set_offset(self, t: np.ndarray | None) -> None:
+        """Move the result's actors (cloud, aggregate, skeleton) by `t` (3,): the selected hand at its place
+        in the photo's camera frame (issue 26); None puts them back at the origin (pose view)."""
+        pos = (0.0, 0.0, 0.0) if t is None else tuple(float(x) for x in t)
+        for actor in (self.cloud_actor, self.aggregate_actor, self.skeleton_actor):
+            if actor is not None:
+                actor.SetPosition(*pos)
+
     # -- camera -------------------------------------------------------------------------------
     def _centre(self) -> np.ndarray:
         for mesh, actor in ((self.aggregate, self.aggregate_actor), (self.cloud, self.cloud_actor),
                             (self.mesh, self.actor)):
             if mesh is not None and actor is not None and actor.GetVisibility():
-                return np.asarray(mesh.points).mean(0)
+                return np.asarray(mesh.points).mean(0) + actor.GetPosition()
         return np.zeros(3)
 
     def view(self, direction: str = "front", render: bool = True) -> None:

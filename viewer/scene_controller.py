@@ -37,6 +37,7 @@ class SceneController(QtCore.QObject):
     """Draws `model` into `plotter` (a FrameInteractor); `start` creates the scene once the hand is known."""
 
     message = QtCore.Signal(str, int)   # a status-bar message and how long it shows (ms, 0 = until replaced)
+    hand_picked = QtCore.Signal(int)    # another hand of the photo was clicked in the 3D view (issue 26)
 
     def __init__(self, plotter, model: ViewerModel, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -53,6 +54,7 @@ class SceneController(QtCore.QObject):
         self._last_hover = 0.0
         self._render_timer = QtCore.QTimer(self, singleShot=True, interval=0)
         self._render_timer.timeout.connect(plotter.render)
+        self.photo = None               # viewer.camera_view.PhotoScene: the other hands, the backdrop, the camera view
         self._refine_timer = QtCore.QTimer(self, singleShot=True, interval=REFINE_AFTER_MS)
         self._refine_timer.timeout.connect(self._refine)
         # Count the pause from the end of the last coarse frame (a slow frame must not trigger refinement).
@@ -75,6 +77,10 @@ class SceneController(QtCore.QObject):
         m.completion.events.source.connect(self._on_new_source)
         for name in ("result", "vertices", "live_joints", "iteration", "selected"):
             getattr(m.completion.events, name).connect(self.render_pose)
+        from viewer.camera_view import PhotoScene
+
+        self.photo = PhotoScene(self.plotter, self.model)
+        self.plotter.interactor.installEventFilter(self)   # resizes keep the camera view lined up
         self._warm_up(vertices, joints)
 
     # -- frames ---------------------------------------------------------------------------------------
@@ -96,8 +102,22 @@ class SceneController(QtCore.QObject):
         self.plotter.render()
 
     def view(self, direction: str = "front") -> None:
-        if self.scene is not None:
-            self.scene.view(direction)
+        """'front' / 'side' / 'top' (framing the hands), or 'camera': through the photo's camera, the photo
+        behind the hands (issue 26; orbit away to see the hypotheses' depth spread)."""
+        if self.scene is None:
+            return
+        if direction == "camera":
+            if not self.photo.camera_view(on=True):
+                self.message.emit("camera view: shown once a photo's result is there", 4000)
+            self.request_render()
+            return
+        self.photo.camera_view(on=False)
+        self.scene.view(direction)
+
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QtCore.QEvent.Type.Resize and self.photo is not None and self.photo.follow_resize():
+            self.request_render()
+        return super().eventFilter(obj, event)
 
     def _refine(self) -> None:
         if self._scrubbing:
@@ -152,7 +172,8 @@ class SceneController(QtCore.QObject):
         """An image result newly in view: drawn and framed (one coalesced frame)."""
         if self.model.result_state.result is not None and self.model.display.view == "image":
             self.render_image()                          # requests one coalesced frame
-            self.scene.view("front", render=False)       # so the camera move does not render another
+            if not self.photo.camera_view(on=self.photo.camera_on):
+                self.scene.view("front", render=False)   # so the camera move does not render another
 
     def _on_display(self, info) -> None:
         if info.signal.name != "view":
@@ -224,7 +245,18 @@ class SceneController(QtCore.QObject):
             else:
                 scene.set_aggregate(meshes[sel] if meshes is not None else None)
                 scene.set_skeleton(r.joint_hypotheses[sel])
+        self._place_hands(r)
         self.request_render()
+
+    def _place_hands(self, r) -> None:
+        """Every hand of the photo in the camera frame (issue 26): the selected one's actors at its own
+        translation and in its colour, the others drawn by `photo`."""
+        from viewer.camera_view import hand_colour
+
+        self.scene.set_offset(self.photo.draw(r))
+        actor = self.scene.aggregate_actor
+        if actor is not None and not self.model.display.color_by_spread:
+            actor.GetProperty().SetColor(*hand_colour(self.model.image_state.chosen))
 
     def render_pose(self) -> None:
         """The pose being completed: its hand (see-through) before a run, else the completions' cloud and
@@ -235,6 +267,8 @@ class SceneController(QtCore.QObject):
             return
         scene.set_fast(False)          # pose mode has no scrub level of detail: always anti-aliased
         scene.set_see_through(True)
+        scene.set_offset(None)         # root-relative, without the photo
+        self.photo.leave()
         joints = c.display_joints()
         if joints is None:
             scene.hide_cloud()
@@ -251,6 +285,10 @@ class SceneController(QtCore.QObject):
                 scene.set_cloud(joints, "joints")
                 scene.set_aggregate(None)
             scene.set_skeleton(joints[sel])
+        if scene.aggregate_actor is not None:      # the image view colours it by hand
+            from viewer.scene import SKIN
+
+            scene.aggregate_actor.GetProperty().SetColor(*SKIN)
         self.request_render()
 
     # -- picking / hover --------------------------------------------------------------------------------
@@ -288,6 +326,10 @@ class SceneController(QtCore.QObject):
                 m.mask.toggle(j)
                 state = "hidden" if m.mask.hidden[j] else "visible"
                 self.message.emit(f"joint {j} ({JOINT_NAMES[j]}) {state}", 3000)
+            return
+        hand = self.photo.pick(x, y)
+        if hand is not None:          # another hand of the photo: it becomes the selected one
+            self.hand_picked.emit(hand)
             return
         k = self.scene.pick_hypothesis(x, y)
         if k is not None:

@@ -97,6 +97,27 @@ class ResultState:
         self.result = result
 
 
+@evented(equality_operators={"results": _SAME, "reprojection": _SAME})
+@dataclass
+class HandsState:
+    """Every estimated hand of the photo (issue 26): `results[i]` is hand i's result (None while it is not
+    estimated), `reprojection[i]` its per-hypothesis reprojection errors. The selected hand is
+    `ImageState.chosen`; its result is also `ResultState.result` (what the hypothesis panel, the denoising
+    slider and DPoser use)."""
+
+    results: list = field(default_factory=list)
+    reprojection: list = field(default_factory=list)
+
+    def set(self, results: list, reprojection: list) -> None:
+        with batch(self):
+            self.reprojection = list(reprojection)
+            self.results = list(results)
+
+    @property
+    def estimated(self) -> list[int]:
+        return [i for i, r in enumerate(self.results) if r is not None]
+
+
 @evented
 @dataclass
 class DisplayState:
@@ -331,6 +352,7 @@ class ViewerModel:
         self.hand = HandState()
         self.image_state = ImageState()
         self.result_state = ResultState()
+        self.hands = HandsState()
         self.display = DisplayState()
         self.trajectory = TrajectoryState()
         self.mask = MaskState()
