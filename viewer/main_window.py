@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import threading
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -142,7 +143,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.neutral = self.completion_runs.neutral = hand
         self.exporter.faces = hand.faces
-        prepare_levels_of_detail(hand.vertices)
+        # The cloud's level-of-detail matrices (scipy, ~0.4 s here) on a thread: not before the first frame.
+        threading.Thread(target=prepare_levels_of_detail, args=(hand.vertices,), name="lod", daemon=True).start()
         self.view3d.start(hand.faces, hand.vertices, hand.joints)
         self.model.hand.set(hand.vertices, hand.joints, "neutral hand")
         self.dposer_panel.refresh_plot()

@@ -25,8 +25,8 @@ HOVER_EVERY_S = 0.08   # picking under the mouse is throttled so hovering never 
 
 
 def prepare_levels_of_detail(vertices: np.ndarray) -> None:
-    """Build the cloud's level-of-detail matrices at start-up (numpy, a few ms), not when the first result
-    arrives."""
+    """Build the cloud's level-of-detail matrices at start-up (scipy; ~0.4 s here, the window runs it on a
+    thread), not when the first result arrives."""
     from core.hypotheses import coarse_meshes
 
     for level in (CLOUD_LEVEL, SCRUB_LEVEL):

@@ -13,12 +13,18 @@ w = MainWindow()
 w.show()
 
 
+shown = []
+
+
 def first_frame(*_):
-    print("FIRST_FRAME", flush=True)
+    if not shown:   # once: the neutral hand (a shipped mesh) may be drawn in the first event-loop turn
+        shown.append(True)
+        print("FIRST_FRAME", flush=True)
 
 
 def hand_shown(*_):
     w.plotter.render()
+    first_frame()
     print("HAND_SHOWN", flush=True)
     QtCore.QTimer.singleShot(0, w.close)
 
