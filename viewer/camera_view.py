@@ -50,7 +50,7 @@ def camera_params(K: np.ndarray, image_size: tuple[int, int], viewport: tuple[in
     axis = offset + np.array([cx, cy]) * s
     ndc = np.array([axis[0] / w * 2 - 1, 1 - axis[1] / h * 2])
     return {"view_angle": angle, "horizontal": horizontal, "window_center": tuple(-ndc), "scale": s,
-            "offset": offset}
+            "offset": offset, "viewport": (w, h)}
 
 
 def image_to_viewport(uv: np.ndarray, params: dict) -> np.ndarray:

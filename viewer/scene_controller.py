@@ -115,9 +115,13 @@ class SceneController(QtCore.QObject):
         self.scene.view(direction)
 
     def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 - Qt API
-        if event.type() == QtCore.QEvent.Type.Resize and self.photo is not None and self.photo.follow_resize():
-            self.request_render()
+        if event.type() == QtCore.QEvent.Type.Resize and self.photo is not None and self.photo.camera_on:
+            QtCore.QTimer.singleShot(0, self._follow_resize)   # once the view has its new size
         return super().eventFilter(obj, event)
+
+    def _follow_resize(self) -> None:
+        if self.photo.follow_resize():
+            self.plotter.render()
 
     def _refine(self) -> None:
         if self._scrubbing:

@@ -11,6 +11,12 @@ DESIGN §10 targets: ≤ 1 s (50 × 10 steps), ≤ 0.2 s (1 step), 50 hypotheses
 the medians (`cascade.n50_s10_ms`, `cascade.n1_s10_ms`, `cascade.n50_s1_ms`, ... detection included;
 `..._nodetect_ms` without). `--random` uses randomly initialised networks of the default sizes (cost
 only) when weights are not shipped. Nothing is asserted.
+
+Several hands (issue 26): the sample and its mirror tiled 2 × 2 (four hands, 512 × 512), detected and
+their sides decided once, then four hands × 50 hypotheses × 10 + 10 steps in one `estimate` call:
+`cascade.hands4_n50_s10_ms` (batched, `core.multihand`; target ≤ 2 s) and
+`cascade.hands4_n50_s10_sequential_ms` (the hands one after the other), `cascade.hands4_detect_ms` (finding
+the four hands, palm detector + side checks). `--hands4-only` runs just that.
 """
 from __future__ import annotations
 
@@ -125,6 +131,38 @@ def bench_params(n: int, repeats: int) -> dict[str, float]:
     return out
 
 
+def four_hands(est, image, repeats: int) -> dict[str, float]:
+    """Four hands (the image and its mirror tiled 2 × 2) × 50 hypotheses × 10 steps, both stages, in one
+    call: batched and one hand after the other (medians, ms; one warm-up each)."""
+    import numpy as np
+
+    top = np.concatenate([image, image[:, ::-1]], 1)
+    tiled = np.ascontiguousarray(np.concatenate([top, top[:, ::-1]], 0))
+    t0 = time.perf_counter()
+    dets = est.detect(tiled)[:4]
+    est.decide_sides(tiled, dets)
+    t_detect = (time.perf_counter() - t0) * 1000
+    if len(dets) < 4:
+        print(f"four hands: only {len(dets)} found in the tiled image; skipped")
+        return {}
+    out = {"cascade.hands4_detect_ms": t_detect}
+    for key, batch in (("cascade.hands4_n50_s10_ms", True), ("cascade.hands4_n50_s10_sequential_ms", False)):
+        times = []
+        for r in range(repeats + 1):
+            t0 = time.perf_counter()
+            res = est.estimate(tiled, dets, n=50, steps=10, seed=r, batch=batch)
+            if r:
+                times.append((time.perf_counter() - t0) * 1000)
+        assert len(res) == 4 and all(x.vertex_hypotheses.shape[0] == 50 for x in res)
+        out[key] = statistics.median(times)
+        print(f"4 hands x 50 x 10 steps, {'one batch' if batch else 'one after the other'}: median "
+              f"{out[key]:.0f} ms (min {min(times):.0f}, max {max(times):.0f}); finding them {t_detect:.0f} ms")
+    with open("/proc/loadavg") as f:
+        out["cascade.hands4_loadavg_1min"] = float(f.read().split()[0])
+    print(f"  load average (1 min) {out['cascade.hands4_loadavg_1min']:.1f} on {__import__('os').cpu_count()} CPUs")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default=str(ROOT / "resources" / "samples" / "anny_right_256.jpg"))
@@ -137,6 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--paper-samples", type=int, default=None)
     ap.add_argument("--stage1-ckpt", default=None, help="stage 1 from a training checkpoint (weights not shipped)")
     ap.add_argument("--json", type=pathlib.Path, default=None)
+    ap.add_argument("--hands4-only", action="store_true", help="only the four-hands timing")
     args = ap.parse_args(argv)
     import numpy as np
     import torch
@@ -146,6 +185,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     image = load_image(args.image)
     est = build(args.random, args.device, args.stage1_ckpt)
+    if args.hands4_only:
+        out = four_hands(est, image, args.repeats)
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=2) + "\n")
+        return 0
     dets = est.stage1.detector.detect(image)
     print(f"image {args.image}: {image.shape[1]}x{image.shape[0]}, {len(dets)} hand(s); threads {args.threads}; "
           f"{'random' if args.random else 'shipped'} weights; device {args.device}")
@@ -194,6 +238,7 @@ def main(argv=None) -> int:
           f"need {per.get('Global', 0) / rate * 1000:.0f} ms; measured {total_ms:.0f} ms without detection "
           f"({per.get('Global', 0) / (total_ms / 1000) / rate * 100:.0f} % of that rate)")
     out.update({"cascade.gflop_per_image": per.get("Global", 0.0), "cascade.matmul_gflops": rate})
+    out.update(four_hands(est, image, args.repeats))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
