@@ -28,6 +28,13 @@ class Estimate:
     seconds: float
     engine_kind: str = ""          # 'cascade (joints + meshes)' or 'stage 1 (joints only)'
     engine_note: str = ""          # why the mesh stage is unavailable, if it is
+    indices: list[int] | None = None       # the detections estimated by this run (issue 26: all hands)
+    results: list[HandResult] | None = None          # their results, in `indices` order (`result` is the chosen's)
+    reprojections: list[np.ndarray] | None = None    # their per-hypothesis reprojection errors
+
+
+#: At most this many hands of a photo are estimated in one run (the others when the user picks them).
+MAX_HANDS = 8
 
 
 class Engine:
@@ -69,11 +76,19 @@ class Engine:
 
     def run(self, path: str, image: np.ndarray | None, detections: list[Any] | None, chosen: int,
             settings: dict, progress, cancel, early=None) -> Estimate:
-        """Load (if needed), detect (if needed) and estimate the chosen hand.
+        """Load (if needed), detect (if needed) and estimate the photo's hands in one batched call.
+
+        Which hands: a new photo (`detections` None) → every hand found (the palm detector, then the crop
+        search for the ones it missed: `settings['detector']`, default 'auto', `core.hand_search`), at most
+        MAX_HANDS; `settings['hands']` → those detections; `settings['box']` (x0, y0, x1, y1 px, a box the
+        user drew) → the hand in that box (landmarks of the best of 4 rotations), appended to the
+        detections; else the chosen hand. The chosen hand's side is forced when `settings['side']` is
+        'left' / 'right'; a hand decided in an earlier run keeps that decision (it travels with the
+        detection, core.side).
 
         With meshes, the mesh trajectory (x̂0 of every stage-2 step, decoded: ~0.35 s for 50 × 10 meshes
-        on 2 CPU cores) is only needed by the denoising slider, so `early(estimate)`, when given,
-        receives the result without it first; the returned estimate has it."""
+        on 2 CPU cores, per hand) is only needed by the denoising slider, so `early(estimate)`, when
+        given, receives the results without it first; the returned estimate has it."""
         import time
 
         from core.hypotheses import reprojection_errors
@@ -84,23 +99,40 @@ class Engine:
         if image is None:
             image = load_image(path)
         pipe = self.pipeline(settings.get("device", "auto"))
-        if detections is None:
+        if settings.get("box") is not None:
+            from core.hand_search import default_searcher
+
+            progress(1, 3, "finding the hand in the box")
+            detections = list(detections or []) + [default_searcher().landmarks_in_box(image, settings["box"])]
+            chosen = len(detections) - 1
+            indices = [chosen]
+        elif detections is None:
             progress(1, 3, "detecting")
-            detections = pipe.detect(image)
+            detections = pipe.detect(image, settings.get("detector", "auto"), want_all=settings.get("all_hands", True))
             chosen = 0
+            indices = list(range(min(len(detections), MAX_HANDS)))
+        else:
+            indices = [i for i in settings.get("hands") or [chosen] if 0 <= i < len(detections)] or [chosen]
+        if chosen not in indices:
+            chosen = indices[0]
+        side = settings.get("side", "auto")
+        if side != "auto":      # the user flipped the chosen hand: forced; the others keep their decision
+            pipe.decide_sides(image, [detections[chosen]], side)
         stage = ["joints"]
-        (result,) = pipe.estimate(image, [detections[chosen]], n=settings.get("n", 50), steps=settings.get("steps", 10),
-                                  seed=settings.get("seed", 0), cancel=cancel,
-                                  progress=lambda done, total: progress(done, total, stage[0]),
-                                  on_stage=lambda name: stage.__setitem__(0, name))
-        err = reprojection_errors(result.joint_hypotheses, result.cam_t, result.keypoints2d, result.K)
-        estimate = Estimate(path, image, detections, chosen, result, err, time.perf_counter() - t0, pipe.kind,
-                            pipe.note)
-        if result.trajectory_latents_x0 is None:
+        results = pipe.estimate(image, [detections[i] for i in indices], n=settings.get("n", 50),
+                                steps=settings.get("steps", 10), seed=settings.get("seed", 0), side="auto",
+                                cancel=cancel, progress=lambda done, total: progress(done, total, stage[0]),
+                                on_stage=lambda name: stage.__setitem__(0, name))
+        errs = [reprojection_errors(r.joint_hypotheses, r.cam_t, r.keypoints2d, r.K) for r in results]
+        k = indices.index(chosen)
+        estimate = Estimate(path, image, detections, chosen, results[k], errs[k], time.perf_counter() - t0, pipe.kind,
+                            pipe.note, indices, results, errs)
+        if results[k].trajectory_latents_x0 is None:
             return estimate
         if early is not None:
             early(estimate)
-        pipe.decode_trajectory(result, cancel)
+        for r in [results[k]] + results[:k] + results[k + 1:]:     # the chosen hand's first
+            pipe.decode_trajectory(r, cancel)
         estimate.seconds = time.perf_counter() - t0
         return estimate
 

@@ -94,6 +94,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         # Wiring: panels → run controllers; models → status bar.
         self.image_panel.hand_clicked.connect(self.image_runs.choose_hand)
+        self.image_panel.box_drawn.connect(self.image_runs.add_box)        # a hand the detectors missed
+        self.view3d.hand_picked.connect(self.image_runs.choose_hand)       # a click on another hand's mesh
         self.image_panel.sample_requested.connect(self.open_sample)
         self.settings_panel.rerun.clicked.connect(self.image_runs.rerun)
         m.run_settings.events.mode.connect(lambda mode: m.display.update(mode="aggregate" if mode == "paper" else "all"))

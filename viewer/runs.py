@@ -1,7 +1,8 @@
 """Run controllers: they start engine jobs (in the engine processes, `viewer.process_worker`) and put what
 comes back into the models (`model.status` for messages, errors and timings). No widgets here.
 
-`ImageRuns`: photo → detect → estimate (the cascade process), another hand of the same photo, re-run.
+`ImageRuns`: photo → detect → estimate (the cascade process), another hand of the same photo, re-run,
+flip the chosen hand's side (forced for that hand of that photo from then on).
 `CompletionRuns`: the pose to complete (pose file, image result, random, neutral) and DPoser runs (the
 prior process), re-run (debounced) when the schedule changes.
 """
@@ -31,6 +32,7 @@ class ImageRuns(QtCore.QObject):
         self.engine_kind = "not loaded"
         self.running_path: str | None = None
         self._early_shown = False   # the live run's result is on screen (its mesh trajectory still to come)
+        self._fresh = False         # the live run detects anew (a new photo): the user's flips are forgotten
         runner.partial.connect(self._on_early_estimate)
         runner.finished.connect(self._on_final_estimate)
         runner.failed.connect(self._on_failed)
@@ -44,19 +46,72 @@ class ImageRuns(QtCore.QObject):
         return True
 
     def choose_hand(self, index: int) -> None:
-        """Estimate another detected hand of the current image."""
+        """Select another hand of the current image: shown at once when it is estimated, else estimated."""
         st = self.model.image_state
-        if st.image is not None and 0 <= index < len(st.detections):
+        if st.image is None or not 0 <= index < len(st.detections):
+            return
+        hands = self.model.hands
+        if index < len(hands.results) and hands.results[index] is not None:
+            self.select_hand(index)
+        else:
             self._start(st.path, st.image, st.detections, index)
 
-    def rerun(self) -> None:
-        """Run the current image again with the current settings."""
-        self.choose_hand(self.model.image_state.chosen)
+    def select_hand(self, index: int) -> None:
+        """Hand `index` (estimated) becomes the selected one: the hypothesis panel, the denoising slider and
+        DPoser follow it (issue 26)."""
+        from core.hypotheses import trajectory_frames
 
-    def _start(self, path, image, detections, chosen: int) -> None:
+        m = self.model
+        r = m.hands.results[index]
+        m.image_state.chosen = index
+        m.trajectory.reset(trajectory_frames(r))
+        m.display.index = min(m.display.index, r.joint_hypotheses.shape[0] - 1)
+        m.result_state.set(r, m.hands.reprojection[index])
+        m.display.view = "image"
+        self.status.message = self._describe(m.image_state.path, r, index)
+
+    def add_box(self, box) -> bool:
+        """A hand the detectors missed, in a box the user drew (x0, y0, x1, y1 px): landmarks in the box (best of
+        4 rotations by presence), then the cascade as for any hand; it becomes the selected hand."""
+        st = self.model.image_state
+        if st.image is None:
+            return self.status.fail("no photo: open one first, then draw a box around a hand")
+        self.status.error = None
+        self.status.message = "Looking for a hand in the box…"
+        self._start(st.path, st.image, st.detections, st.chosen, box=[float(x) for x in box])
+        return True
+
+    def rerun(self) -> None:
+        """Run the current image again with the current settings (every estimated hand, in one batch)."""
+        st = self.model.image_state
+        if st.image is None or not st.detections:
+            return
+        hands = self.model.hands.estimated or [st.chosen]
+        self._start(st.path, st.image, st.detections, st.chosen, hands=hands)
+
+    def flip_side(self) -> bool:
+        """The chosen hand is the other side (left ↔ right): re-estimate it with that side forced. The flip
+        sticks for that hand of this photo (re-runs with other settings keep it); a new photo resets it."""
+        from core.side import other
+
+        st, r = self.model.image_state, self.model.result_state.result
+        if r is None or st.image is None:
+            return self.status.fail("no image result to flip: open a photo first")
+        side = other(r.handedness)
+        st.force_side(st.chosen, side)
+        self.status.error = None
+        self.status.message = f"Re-estimating as a {side} hand…"
+        self.rerun()
+        return True
+
+    def _start(self, path, image, detections, chosen: int, hands: list[int] | None = None, box=None) -> None:
         self.running_path = path
         self._early_shown = False
-        self.runner.start((path, image, detections, chosen, self.model.run_settings.values()))
+        # A new detection starts with the sides decided by the engine; a re-run keeps the user's flips.
+        self._fresh = detections is None
+        side = "auto" if detections is None else self.model.image_state.forced_sides.get(chosen, "auto")
+        extra = {"side": side, "hands": hands, "box": box}
+        self.runner.start((path, image, detections, chosen, {**self.model.run_settings.values(), **extra}))
 
     def _on_failed(self, message: str, tb: str) -> None:
         log.debug(tb)   # shown with --debug
@@ -85,27 +140,50 @@ class ImageRuns(QtCore.QObject):
         from core.hypotheses import trajectory_frames
 
         self._early_shown = False
-        r = self.model.result_state.result
-        r.mesh_trajectory_vertices = est.result.mesh_trajectory_vertices
-        self.model.trajectory.extend(trajectory_frames(r))
+        shown = self.model.hands.results
+        for i, done in zip(est.indices or [est.chosen], est.results or [est.result]):
+            if i < len(shown) and shown[i] is not None:
+                shown[i].mesh_trajectory_vertices = done.mesh_trajectory_vertices
+        r = self.model.result_state.result        # the selected hand (the user may have picked another)
+        if r is not None and r.mesh_trajectory_vertices is not None:
+            self.model.trajectory.extend(trajectory_frames(r))
 
     def _show(self, est) -> None:
         from core.hypotheses import trajectory_frames
 
         m = self.model
         n = est.result.joint_hypotheses.shape[0]
+        if self._fresh:
+            m.image_state.forced_sides = {}        # a new photo: no flips yet
+        # every hand's result (issue 26): a new photo starts afresh, a run of some hands updates those
+        same = not self._fresh and m.image_state.path == est.path and len(m.hands.results) <= len(est.detections)
+        results = list(m.hands.results) if same else []
+        reproj = list(m.hands.reprojection) if same else []
+        results += [None] * (len(est.detections) - len(results))
+        reproj += [None] * (len(est.detections) - len(reproj))
+        for i, r, e in zip(est.indices or [est.chosen], est.results or [est.result],
+                           est.reprojections or [est.reprojection_px]):
+            results[i], reproj[i] = r, e
         m.image_state.set(est.path, est.image, est.detections, est.chosen)
+        m.hands.set(results, reproj)
         m.trajectory.reset(trajectory_frames(est.result))
         m.display.index = min(m.display.index, n - 1)     # valid for the old result and the new one
         m.result_state.set(est.result, est.reprojection_px)
         m.display.view = "image"
         self.opened.emit(est.path)
-        hands = len(est.detections)
-        extra = f" ({hands} hands: click one in the image to switch)" if hands > 1 else ""
-        self.status.message = f"{pathlib.Path(est.path).name}: {n} hypotheses, {est.result.handedness} hand{extra}"
+        self.status.message = self._describe(est.path, est.result, est.chosen)
         self.engine_kind = est.engine_kind
         self.status.timing_tip = est.engine_note
         self.status.timing = f"{est.seconds * 1000:.0f} ms · {est.engine_kind}"
+
+
+    def _describe(self, path: str | None, r, index: int) -> str:
+        """The status line of the selected hand."""
+        n, hands = r.joint_hypotheses.shape[0], len(self.model.image_state.detections)
+        extra = (f" (hand {index + 1} of {hands}: click another in the image or the 3D view; drag a box around a "
+                 "missed one)") if hands > 1 else ""
+        side = r.side.describe() if r.side is not None else f"{r.handedness} hand"
+        return f"{pathlib.Path(path or '').name}: {n} hypotheses, {side} (H flips it){extra}"
 
 
 class CompletionRuns(QtCore.QObject):
