@@ -4,6 +4,8 @@
     python -m training.eval_side collect --renders DIR --out runs/side/syn.json      # make_dataset shards
     python -m training.eval_side report runs/side/real.json [runs/side/syn.json ...]
     python -m training.eval_side pampjpe --real-data ../shared/realdata [--stage 2]
+    python -m training.eval_side lift --real-data ../shared/realdata --aug 12 --out runs/side/lift.json
+    python -m training.eval_side lift-report runs/side/lift.json
 
 `collect` runs the detector on every image and on its horizontal mirror (the true side flips, the
 image stays real), each also under `--aug` random photometric/geometric variants (rotation, scale,
@@ -16,6 +18,10 @@ Renders: make_dataset shards are right hands; their mirrors are left hands.
 `report` prints the confusion matrices (true × chosen) of the label alone and of `decide_side`, the
 error counts, and how often the decision turns a confident correct label wrong.
 `pampjpe` measures what the side choice does to PA-MPJPE on the annotated real crops and their mirror.
+`lift` is `collect` (same images and variants for the same seed) with each hand whose label is unsure
+lifted by stage 1 as a left and as a right hand: the hypotheses' spread and reprojection error, and the
+aggregate's DPoser plausibility and IK residual per side; `lift-report` says how often each picks the true
+side and what it would do as one more vote in `decide_side` (a negative result: docs/results.md).
 """
 from __future__ import annotations
 
@@ -110,9 +116,10 @@ def evidence_row(det, mirror_det) -> dict:
 
 
 def collect_image(detector, img: np.ndarray, targets: list, n_aug: int, rng, name: str, group: str,
-                  tol: float | None = None) -> list[dict]:
+                  tol: float | None = None, extra=None) -> list[dict]:
     """Rows for one image: every variant × {as is, mirrored}; `targets` = [(x, y, side)] in the original,
-    a detection is a target's hand when its wrist maps back within `tol` px (default 12 % of the size)."""
+    a detection is a target's hand when its wrist maps back within `tol` px (default 12 % of the size).
+    `extra(image, detection, row)`, when given, adds fields to each row (`lift`)."""
     from core.errors import NoHandError
     from core.side import other
 
@@ -136,10 +143,12 @@ def collect_image(detector, img: np.ndarray, targets: list, n_aug: int, rng, nam
                 true = targets[j][2] if not mirrored else other(targets[j][2])
                 rows.append({"image": name, "group": group, "variant": k, "mirrored": mirrored, "hand": j,
                              "true": true, **evidence_row(det, found[not mirrored].get(j))})
+                if extra is not None:
+                    rows[-1].update(extra(base[:, ::-1].copy() if mirrored else base, det, rows[-1]))
     return rows
 
 
-def collect_real(detector, root: pathlib.Path, n_aug: int, seed: int) -> list[dict]:
+def collect_real(detector, root: pathlib.Path, n_aug: int, seed: int, extra=None) -> list[dict]:
     from core.io.images import load_image
 
     rng = np.random.default_rng(seed)
@@ -159,14 +168,14 @@ def collect_real(detector, root: pathlib.Path, n_aug: int, seed: int) -> list[di
         if targets is None:   # one hand, position unknown: the largest detection is it
             h, w = img.shape[:2]
             rows += collect_image(detector, img, [(w / 2, h / 2, "right")], n_aug, rng, path.name, group,
-                                  tol=float("inf"))
+                                  tol=float("inf"), extra=extra)
         else:
-            rows += collect_image(detector, img, targets, n_aug, rng, path.name, group)
+            rows += collect_image(detector, img, targets, n_aug, rng, path.name, group, extra=extra)
         print(f"{path.name}: {len(rows)} rows", file=sys.stderr, flush=True)
     return rows
 
 
-def collect_renders(detector, folder: pathlib.Path, n_aug: int, seed: int, limit: int) -> list[dict]:
+def collect_renders(detector, folder: pathlib.Path, n_aug: int, seed: int, limit: int, extra=None) -> list[dict]:
     """make_dataset shards: right hands (their kp2d says where)."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -178,9 +187,147 @@ def collect_renders(detector, folder: pathlib.Path, n_aug: int, seed: int, limit
                 return rows
             wrist = z["kp2d"][i][0]
             rows += collect_image(detector, z["images"][i], [(wrist[0], wrist[1], "right")], n_aug, rng,
-                                  f"{shard.stem}:{i}", "renders")
+                                  f"{shard.stem}:{i}", "renders", extra=extra)
             n += 1
     return rows
+
+
+# --- lifted evidence: each hand lifted as a left and as a right hand -------------------------------------
+
+PLAUSIBILITY_T = (0.1, 0.2, 0.3, 0.5)   # DPoser noise levels of the plausibility score
+PLAUSIBILITY_DRAWS = 16                 # noise draws per level (fixed seed: the same for both sides)
+
+
+def prior_plausibility(prior, hand, right_joints: np.ndarray, iters: int = 150) -> tuple[float, float, np.ndarray]:
+    """How plausible a right hand's joints (21,3) m are as a pose: plain inverse kinematics (`fit_joints`
+    with no prior term, neutral shape, scale fitted), then DPoser's denoising error of the fitted pose,
+    mean over PLAUSIBILITY_T × PLAUSIBILITY_DRAWS of ‖z − ẑ0(α z + σ ε, t)‖² / 45 (normalised pose space;
+    lower = more typical). Returns (denoising error, IK residual mm, pose (45,))."""
+    import torch
+
+    from core.prior import TTOConfig, fit_joints
+
+    res = fit_joints(prior, hand, right_joints, n=1, cfg=TTOConfig(prior="none", iters=iters, record=False),
+                     fit_shape=False)
+    ik_mm = float(np.linalg.norm(res.joints[0] - right_joints, axis=-1).mean() * 1000)
+    z = prior.normalize(torch.as_tensor(res.pose, dtype=torch.float32))            # (1,45)
+    gen = torch.Generator().manual_seed(0)
+    errs = []
+    with torch.no_grad():
+        for t in PLAUSIBILITY_T:
+            a, sg = prior.sde.alpha_sigma(t)
+            zz = z.expand(PLAUSIBILITY_DRAWS, -1)
+            z0 = prior.denoise(a * zz + sg * torch.randn(zz.shape, generator=gen), t)
+            errs.append(float(((z0 - zz) ** 2).mean()))
+    return float(np.mean(errs)), ik_mm, res.pose[0]
+
+
+def lift_features(pipe, prior, hand, img: np.ndarray, det, n: int = 20, steps: int = 10) -> dict:
+    """Stage 1 of one detection lifted as each side (forced; image-size K): per side the hypotheses' spread
+    (mean distance to their mean, mm), their median reprojection error (px), and the aggregate's DPoser
+    plausibility and IK residual (`prior_plausibility`); plus the mean joint-angle distance (rad) between
+    the two sides' fitted poses (how different the two explanations are as poses)."""
+    import copy
+
+    from core.hypotheses import reprojection_errors
+    from core.joints import mirror_x
+
+    out, poses = {}, {}
+    for side in ("left", "right"):
+        (r,) = pipe.estimate(img, [copy.deepcopy(det)], n=n, steps=steps, seed=0, side=side)
+        hyp = np.asarray(r.joint_hypotheses, np.float64)
+        spread = float(np.linalg.norm(hyp - hyp.mean(0), axis=-1).mean() * 1000)
+        reproj = float(np.median(reprojection_errors(hyp, r.cam_t, r.keypoints2d, r.K)))
+        right = r.joints if side == "right" else mirror_x(r.joints)      # the lifted hand, as a right hand
+        plaus, ik_mm, poses[side] = prior_plausibility(prior, hand, np.asarray(right, np.float32))
+        out.update({f"spread_{side}": spread, f"reproj_{side}": reproj, f"prior_{side}": plaus,
+                    f"ik_{side}": ik_mm})
+    out["pose_gap"] = float(np.abs(poses["left"] - poses["right"]).mean())
+    return out
+
+
+def collect_lift(root: pathlib.Path | None, renders: pathlib.Path | None, n_aug: int, seed: int, limit: int,
+                 unsure_only: bool, n: int, steps: int) -> list[dict]:
+    """`collect` (same images, same variants for the same seed) with `lift_features` for each hand — only
+    for hands whose label is below CONFIDENT_LABEL when `unsure_only` (a confident label is kept anyway)."""
+    import torch
+
+    from core.hand import load_hand_model
+    from core.pipeline import ImagePipeline
+    from core.prior import load_prior
+    from core.side import CONFIDENT_LABEL
+
+    torch.set_num_threads(1)
+    pipe = ImagePipeline.load("cpu", mesh=False)
+    prior, hand = load_prior(), load_hand_model("anny")
+
+    def extra(img, det, row):
+        if unsure_only and row["conf"] >= CONFIDENT_LABEL:
+            return {}
+        t0 = time.perf_counter()
+        f = lift_features(pipe, prior, hand, img, det, n, steps)
+        f["t_lift_s"] = time.perf_counter() - t0
+        return f
+
+    rows = []
+    if root is not None:
+        rows += collect_real(pipe.stage1.detector, root, n_aug, seed, extra)
+    if renders is not None:
+        rows += collect_renders(pipe.stage1.detector, renders, n_aug, seed, limit, extra)
+    pipe.stage1.detector.close()
+    return rows
+
+
+LIFT_FEATURES = ("spread", "reproj", "prior", "ik")
+
+
+VOTE_WEIGHTS = (0.25, 0.5, 1.0, float("inf"))   # log-odds weights of a lifted feature's vote in `lift_report`
+
+
+def lift_report(rows: list[dict]) -> list[str]:
+    """For each lifted feature (lower = that side preferred): how often it picks the true side on the lifted
+    hands (all / where the label is wrong / where the decision is wrong), and the decision errors when its
+    vote (±w in log-odds, by the sign of the difference) is added to the decision's sum for unsure labels
+    (w = ∞: the feature alone decides them), with the decisions it fixes / breaks."""
+    import core.side as side_mod
+
+    lifted = [r for r in rows if "spread_left" in r]
+    dec0 = decisions(rows)
+    wrong0 = sum(d.side != r["true"] for d, r in zip(dec0, rows))
+    out = [f"{len(rows)} hands, {len(lifted)} lifted; label wrong {sum(r['label'] != r['true'] for r in rows)}, "
+           f"decision wrong {wrong0}",
+           "| feature | picks true side (lifted) | where label wrong | where decision wrong | "
+           + " | ".join(f"decision wrong (fixed / broken), w = {w:g}" for w in VOTE_WEIGHTS) + " |",
+           "|---|---|---|---|" + "---|" * len(VOTE_WEIGHTS)]
+    for f in LIFT_FEATURES:
+        def pick(r):
+            a, b = r[f"{f}_left"], r[f"{f}_right"]
+            return None if a == b else ("left" if a < b else "right")
+        good = [pick(r) == r["true"] for r in lifted]
+        lw = [pick(r) == r["true"] for r in lifted if r["label"] != r["true"]]
+        dw = [pick(r) == r["true"] for r, d in zip(rows, dec0) if "spread_left" in r and d.side != r["true"]]
+        cells = []
+        for w in VOTE_WEIGHTS:
+            fixed = broken = 0
+            for r, d in zip(rows, dec0):
+                if "spread_left" not in r or r["conf"] >= side_mod.CONFIDENT_LABEL or pick(r) is None:
+                    continue
+                vote = 1 if pick(r) == "right" else -1
+                sc = side_mod._logit(side_mod.p_right(d.side, d.confidence)) + (w * vote if w < float("inf") else vote)
+                s = "right" if sc > 0 else "left"
+                if w == float("inf"):
+                    s = pick(r)
+                fixed += s != d.side and s == r["true"]
+                broken += s != d.side and d.side == r["true"]
+            cells.append(f"{wrong0 - fixed + broken} ({fixed} / {broken})")
+        out.append(f"| {f} | {sum(good)}/{len(good)} | {sum(lw)}/{len(lw)} | {sum(dw)}/{len(dw)} | "
+                   + " | ".join(cells) + " |")
+    gaps = [r["pose_gap"] for r in lifted]
+    if gaps:
+        out.append(f"pose gap (mean |Δ| of the 45 joint angles between the two sides' fitted poses, rad): median "
+                   f"{np.median(gaps):.3f}, 90th pct {np.percentile(gaps, 90):.3f}; lift time median "
+                   f"{np.median([r['t_lift_s'] for r in lifted]):.2f} s per hand (both sides)")
+    return out
 
 
 # --- report ---------------------------------------------------------------------------------------------
@@ -328,6 +475,19 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--unsure-only", action="store_true", help="lift only hands with a label below 0.9")
     q.add_argument("--out", type=pathlib.Path, required=True)
+    lf = sub.add_parser("lift", help="collect + each (unsure) hand lifted both ways: spread, reprojection, "
+                                     "DPoser plausibility")
+    lf.add_argument("--real-data", type=pathlib.Path)
+    lf.add_argument("--renders", type=pathlib.Path)
+    lf.add_argument("--limit", type=int, default=200)
+    lf.add_argument("--aug", type=int, default=12)
+    lf.add_argument("--seed", type=int, default=0)
+    lf.add_argument("-n", type=int, default=20)
+    lf.add_argument("--steps", type=int, default=10)
+    lf.add_argument("--all", action="store_true", help="lift every hand (default: labels below 0.9 only)")
+    lf.add_argument("--out", type=pathlib.Path, required=True)
+    lr = sub.add_parser("lift-report")
+    lr.add_argument("files", nargs="+", type=pathlib.Path)
     r = sub.add_parser("report")
     r.add_argument("files", nargs="+", type=pathlib.Path)
     r.add_argument("--sweep", action="store_true", help="also: errors for other settings of the rule's constants")
@@ -345,6 +505,22 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"argv": argv or sys.argv[1:], "rows": rows}))
         print(f"{len(rows)} rows -> {args.out} ({time.time() - t0:.0f} s)")
+        return 0
+    if args.what == "lift":
+        t0 = time.time()
+        rows = collect_lift(args.real_data, args.renders, args.aug, args.seed, args.limit, not args.all, args.n,
+                            args.steps)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"argv": argv or sys.argv[1:], "rows": rows}))
+        print(f"{len(rows)} rows -> {args.out} ({time.time() - t0:.0f} s)")
+        return 0
+    if args.what == "lift-report":
+        for f in args.files:
+            rows = json.loads(f.read_text())["rows"]
+            groups = sorted({r["group"] for r in rows})
+            for g in groups + (["all"] if len(groups) > 1 else []):
+                print(f"\n{f} {g}")
+                print("\n".join(lift_report([r for r in rows if g in ("all", r["group"])])))
         return 0
     if args.what == "pampjpe":
         res = eval_pampjpe(args.real_data, args.stage, args.n, args.steps, args.aug, args.seed, args.unsure_only)
