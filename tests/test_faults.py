@@ -423,3 +423,14 @@ def test_the_dposer_process_serves_pose_sources_and_reports_its_device(qtbot, po
 
         shutdown_all([prior, engine])
 
+
+
+def test_cli_infer_into_a_read_only_folder_exits_2_with_one_line(read_only_dir):
+    from core.paths import SAMPLE_IMAGE
+
+    r = subprocess.run([sys.executable, "-m", "core.cli", "infer", str(SAMPLE_IMAGE), "--out", str(read_only_dir / "out"),
+                        "-n", "2", "--steps", "1"], cwd=ROOT, text=True, capture_output=True, timeout=600,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    lines = error_lines(r.stderr)
+    assert r.returncode == 2 and len(lines) == 1 and "cannot write" in lines[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and leftovers(read_only_dir) == []

@@ -94,6 +94,7 @@ def write_meshes(result: HandResult, folder: pathlib.Path, fmt: str = "obj", sav
 def run(args: argparse.Namespace) -> int:
     from core.cli import run_each
     from core.device import pick_device
+    from core.io.atomic import ensure_folder
     from core.io.export import save_npz
     from core.io.images import load_image
     from core.pipeline import ImagePipeline
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         k = used.get(stem, 0)
         used[stem] = k + 1
         folder = out_root / (stem if k == 0 else f"{stem}_{k + 1}")
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_folder(folder)   # one `cannot write <folder>: <reason>` line if it cannot be made
         for i, r in enumerate(results):
             arrays = r.to_npz_dict()
             arrays.update(image_size=np.array([w, h], np.int32), n_hands=np.int32(len(results)),
