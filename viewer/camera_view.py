@@ -15,9 +15,10 @@ import math
 
 import numpy as np
 
-#: One colour per hand of a photo (hand 0 keeps the single-hand skin colour); boxes in the image panel use them.
-HAND_COLOURS = ((0.91, 0.74, 0.64), (0.55, 0.82, 0.6), (0.62, 0.68, 0.98), (0.96, 0.62, 0.78),
-                (0.98, 0.8, 0.45), (0.55, 0.86, 0.9), (0.8, 0.6, 0.95), (0.75, 0.75, 0.75))
+#: One colour per hand of a photo (hand 0 keeps the single-hand skin colour); boxes in the image panel use
+#: them. No light blue: that is the hypothesis cloud's colour (viewer.scene.CLOUD).
+HAND_COLOURS = ((0.91, 0.74, 0.64), (0.55, 0.82, 0.6), (0.98, 0.62, 0.35), (0.96, 0.62, 0.78),
+                (0.95, 0.85, 0.4), (0.75, 0.6, 0.95), (0.4, 0.75, 0.7), (0.75, 0.75, 0.75))
 #: The photo backdrop's depth: this many times the farthest hand's depth (behind every hand).
 BACKDROP_BEHIND = 1.6
 #: Largest texture side uploaded for the backdrop (bigger photos are subsampled for it).
@@ -182,10 +183,6 @@ class OtherHands:
 
     def hide(self) -> None:
         self.show([])
-
-    def visible_points(self) -> list[np.ndarray]:
-        """World points of the shown hands (framing)."""
-        return [np.asarray(m.points) + a.GetPosition() for a, (_, m), _i in zip(self.actors, self.meshes, self.indices)]
 
     def pick(self, renderer, x: int, y: int) -> int | None:
         """The hand index whose mesh is under display pixel (x, y) (origin bottom-left), if any."""
