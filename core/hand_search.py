@@ -31,6 +31,9 @@ from core.paths import mediapipe_task_path
 SIZE = 224
 #: Name of the landmark model inside the bundle.
 LANDMARK_MODEL = "hand_landmarks_detector.tflite"
+#: Keypoints whose extent sets the re-crop (MediaPipe's landmarks → ROI: wrist, thumb base, finger bases
+#: and first joints; the fingertips are left out so a bent or stretched finger does not move the crop).
+ROI_POINTS = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18]
 #: The views `HandSearcher._verify` shows the model of a kept hand: (zoom, turn in radians).
 VERIFY_VIEWS = ((1.25, 0.35), (0.85, -0.35), (1.0, 0.7), (1.0, -0.7))
 #: Crops per batched model call.
@@ -44,13 +47,13 @@ class SearchConfig:
     """The grid and thresholds of `HandSearcher.search` (tuned in docs/detection.md)."""
 
     #: Crop sides as fractions of the image's shorter side (largest first).
-    scales: tuple[float, ...] = (1.0, 0.6, 0.36)
+    scales: tuple[float, ...] = (1.0, 0.5, 0.25)
     #: Grid step as a fraction of the crop side.
     stride: float = 0.5
     #: Rotations tried per grid crop, in multiples of 90° (0..3).
     rotations: tuple[int, ...] = (0, 1, 2, 3)
     #: A grid crop whose presence passes this is refined.
-    seed_threshold: float = 0.5
+    seed_threshold: float = 0.3
     #: A refined hand is kept when its presence passes this.
     threshold: float = 0.9
     #: Re-crops around the predicted keypoints.
@@ -59,11 +62,11 @@ class SearchConfig:
     same_hand_tol: float = 0.25
     #: At most this many seeds are refined (highest presence first); bounds the time on busy images.
     max_seeds: int = 24
-    #: A kept hand is shown again zoomed out/in and turned (VERIFY_VIEWS): every view must pass this
-    #: presence…
-    verify_threshold: float = 0.8
+    #: A kept hand is shown again zoomed out/in and turned (VERIFY_VIEWS): all views but one must pass
+    #: this presence…
+    verify_threshold: float = 0.6
     #: …and give keypoints within this fraction of the hand's size (mean distance) of the kept ones.
-    verify_tol: float = 0.2
+    verify_tol: float = 0.25
     #: Hands smaller than this fraction of the image's shorter side are dropped.
     min_size: float = 0.04
 
@@ -97,15 +100,15 @@ def _apply_affine(A: np.ndarray, pts: np.ndarray) -> np.ndarray:
 def _hand_roi(kp: np.ndarray) -> tuple[np.ndarray, float, float]:
     """MediaPipe's tracking ROI from 21 keypoints: (centre, side, angle).
 
-    Angle: wrist (0) → middle-finger MCP (9) points "up" in the crop. Side: 2 × the keypoints' extent in
-    the rotated frame; the centre moves 0.1 × side towards the fingers (as MediaPipe's landmarks→ROI).
+    Angle: wrist (0) → middle-finger MCP (9) points "up" in the crop. Side: 2 × the extent of ROI_POINTS
+    in the rotated frame; the centre moves 0.1 × side towards the fingers (as MediaPipe's landmarks→ROI).
     """
     d = kp[9] - kp[0]
     angle = math.atan2(-d[1], d[0]) - math.pi / 2   # 0 when the fingers point up (−y)
     c, s = math.cos(angle), math.sin(angle)
     # Rotate into the hand frame (fingers up), take the extent there.
     R = np.array([[c, -s], [s, c]])
-    local = kp @ R.T
+    local = kp[ROI_POINTS] @ R.T
     lo, hi = local.min(0), local.max(0)
     mid_local = (lo + hi) / 2
     side = float(max(hi - lo)) * 2.0
@@ -337,9 +340,13 @@ class HandSearcher:
         for i, r in enumerate(cands):
             v = views[n * i: n * i + n]
             size = hand_size(r["kp"])
-            worst = max(keypoint_distance(r["kp"], x["kp"]) for x in v) / size
-            r["verify"] = (min(x["presence"] for x in v), worst)
-            if r["verify"][0] >= cfg.verify_threshold and worst <= cfg.verify_tol:
+            # One view may fail (a zoomed-out view of a hand at a face takes in the face); the views that
+            # see a hand must put its keypoints where the kept crop did.
+            second = sorted(x["presence"] for x in v)[1]
+            seen = [x for x in v if x["presence"] >= 0.5]
+            worst = max((keypoint_distance(r["kp"], x["kp"]) for x in seen), default=np.inf) / size
+            r["verify"] = (second, worst)
+            if second >= cfg.verify_threshold and worst <= cfg.verify_tol:
                 kept.append(r)
         return kept
 
