@@ -6,7 +6,8 @@
 
 Variants, all from the SAME latents of one cascade run (the LDM's samples do not depend on the decoder):
 `base` (decoder of --base-ae), `candidate` (decoder of --candidate-ae), `param` (Anny meshes of the
-parameter head, core.mesh.params, on the latents). --base-ae / --candidate-ae: a training checkpoint
+parameter head, core.mesh.params, on the latents), `param_reenc` (the head on the candidate's decoded
+meshes passed through the frozen encoder again). --base-ae / --candidate-ae: a training checkpoint
 (ckpt.pt), a .safetensors file of the shipped architecture, or a models folder holding mesh_ae.
 
 Roughness = core.mesh.roughness (median dihedral angle per mesh, averaged over meshes), of the
@@ -28,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-VARIANTS = ("base", "candidate", "param")
+VARIANTS = ("base", "candidate", "param", "param_reenc")
 
 
 def load_ae(path: str | None):
@@ -85,6 +86,10 @@ class Variants:
             out[name] = (v.numpy().astype(np.float64), j.numpy().astype(np.float64))
         v, j = parametric_meshes(self.hand, hypothesis_params(self.head, self.base.normalise_latent(z)))
         out["param"] = (v.astype(np.float64), j.astype(np.float64))
+        # the candidate's decoded meshes re-encoded (back onto the encoder's manifold, where the head was trained)
+        zr = self.base.encode_metres(torch.as_tensor(out["candidate"][0], dtype=torch.float32))
+        v, j = parametric_meshes(self.hand, hypothesis_params(self.head, self.base.normalise_latent(zr)))
+        out["param_reenc"] = (v.astype(np.float64), j.astype(np.float64))
         return out
 
 
@@ -255,6 +260,46 @@ def panel(tiles: list, size: int = 256) -> np.ndarray:
     return np.concatenate(rows, 0)
 
 
+LABELS = {"base": "decoder, base (--base-ae)", "candidate": "decoder, candidate (--candidate-ae)",
+          "param": "Anny mesh of the head's parameters (on the LDM latent)",
+          "param_reenc": "Anny mesh of the head's parameters (on the candidate's mesh re-encoded)"}
+
+
+def markdown(res: dict, base: str, cand: str) -> str:
+    """The generated block of the "Mesh quality" section of docs/results.md."""
+    ref = res["clean_anny_roughness"]
+    L = ["<!-- mesh_quality:begin -->", f"Command: `{res['command']}`  ",
+         f"base = `{base}`, candidate = `{cand}`; all three variants decode the SAME latents of each cascade run.", "",
+         f"Roughness reference: clean Anny meshes in sampled poses **{ref:.2f}°** (target ≤ 1.1 × = {1.1 * ref:.2f}°).", ""]
+    syn = res.get("synthetic")
+    if syn:
+        L += [f"Synthetic held-out renders ({syn['n_images']} images of the test split, seed 2026, {syn['n_hyp']} hyps, "
+              f"10 + 10 DDIM steps; true meshes {syn['gt_mesh_roughness']:.2f}°):", "",
+              "| mesh | aggregate PA-MPJPE | aggregate PA-MPVPE | best-of-N PA-MPVPE | roughness aggregate | roughness hypotheses |",
+              "|---|---|---|---|---|---|"]
+        for k in VARIANTS:
+            r = syn[k]
+            L.append(f"| {LABELS[k]} | {r['pa_mpjpe']:.2f} | {r['pa_mpvpe']:.2f} | {r['best_pa_mpvpe']:.2f} | "
+                     f"{r['rough_agg']:.1f}° | {r['rough_cloud']:.1f}° |")
+        L.append("")
+    real = res.get("real")
+    if real:
+        a, ph = real["annotated"], real["photos"]
+        L += [f"Real: annotated crops (hgc_realworld, {a['n_ok']} detected; MediaPipe → cascade, K given) and the "
+              f"shared photos ({ph['n_hands']} hands, every hand of each photo):", "",
+              "| mesh | mesh-joint PA-MPJPE aggregate | best-of-N | roughness aggregate / hypotheses (annotated) | "
+              "roughness aggregate / hypotheses (photos) |", "|---|---|---|---|---|"]
+        for k in VARIANTS:
+            L.append(f"| {LABELS[k]} | {a[k]['agg']:.2f} | {a[k]['best']:.2f} | {a[k]['rough_agg']:.1f}° / "
+                     f"{a[k]['rough_cloud']:.1f}° | {ph[k]['rough_agg']:.1f}° / {ph[k]['rough_cloud']:.1f}° |")
+        L.append("")
+    t = res["timing"]
+    L += [f"Timing ({t['threads']} thread, shared CPU): parameters of 50 hypotheses {t['params_50_ms']:.1f} ms "
+          f"(head only); their Anny meshes {t['param_meshes_50_ms']:.0f} ms. Benchmark keys: `params.n50_ms`, "
+          "`params.meshes_n50_ms` (tests/benchmarks/bench_cascade.py).", "<!-- mesh_quality:end -->"]
+    return "\n".join(L) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base-ae", default=None, help="decoder 'base' (default: the shipped mesh_ae)")
@@ -266,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-data", type=pathlib.Path, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=pathlib.Path, default=None)
+    ap.add_argument("--write", action="store_true", help="replace the generated block of the Mesh quality section")
     ap.add_argument("--panel", type=pathlib.Path, default=None, help="overlay panel (columns: " + ", ".join(VARIANTS) + ")")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -303,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=1))
+    if args.write:
+        from training.results_doc import RESULTS, write_section
+
+        write_section(markdown(res, args.base_ae or "shipped mesh_ae", args.candidate_ae or "shipped mesh_ae"),
+                      "mesh_quality")
+        print(f"updated {RESULTS}", flush=True)
     return 0
 
 
