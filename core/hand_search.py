@@ -432,11 +432,16 @@ def default_searcher() -> HandSearcher:
 MODES = ("palm", "search", "auto")
 
 
-def merge_detections(primary: list[Detection], extra: list[Detection], tol: float = 0.25) -> list[Detection]:
-    """`primary` plus every hand of `extra` that is not one of them (largest first)."""
+def merge_detections(primary: list[Detection], extra: list[Detection], tol: float = 0.25,
+                     iou: float = 0.5) -> list[Detection]:
+    """`primary` plus every hand of `extra` that is not one of them (largest first). Two finders may
+    disagree on a hand's keypoints more than one finder's copies do, so a hand whose keypoint box
+    overlaps a primary hand's by IoU > `iou` is that hand too."""
     out = list(primary)
     for d in drop_fragments(extra, primary):
-        if not any(same_hand(d.keypoints2d, p.keypoints2d, tol) for p in out):
+        box = tight_box(d.keypoints2d)
+        if not any(same_hand(d.keypoints2d, p.keypoints2d, tol) or _iou(box, tight_box(p.keypoints2d)) > iou
+                   for p in out):
             out.append(d)
     out.sort(key=lambda d: -d.area)
     return out
