@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         image = load_image(path)
         h, w = image.shape[:2]
-        results = pipeline.run(image, hand=args.hand, detector=args.detector, side=args.side, n=args.n, steps=args.steps, seed=args.seed,
-                               eta=args.eta)
+        results = pipeline.run(image, hand=args.hand, detector=args.detector, side=args.side, n=args.n,
+                               steps=args.steps, seed=args.seed, eta=args.eta)
         stem = pathlib.Path(path).stem or "image"
         k = used.get(stem, 0)
         used[stem] = k + 1
