@@ -268,8 +268,9 @@ LABELS = {"base": "decoder, base (--base-ae)", "candidate": "decoder, candidate 
 def markdown(res: dict, base: str, cand: str) -> str:
     """The generated block of the "Mesh quality" section of docs/results.md."""
     ref = res["clean_anny_roughness"]
-    L = ["<!-- mesh_quality:begin -->", f"Command: `{res['command']}`  ",
-         f"base = `{base}`, candidate = `{cand}`; all three variants decode the SAME latents of each cascade run.", "",
+    L = ["<!-- mesh_quality:begin -->", "## Mesh quality (issue 25: smooth meshes, Anny parameters)", "",
+         f"Command: `{res['command']}`  ",
+         f"base = `{base}`, candidate = `{cand}`; all variants decode the SAME latents of each cascade run.", "",
          f"Roughness reference: clean Anny meshes in sampled poses **{ref:.2f}°** (target ≤ 1.1 × = {1.1 * ref:.2f}°).", ""]
     syn = res.get("synthetic")
     if syn:
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             cv2.imwrite(str(args.panel), panel(tiles)[..., ::-1])
             print(f"wrote {args.panel}", flush=True)
     res["command"] = "python -m training.eval_mesh_quality " + " ".join(argv if argv is not None else sys.argv[1:])
+    res["command"] += "" if args.write else " --write"
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=1))
