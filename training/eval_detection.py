@@ -39,8 +39,11 @@ def match(dets: list[Detection], hands: list[dict]) -> list[tuple[int, int]]:
     for i, d in enumerate(dets):
         c, s = _box_centre_size(d.keypoints2d)
         for j, h in enumerate(hands):
+            if h.get("any"):   # a crop known to hold one hand, location not annotated
+                pairs.append((0.0, i, j))
+                continue
             dist = float(np.linalg.norm(c - np.asarray(h["c"], float)))
-            if h.get("any") or (dist < 0.5 * h["size"] and 0.5 < s / h["size"] < 2.0):
+            if dist < 0.5 * h["size"] and 0.5 < s / h["size"] < 2.0:
                 pairs.append((dist, i, j))
     used_d, used_h, out = set(), set(), []
     for _, i, j in sorted(pairs):
