@@ -73,3 +73,22 @@ def test_surface_terms_zero_on_target_positive_off_it(anny_hand):
     # a smooth offset (translation) leaves the Laplacian and edge terms unchanged
     shifted = terms(v + 0.5, v)
     assert float(shifted["lap"]) < 1e-5 and float(shifted["edge"]) < 1e-5
+
+
+def test_decoder_finetune_keeps_encoder_and_latent_statistics(tmp_path):
+    """train_mesh_ae --finetune-decoder: a few steps from the shipped weights change the decoder only — the
+    encoder and the latent mean / std the mesh LDM relies on are exported bit-for-bit unchanged."""
+    from safetensors.torch import load_file
+
+    from core.paths import MODELS_DIR
+    from training import train_mesh_ae
+
+    rc = train_mesh_ae.main(["--finetune-decoder", "--out", str(tmp_path / "run"), "--iters", "3", "--batch", "4",
+                             "--n-test", "4", "--threads", "1", "--export", "--models-dir", str(tmp_path / "models")])
+    assert rc == 0
+    old = load_file(str(MODELS_DIR / "mesh_ae.safetensors"))
+    new = load_file(str(tmp_path / "models" / "mesh_ae.safetensors"))
+    assert set(old) == set(new)
+    frozen = [k for k in old if k.startswith(("enc", "latent_"))]
+    assert frozen and all(torch.equal(old[k], new[k]) for k in frozen)
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith(("dec", "head")))
