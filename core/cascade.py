@@ -50,14 +50,18 @@ class Stage2Output:
     trajectory_x0: np.ndarray | None     # (S,N,168) predicted x̂0 per step (cloud, whitened)
     timesteps: np.ndarray
     timings: dict = field(default_factory=dict)
+    params: "MeshParams | None" = None   # Anny parameters (+ meshes, model frame) when the head is loaded
 
 
 class MeshStage:
     """Frozen stage-2 models: image encoder, mesh LDM, mesh autoencoder (decoder + regressor)."""
 
     def __init__(self, encoder, ldm, ae, diffusion: GaussianDiffusion | None = None,
-                 device: torch.device | str = "cpu", config: dict | None = None) -> None:
+                 device: torch.device | str = "cpu", config: dict | None = None, param_head=None,
+                 param_meshes: bool = True) -> None:
         self.device = torch.device(device)
+        self.param_head = None if param_head is None else param_head.cpu().eval()   # core.mesh.params (issue 25)
+        self.param_meshes = param_meshes     # also the Anny meshes of the parameters (~15-30 ms for 50)
         self.encoder = encoder.to(self.device).eval()
         self.ldm = ldm.to(self.device).eval()
         self.ae = ae.to(self.device).eval()
@@ -77,7 +81,26 @@ class MeshStage:
         ae = load_mesh_ae(cfg.get("mesh_ae", "mesh_ae"), models_dir)
         sched = cfg.get("schedule", {"kind": "linear", "T": 1000})
         diffusion = GaussianDiffusion(make_schedule(sched.get("kind", "linear"), sched.get("T", 1000)))
-        return cls(encoder, ldm, ae, diffusion, device, cfg)
+        return cls(encoder, ldm, ae, diffusion, device, cfg, param_head=_load_param_head(models_dir))
+
+    @property
+    def param_hand(self):
+        """The Anny hand that turns parameters into meshes (CPU; built on first use)."""
+        if getattr(self, "_param_hand", None) is None:
+            from core.hand import load_hand_model
+
+            self._param_hand = load_hand_model("anny")
+        return self._param_hand
+
+    def mesh_params(self, latents: np.ndarray, latent_mean: np.ndarray) -> "MeshParams | None":
+        """Anny parameters (+ their meshes with `param_meshes`) of one hand's raw stage-2 latents (N,168)
+        and aggregate latent (168,), model frame; None without the parameter head."""
+        if self.param_head is None:
+            return None
+        from core.mesh.params import params_for_latents
+
+        return params_for_latents(self.param_head, self.ae, latents, latent_mean,
+                                  hand=self.param_hand if self.param_meshes else None)
 
     @property
     def faces(self) -> np.ndarray:
@@ -135,13 +158,15 @@ class MeshStage:
         z_mean = z[n:].mean(0, keepdim=True) if m > 0 else z_cloud.mean(0, keepdim=True)
         v, j = self.decode_latents(torch.cat([z_cloud, z_mean]))
         t3 = time.perf_counter()
+        params = self.mesh_params(z_cloud, z_mean[0])
+        t4 = time.perf_counter()
         return Stage2Output(
             vertex_hypotheses=v[:n], mesh_joint_hypotheses=j[:n], vertices=v[n], mesh_joints=j[n],
             latents=z_cloud.cpu().numpy(), latent_mean=z_mean[0].cpu().numpy(),
             trajectory_xt=res.xs[:, :n].numpy() if res.xs is not None else None,
             trajectory_x0=res.x0_preds[:, :n].numpy() if res.x0_preds is not None else None,
-            timesteps=np.array(res.timesteps),
-            timings={"features_s": t1 - t0, "ldm_s": t2 - t1, "decode_s": t3 - t2})
+            timesteps=np.array(res.timesteps), params=params,
+            timings={"features_s": t1 - t0, "ldm_s": t2 - t1, "decode_s": t3 - t2, "params_s": t4 - t3})
 
     def run_hand(self, image: np.ndarray, s1, steps: int = 10, seed: int = 0, eta: float = 0.0,
                  paper_samples: int | None = None, progress: Callable[[int, int], None] | None = None,
@@ -160,17 +185,30 @@ class MeshStage:
                           progress=progress, cancel=cancel)
         faces = self.faces
         vh, jh, v, j = out.vertex_hypotheses, out.mesh_joint_hypotheses, out.vertices, out.mesh_joints
+        params = out.params
         if left:
             vh, jh, v, j = mirror_x(vh), mirror_x(jh), mirror_x(v), mirror_x(j)
             faces = mirror_faces(faces)
+            params = None if params is None else params.mirrored()
         cam_t = solve_cam_t(j, s1.keypoints2d, s1.K, s1.keypoints2d_score)
         return MeshResult(vertex_hypotheses=vh, vertices=v, faces=faces, mesh_joint_hypotheses=jh, mesh_joints=j,
                           mesh_cam_t=cam_t, trajectory_latents_xt=out.trajectory_xt,
-                          trajectory_latents_x0=out.trajectory_x0, mesh_timesteps=out.timesteps,
+                          trajectory_latents_x0=out.trajectory_x0, mesh_timesteps=out.timesteps, params=params,
                           timings=dict(out.timings, stage2_s=time.perf_counter() - t0))
 
 
-from core.results import MeshResult, mesh_npz_arrays  # noqa: E402,F401 - numpy-only home (issue 27)
+from core.results import MeshParams, MeshResult, mesh_npz_arrays  # noqa: E402,F401 - numpy-only home (issue 27)
+
+
+def _load_param_head(models_dir=None):
+    """The shipped parameter head, or None when its weights are missing (parameters are optional)."""
+    from core.errors import WeightsError
+    from core.mesh.params import load_param_head
+
+    try:
+        return load_param_head(models_dir=models_dir)
+    except WeightsError:
+        return None
 
 
 class CascadeEstimator(ImagePipeline):

@@ -129,23 +129,26 @@ def mesh_hands(mesh: MeshStage, image: np.ndarray, stage1_results: Sequence[Stag
     v, j = mesh.decode_latents(torch.cat([z_cloud, z_mean], 1).reshape(b * (n + 1), -1), cancel=cancel)
     v, j = v.reshape(b, n + 1, *v.shape[1:]), j.reshape(b, n + 1, *j.shape[1:])
     t3 = time.perf_counter()
+    params = [mesh.mesh_params(z_cloud[i], z_mean[i, 0]) for i in range(b)]
+    t4 = time.perf_counter()
     def cloud_rows(x: torch.Tensor | None) -> np.ndarray | None:   # (S, B·rows, D) → (S, B, N, D): the cloud's
         return None if x is None else x.reshape(x.shape[0], b, rows, -1)[:, :, :n].numpy()
 
     xs, x0s = cloud_rows(res.xs), cloud_rows(res.x0_preds)
     timings = {"features_s": (t1 - t0) / b, "ldm_s": (t2 - t1) / b, "decode_s": (t3 - t2) / b,
-               "stage2_s": (t3 - t0) / b, "batch_stage2_s": t3 - t0}
+               "params_s": (t4 - t3) / b, "stage2_s": (t4 - t0) / b, "batch_stage2_s": t4 - t0}
     out = []
     for i, (s1, left) in enumerate(zip(stage1_results, lefts)):
         vh, jh, vi, ji = v[i, :n], j[i, :n], v[i, n], j[i, n]
-        faces = mesh.faces
+        faces, pi = mesh.faces, params[i]
         if left:
             vh, jh, vi, ji = mirror_x(vh), mirror_x(jh), mirror_x(vi), mirror_x(ji)
             faces = mirror_faces(faces)
+            pi = None if pi is None else pi.mirrored()
         cam_t = solve_cam_t(ji, s1.keypoints2d, s1.K, s1.keypoints2d_score)
         out.append(MeshResult(vertex_hypotheses=vh, vertices=vi, faces=faces, mesh_joint_hypotheses=jh,
                               mesh_joints=ji, mesh_cam_t=cam_t,
                               trajectory_latents_xt=None if xs is None else xs[:, i],
                               trajectory_latents_x0=None if x0s is None else x0s[:, i],
-                              mesh_timesteps=np.array(res.timesteps), timings=dict(timings)))
+                              mesh_timesteps=np.array(res.timesteps), params=pi, timings=dict(timings)))
     return out

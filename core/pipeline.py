@@ -62,7 +62,7 @@ class HandResult:
     stage1: Stage1Result
     mesh: MeshResult | None = None
     mesh_trajectory_vertices: np.ndarray | None = None   # (S,N,V,3) decoded x̂0 per stage-2 step (`decode_trajectory`)
-    params: Any = None              # per-hypothesis hand-model parameters (core/mesh/params.py; not yet filled)
+    params: Any = None              # core.results.MeshParams: Anny parameters per hypothesis (= mesh.params; issue 25)
     timings: dict = field(default_factory=dict)
     side: Any = None                # core.side.SideDecision: how `handedness` was chosen (None: not recorded)
 
@@ -228,6 +228,7 @@ class ImagePipeline:
                                                  paper_samples=paper_samples,
                                                  progress=_offset(progress, base + steps, total), cancel=cancel)
                 result.timings.update(result.mesh.timings)
+                result.params = result.mesh.params
             out.append(result)
         return out
 
@@ -252,6 +253,7 @@ class ImagePipeline:
                                 progress=_offset(progress, steps, total), cancel=cancel)
             for result, mesh in zip(out, meshes):
                 result.mesh = mesh
+                result.params = mesh.params
                 result.timings.update(mesh.timings)
         return out
 

@@ -46,6 +46,52 @@ class Stage1Result:
 
 
 @dataclass
+class MeshParams:
+    """Anny parameters of one hand's mesh hypotheses and of its aggregate (`core.mesh.params`, issue 25).
+    Parameters are the right-hand model's (a left hand's describe its mirror image, as its `side` says);
+    the Anny meshes, when computed, are in the result's frame (wrist at the origin, photo camera axes:
+    mirrored back for a left hand, like the decoded meshes)."""
+
+    hyp_global_orient: np.ndarray          # (N,3) axis-angle, camera frame about the wrist
+    hyp_pose: np.ndarray                   # (N,45)
+    hyp_shape: np.ndarray                  # (N,10)
+    global_orient: np.ndarray              # (3,) the aggregate's
+    pose: np.ndarray                       # (45,)
+    shape: np.ndarray                      # (10,)
+    hyp_vertices: np.ndarray | None = None  # (N,V,3) Anny meshes, metres, wrist at the origin
+    vertices: np.ndarray | None = None      # (V,3)
+    hyp_joints: np.ndarray | None = None    # (N,21,3)
+    joints: np.ndarray | None = None        # (21,3)
+
+    def npz(self, prefix: str = "param_") -> dict[str, np.ndarray]:
+        """The `result.npz` arrays: the parameters, and the Anny meshes when computed."""
+        d = {f"{prefix}hypotheses_global_orient": self.hyp_global_orient.astype(np.float32),
+             f"{prefix}hypotheses_pose": self.hyp_pose.astype(np.float32),
+             f"{prefix}hypotheses_shape": self.hyp_shape.astype(np.float32),
+             f"{prefix}global_orient": self.global_orient.astype(np.float32),
+             f"{prefix}pose": self.pose.astype(np.float32),
+             f"{prefix}shape": self.shape.astype(np.float32)}
+        if self.hyp_vertices is not None:
+            d[f"{prefix}vertex_hypotheses"] = self.hyp_vertices.astype(np.float32)
+            d[f"{prefix}vertices"] = self.vertices.astype(np.float32)
+            d[f"{prefix}joint_hypotheses"] = self.hyp_joints.astype(np.float32)
+            d[f"{prefix}joints"] = self.joints.astype(np.float32)
+        return d
+
+    def mirrored(self) -> "MeshParams":
+        """The same parameters with the Anny meshes mirrored across x = 0 (`core.joints.mirror_x`): a left
+        hand's meshes in the photo's axes."""
+        from dataclasses import replace
+
+        from core.joints import mirror_x
+
+        if self.hyp_vertices is None:
+            return replace(self)
+        return replace(self, hyp_vertices=mirror_x(self.hyp_vertices), vertices=mirror_x(self.vertices),
+                       hyp_joints=mirror_x(self.hyp_joints), joints=mirror_x(self.joints))
+
+
+@dataclass
 class MeshResult:
     """Stage 2 of one hand in the photo's camera axes, metres, root-relative; a left hand already mirrored
     back (with reversed face winding). Part of a `core.pipeline.HandResult`."""
@@ -60,6 +106,7 @@ class MeshResult:
     trajectory_latents_x0: np.ndarray | None
     mesh_timesteps: np.ndarray
     timings: dict = field(default_factory=dict)
+    params: MeshParams | None = None       # Anny parameters (+ meshes) per hypothesis (None without the head)
 
 
 def mesh_npz_arrays(r: MeshResult) -> dict[str, np.ndarray]:
@@ -74,6 +121,8 @@ def mesh_npz_arrays(r: MeshResult) -> dict[str, np.ndarray]:
         "mesh_trajectory_timesteps": r.mesh_timesteps.astype(np.int32),
         "stage": np.int32(2),
     }
+    if r.params is not None:
+        d.update(r.params.npz())
     if r.trajectory_latents_xt is not None:
         d["trajectory_mesh_latents_xt"] = r.trajectory_latents_xt.astype(np.float32)
         d["trajectory_mesh_latents_x0"] = r.trajectory_latents_x0.astype(np.float32)

@@ -87,6 +87,10 @@ def test_params_for_latents_splits_hypotheses_and_aggregate(anny_hand, shipped):
     again = parametric_meshes(anny_hand, {"global_orient": mp.global_orient[None], "pose": mp.pose[None],
                                           "shape": mp.shape[None]})[0][0]
     np.testing.assert_allclose(mp.vertices, again, atol=1e-6)
+    names = {"param_hypotheses_global_orient", "param_hypotheses_pose", "param_hypotheses_shape",
+             "param_global_orient", "param_pose", "param_shape"}
+    assert set(params_for_latents(head, ae, z, z.mean(0)).npz()) == names      # no hand: parameters only
     keys = mp.npz()
-    assert set(keys) == {"param_hypotheses_global_orient", "param_hypotheses_pose", "param_hypotheses_shape",
-                         "param_global_orient", "param_pose", "param_shape"}
+    assert set(keys) == names | {"param_vertex_hypotheses", "param_vertices", "param_joint_hypotheses",
+                                 "param_joints"}
+    assert keys["param_vertex_hypotheses"].shape == (7, anny_hand.num_vertices, 3)

@@ -21,6 +21,7 @@ from torch import nn
 
 from core.geometry import matrix_to_axis_angle
 from core.hand.pose_layout import POSE_DIM
+from core.results import MeshParams  # noqa: F401 - numpy-only home (unpickled in the window, issue 27)
 
 WEIGHTS_NAME = "mesh_params"
 N_BONES = POSE_DIM // 3          # 15 articulated bones
@@ -128,40 +129,15 @@ def load_param_head(name: str = WEIGHTS_NAME, models_dir=None) -> ParamHead:
     return load_network(name, lambda cfg: ParamHead(ParamHeadConfig(**cfg["net"])), models_dir)[0]
 
 
-@dataclass
-class MeshParams:
-    """Anny parameters of one hand's mesh hypotheses and of its aggregate (right-hand model; a left hand's
-    parameters describe its mirror image, like its `side` says), plus their Anny meshes when computed."""
-
-    hyp_global_orient: np.ndarray          # (N,3) axis-angle, camera frame about the wrist
-    hyp_pose: np.ndarray                   # (N,45)
-    hyp_shape: np.ndarray                  # (N,10)
-    global_orient: np.ndarray              # (3,) the aggregate's
-    pose: np.ndarray                       # (45,)
-    shape: np.ndarray                      # (10,)
-    hyp_vertices: np.ndarray | None = None  # (N,V,3) Anny meshes, metres, wrist at the origin (model frame)
-    vertices: np.ndarray | None = None      # (V,3)
-    hyp_joints: np.ndarray | None = None    # (N,21,3)
-    joints: np.ndarray | None = None        # (21,3)
-
-    def npz(self, prefix: str = "param_") -> dict[str, np.ndarray]:
-        """The parameter arrays under `result.npz` names (meshes not included)."""
-        return {f"{prefix}hypotheses_global_orient": self.hyp_global_orient.astype(np.float32),
-                f"{prefix}hypotheses_pose": self.hyp_pose.astype(np.float32),
-                f"{prefix}hypotheses_shape": self.hyp_shape.astype(np.float32),
-                f"{prefix}global_orient": self.global_orient.astype(np.float32),
-                f"{prefix}pose": self.pose.astype(np.float32),
-                f"{prefix}shape": self.shape.astype(np.float32)}
-
-
 def params_for_latents(head: ParamHead, ae, latents: np.ndarray, latent_mean: np.ndarray, hand=None) -> MeshParams:
     """One hand's stage-2 latents — raw AE space, as `Stage2Output.latents` (N,168) and `.latent_mean`
     (168,) — → `MeshParams`; with `hand` (an AnnyHand) also their Anny meshes (model frame, right hand:
     mirror them for a left hand like the decoded meshes)."""
     z = torch.as_tensor(np.concatenate([np.asarray(latents).reshape(-1, head.config.latent_dim),
-                                        np.asarray(latent_mean).reshape(1, -1)]), dtype=torch.float32)
-    with torch.no_grad():
-        p = hypothesis_params(head, ae.normalise_latent(z))
+                                        np.asarray(latent_mean).reshape(1, -1)]), dtype=torch.float32,
+                        device=ae.latent_mean.device)
+    with torch.no_grad():   # the head (and `hand`) run on the CPU: one small batch, cheaper than a transfer
+        p = hypothesis_params(head, ae.normalise_latent(z).cpu())
     out = MeshParams(p["global_orient"][:-1], p["pose"][:-1], p["shape"][:-1],
                      p["global_orient"][-1], p["pose"][-1], p["shape"][-1])
     if hand is not None:
