@@ -17,6 +17,13 @@ Stage 2 (meshes, core/cascade.py; when its weights are shipped, or with `--stage
   overlays the image · trajectory_mesh_latents_xt / _x0 (stage-2 DDIM trajectory as AE latents) ·
   stage = 2; and writes DIR/<stem>/mesh.<fmt> (--format obj|ply|glb; camera frame) and, with
   --save-hypotheses, mesh_hyp_000.<fmt> ….
+With the parameter head shipped (core/mesh/params.py, issue 25), stage 2 also adds the Anny parameters
+(right-hand model; a left hand's describe its mirror image, as `side` says): param_hypotheses_global_orient
+(N,3) · param_hypotheses_pose (N,45) · param_hypotheses_shape (N,10) · param_global_orient (3,) /
+param_pose (45,) / param_shape (10,) the aggregate's · and their Anny meshes, the other mesh variant
+(root-relative, same frame as `vertices`): param_vertex_hypotheses (N,V,3) · param_vertices (V,3) ·
+param_joint_hypotheses (N,21,3) · param_joints (21,3). `--pose-files` writes each hypothesis as a pose
+file (DIR/<stem>/poses/hypothesis_000.npz …, aggregate.npz) that `pose-viewer` and `complete` open.
 With `--hand all`, further hands go to `result_hand1.npz`, `result_hand2.npz`, … (meshes to
 `mesh_hand1.<fmt>`, …). Every key is `core.pipeline.HandResult.to_npz_dict` plus image_size, n_hands,
 hand_index, seed, steps; `stage` is 1 or 2. Images run through the one image pipeline (`core.pipeline`).
@@ -66,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="mesh file format of mesh.<fmt> (default obj)")
     p.add_argument("--save-hypotheses", action="store_true",
                    help="also write every mesh hypothesis (mesh_hyp_000.<fmt> …)")
+    p.add_argument("--pose-files", action="store_true",
+                   help="also write every hypothesis's Anny parameters as a pose file that pose-viewer and "
+                        "pose-viewer complete open (poses/hypothesis_000.npz …, poses/aggregate.npz)")
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -88,6 +98,21 @@ def write_meshes(result: HandResult, folder: pathlib.Path, fmt: str = "obj", sav
     if save_hypotheses:
         for i, v in enumerate(result.vertex_hypotheses):
             paths.append(save_mesh(folder / f"{stem}_hyp_{i:03d}.{fmt}", v + result.mesh_cam_t, result.faces))
+    return paths
+
+
+def write_pose_files(result: HandResult, folder: pathlib.Path) -> list[pathlib.Path]:
+    """Every hypothesis's Anny parameters (`hypothesis_000.npz` …) and the aggregate's (`aggregate.npz`)
+    as pose files (`core.io.poses.pose_file_arrays`) in `folder`; nothing without parameters."""
+    from core.io.atomic import ensure_folder, write_npz
+    from core.io.poses import pose_file_arrays
+
+    if result.params is None:
+        return []
+    ensure_folder(folder)
+    paths = [write_npz(folder / f"hypothesis_{i:03d}.npz", pose_file_arrays(result.params, i, result.handedness))
+             for i in range(result.params.hyp_pose.shape[0])]
+    paths.append(write_npz(folder / "aggregate.npz", pose_file_arrays(result.params, None, result.handedness)))
     return paths
 
 
@@ -127,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
                           hand_index=np.int32(i), seed=np.int32(args.seed), steps=np.int32(args.steps))
             if r.has_mesh:
                 write_meshes(r, folder, args.format, args.save_hypotheses, "mesh" if i == 0 else f"mesh_hand{i}")
+            if args.pose_files:
+                write_pose_files(r, folder / ("poses" if i == 0 else f"poses_hand{i}"))
             save_npz(folder / ("result.npz" if i == 0 else f"result_hand{i}.npz"), **arrays)
         dt = time.perf_counter() - t0
         sides = ", ".join(r.handedness for r in results)

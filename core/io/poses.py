@@ -12,12 +12,16 @@ import os
 import pathlib
 import zipfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.errors import InputError
 from core.hand.pose_layout import POSE_DIM
 from core.joints import FINGERS, FINGERTIPS, NUM_JOINTS, finger_joints
+
+if TYPE_CHECKING:
+    from core.results import MeshParams
 
 MAX_POSE_FILE_BYTES = 20 * 1024 * 1024
 
@@ -200,3 +204,23 @@ def save_pose_npz(path: str | os.PathLike, global_orient: np.ndarray, pose: np.n
     if joints is not None:
         arrays["joints"] = np.asarray(joints, np.float32)
     atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def pose_file_arrays(params: MeshParams, index: int | None = None, side: str = "right") -> dict[str, np.ndarray]:
+    """One mesh hypothesis of a result (`index`; None: the aggregate) as our pose `.npz` arrays, the
+    format `load_pose_file` reads (`pose-viewer` and `pose-viewer complete` open it): model 'anny',
+    global_orient (3,), pose (45,), shape (10,) — the right-hand model's, as the result holds them —,
+    side, and joints (21,3) metres in the result's frame (mirrored for a left hand) when the parameters'
+    Anny meshes were computed."""
+    side = _side(side)
+    n = params.hyp_pose.shape[0]
+    if index is not None and not -n <= index < n:
+        raise InputError(f"hypothesis {index} does not exist (the result has {n})")
+    pick = (lambda hyp, agg: agg) if index is None else (lambda hyp, agg: hyp[index])
+    out = {"model": np.array("anny"), "side": np.array(side),
+           "global_orient": np.asarray(pick(params.hyp_global_orient, params.global_orient), np.float32),
+           "pose": np.asarray(pick(params.hyp_pose, params.pose), np.float32),
+           "shape": np.asarray(pick(params.hyp_shape, params.shape), np.float32)}
+    if params.joints is not None:
+        out["joints"] = np.asarray(pick(params.hyp_joints, params.joints), np.float32)
+    return out
