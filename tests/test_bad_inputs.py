@@ -89,31 +89,31 @@ def test_window_survives_the_image_corpus(window, qtbot, tmp_path, stage1_weight
 
     open_and_wait(HAND_IMAGE)
     assert window.last_error is None
-    good = window.result_state.result
+    good = window.model.result_state.result
     for name, (path, must_fail) in corpus.items():
-        before = window.result_state.result
+        before = window.model.result_state.result
         open_and_wait(path)
         if window.last_error is None:
             assert must_fail is not True, f"{name} should have failed"
-            assert window.result_state.result is not before
+            assert window.model.result_state.result is not before
         else:
             assert must_fail is not False, f"{name}: {window.last_error}"
-            assert window.result_state.result is before, f"{name} changed the result"
+            assert window.model.result_state.result is before, f"{name} changed the result"
             assert path.name in window.statusBar().currentMessage()
     open_and_wait(HAND_IMAGE)   # still usable
-    assert window.last_error is None and window.result_state.result is not good
+    assert window.last_error is None and window.model.result_state.result is not good
 
 
 def test_window_survives_the_pose_corpus(window, tmp_path, pose_npz):
     marker = tmp_path / "pickle-ran"
     corpus = pose_corpus(tmp_path / "poses", marker)
     assert window.open_path(str(pose_npz))
-    shown = window.scene.mesh.points.copy()
+    shown = window.view3d.scene.mesh.points.copy()
     source = window.completion.source
     for name, (path, _) in corpus.items():
         assert not window.open_path(str(path)), name
         assert path.name in window.last_error and path.name in window.statusBar().currentMessage()
         assert window.completion.source is source, f"{name} replaced the pose"
-        assert (window.scene.mesh.points == shown).all()
+        assert (window.view3d.scene.mesh.points == shown).all()
     assert not marker.exists(), "a pickle was executed"
     assert window.open_path(str(pose_npz))   # still usable

@@ -71,13 +71,14 @@ def test_every_hand_in_one_call_with_progress_and_stages(stage1, mesh_stage, ima
     assert det_left.handedness == "left"
     both = np.concatenate([image, left], 1)            # one photo, two hands
     det_left.keypoints2d = det_left.keypoints2d + [w, 0]
-    seen, stages = [], []
-    results = pipe.estimate(both, [det, det_left], n=N, steps=STEPS, seed=1, progress=lambda d, t: seen.append((d, t)),
-                            on_stage=stages.append)
-    assert [r.handedness for r in results] == ["right", "left"]
-    total = 2 * (STEPS + STEPS)
-    assert seen == [(i, total) for i in range(1, total + 1)]
-    assert stages == ["joints", "meshes", "joints", "meshes"]
+    for batch, total, order in ((False, 2 * (STEPS + STEPS), ["joints", "meshes", "joints", "meshes"]),
+                                (True, STEPS + STEPS, ["joints", "meshes"])):   # batched: one pass per stage
+        seen, stages = [], []
+        results = pipe.estimate(both, [det, det_left], n=N, steps=STEPS, seed=1, batch=batch,
+                                progress=lambda d, t: seen.append((d, t)), on_stage=stages.append)
+        assert [r.handedness for r in results] == ["right", "left"]
+        assert seen == [(i, total) for i in range(1, total + 1)]
+        assert stages == order
     right, lft = results
     np.testing.assert_array_equal(lft.faces, right.faces[:, ::-1])            # mirrored winding
     # a left hand's decoded trajectory is mirrored back like its meshes
