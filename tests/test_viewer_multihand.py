@@ -53,7 +53,8 @@ def to_top_left(window, xy: np.ndarray) -> np.ndarray:
 def send_mouse(widget, kind, pos: QtCore.QPointF) -> None:
     button = QtCore.Qt.MouseButton.LeftButton
     buttons = QtCore.Qt.MouseButton.NoButton if kind == QtCore.QEvent.Type.MouseButtonRelease else button
-    event = QtGui.QMouseEvent(kind, pos, widget.mapToGlobal(pos), button, buttons, QtCore.Qt.KeyboardModifier.NoModifier)
+    event = QtGui.QMouseEvent(kind, pos, widget.mapToGlobal(pos), button, buttons,
+                              QtCore.Qt.KeyboardModifier.NoModifier)
     QtWidgets.QApplication.sendEvent(widget, event)
 
 

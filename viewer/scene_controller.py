@@ -143,10 +143,13 @@ class SceneController(QtCore.QObject):
         self.scene.set_aggregate(dot)
         self.scene.set_skeleton(centre + (joints - centre) * 1e-3)
         self.scene.show_hypotheses(True)
+        # other hands of a photo too (issue 26: creating three of them took ~40 ms of the first result)
+        self.photo.others.show([(i, dot, self.scene.faces, np.zeros(3)) for i in (1, 2, 3)])
         for fast in (True, False):     # a result's first frame is drawn without FXAA, the refined one with it
             self.scene.set_fast(fast)
             self.plotter.render()
         self.scene.show_hypotheses(False)
+        self.photo.others.hide()
         self.request_render()
 
     def _coarse(self, meshes: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None, bool]:

@@ -1,13 +1,15 @@
 """Four hands in the window (issue 26): open the sample and its mirror tiled 2 × 2 (four hands) with
 50 hypotheses × 10 steps, watch the event loop (a 5 ms timer) and report the longest stall while the
 engine runs and shows the four hands, the time until they are on screen and until the run is complete
-(mesh trajectories of all four decoded), and a camera-view frame.
+(mesh trajectories of all four decoded), the GUI-thread cost of selecting another hand (handler + the
+frame it requests), and a camera-view frame.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python tests/benchmarks/bench_multihand_viewer.py \\
         [--repeats 2] [--json FILE]
 
 `--json` writes viewer.hands4_max_stall_ms, viewer.hands4_shown_s, viewer.hands4_result_s,
-viewer.hands4_camera_frame_ms (medians) and the 1-minute load average. Nothing is asserted.
+viewer.hands4_select_ms, viewer.hands4_camera_frame_ms (medians) and the 1-minute
+load average. Nothing is asserted.
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ def main() -> int:
             worst[0] = max(worst[0], now - last[0])
             last[0] = now
 
-        def on_partial(_est):
+        def on_partial(est):
             shown_at[0] = time.perf_counter()
 
         timer = QtCore.QTimer(interval=5)
@@ -104,6 +106,18 @@ def main() -> int:
             stalls.append(worst[0] * 1000)
             shown.append(shown_at[0] - t0)
             complete.append(t_end[0] - t0)
+
+    def with_frame(change) -> float:
+        """ms from `change()` until the frame it requests is on screen."""
+        t0, before = time.perf_counter(), w.plotter.frames_shown
+        change()
+        while w.plotter.frames_shown == before and time.perf_counter() - t0 < 2.0:
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
+        return (time.perf_counter() - t0) * 1000
+
+    first = w.model.image_state.chosen
+    select = [with_frame(lambda i=i: w.image_runs.select_hand((first + 1 + i) % 4)) for i in range(8)]
+    print(f"select another hand: {[round(x) for x in select]} ms")
     w.view3d.view("camera")
     frames = []
     for _ in range(10):
@@ -113,7 +127,7 @@ def main() -> int:
     with open("/proc/loadavg") as f:
         load = float(f.read().split()[0])
     res = {"viewer.hands4_max_stall_ms": statistics.median(stalls), "viewer.hands4_shown_s": statistics.median(shown),
-           "viewer.hands4_result_s": statistics.median(complete),
+           "viewer.hands4_result_s": statistics.median(complete), "viewer.hands4_select_ms": statistics.median(select),
            "viewer.hands4_camera_frame_ms": statistics.median(frames), "loadavg_1min": load}
     for k, v in res.items():
         print(f"{k:32s} {v:.2f}")
