@@ -172,8 +172,11 @@ class ImagePipeline:
         return KIND_CASCADE if self.mesh is not None else KIND_STAGE1
 
     def warm(self) -> None:
-        """Load what the first run would otherwise load (the detector's MediaPipe bundle)."""
+        """Load what the first run would otherwise load (the detector's MediaPipe bundle; the Anny hand of
+        the mesh parameters, ~1.5 s on first use)."""
         self.stage1.detector
+        if self.mesh is not None and self.mesh.param_head is not None and self.mesh.param_meshes:
+            self.mesh.param_hand
 
     def detect(self, image: np.ndarray, detector: str = "palm", want_all: bool = False) -> list[Detection]:
         """Every hand in an RGB image, largest first (NoHandError when there is none).
