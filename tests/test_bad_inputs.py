@@ -109,11 +109,11 @@ def test_window_survives_the_pose_corpus(window, tmp_path, pose_npz):
     corpus = pose_corpus(tmp_path / "poses", marker)
     assert window.open_path(str(pose_npz))
     shown = window.view3d.scene.mesh.points.copy()
-    source = window.completion.source
+    source = window.model.completion.source
     for name, (path, _) in corpus.items():
         assert not window.open_path(str(path)), name
         assert path.name in window.last_error and path.name in window.statusBar().currentMessage()
-        assert window.completion.source is source, f"{name} replaced the pose"
+        assert window.model.completion.source is source, f"{name} replaced the pose"
         assert (window.view3d.scene.mesh.points == shown).all()
     assert not marker.exists(), "a pickle was executed"
     assert window.open_path(str(pose_npz))   # still usable
