@@ -22,6 +22,26 @@ def anny_hand():
     return AnnyHand()
 
 
+@pytest.fixture(scope="module")
+def detector():
+    """One MediaPipe hand detector per test module (closed at the module's end)."""
+    from core.detector import HandDetector
+
+    det = HandDetector()
+    yield det
+    det.close()
+
+
+@pytest.fixture(scope="module")
+def hand_image():
+    """The shipped sample photo as RGB."""
+    import cv2
+
+    from core.paths import SAMPLE_IMAGE
+
+    return cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
+
+
 @pytest.fixture
 def pose_npz(tmp_path):
     """A valid pose file with a sampled pose."""

@@ -8,28 +8,16 @@ from __future__ import annotations
 
 import pathlib
 
-import cv2
 import numpy as np
 import pytest
 
 from core.detector import (Detection, HandDetector, crop_box, mirror_K, mirror_keypoints, mirror_points_x,
                            select_hands, to_model_frame)
 from core.errors import InputError, NoHandError, WeightsError
-from core.paths import SAMPLE_IMAGE
 
 DATA = pathlib.Path(__file__).parent / "data"
 
 
-@pytest.fixture(scope="module")
-def detector():
-    det = HandDetector()
-    yield det
-    det.close()
-
-
-@pytest.fixture(scope="module")
-def hand_image():
-    return cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="module")

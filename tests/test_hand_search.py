@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import pytest
 
-from core.detector import HandDetector
 from core.errors import InputError, NoHandError, WeightsError
 from core.hand_search import (HandSearcher, SearchConfig, find_hands, is_fragment, keypoint_distance,
                               merge_detections)
@@ -29,13 +28,6 @@ W = 256 + PAD   # the padded test image is W × W
 @pytest.fixture(scope="module")
 def searcher():
     return HandSearcher(num_threads=1)
-
-
-@pytest.fixture(scope="module")
-def detector():
-    det = HandDetector()
-    yield det
-    det.close()
 
 
 @pytest.fixture(scope="module")

@@ -95,18 +95,6 @@ def test_chirality_is_positive_for_right_hand_joints_and_negative_mirrored():
 
 # --- MediaPipe end to end -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def detector():
-    from core.detector import HandDetector
-
-    det = HandDetector()
-    yield det
-    det.close()
-
-
-@pytest.fixture(scope="module")
-def hand_image():
-    return cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
 
 
 def test_mirrored_image_gives_the_other_side(detector, hand_image):
