@@ -186,12 +186,12 @@ class OtherHands:
 
     def pick(self, renderer, x: int, y: int) -> int | None:
         """The hand index whose mesh is under display pixel (x, y) (origin bottom-left), if any."""
-        import vtk
+        from vtkmodules.vtkRenderingCore import vtkCellPicker   # not `import vtk`: it loads every VTK module (~100 MB)
 
         shown = [a for a in self.actors[:len(self.indices)] if a.GetVisibility()]
         if not shown:
             return None
-        picker = vtk.vtkCellPicker()
+        picker = vtkCellPicker()
         picker.SetTolerance(0.005)
         picker.PickFromListOn()
         for a in shown:

@@ -237,11 +237,11 @@ class HandScene:
 
     def pick_hypothesis(self, x: int, y: int) -> int | None:
         """Index of the hypothesis under display pixel (x, y) (VTK coordinates, origin bottom-left)."""
-        import vtk
+        from vtkmodules.vtkRenderingCore import vtkPointPicker   # not `import vtk`: it loads every VTK module (~100 MB)
 
         if self.cloud_actor is None or not self.cloud_actor.GetVisibility() or not self.points_per_hypothesis:
             return None
-        picker = vtk.vtkPointPicker()
+        picker = vtkPointPicker()
         picker.SetTolerance(0.01)
         picker.PickFromListOn()
         picker.AddPickList(self.cloud_actor)
