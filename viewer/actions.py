@@ -54,6 +54,8 @@ ACTIONS: tuple[Action, ...] = (
            "Ctrl+Shift+E", "export all hypotheses"),
     Action("save_npz", "Save result .npz…", lambda w: w.exporter.export_npz_dialog(), "&File", "Ctrl+S",
            "save result.npz"),
+    Action("save_pose", "Save &hypothesis as pose file…", lambda w: w.exporter.save_hypothesis_pose_dialog(),
+           "&File", help="save the selected hypothesis (or the aggregate) as a pose .npz (pose-viewer, complete)"),
     Action("screenshot", "Save &screenshot…", lambda w: w.exporter.screenshot_dialog(), "&File", "Shift+S",
            "save a screenshot", "fa5s.camera", toolbar=True),
     Action("quit", "&Quit", lambda w: w.close(), "&File", K.Quit, "quit", separator_before=True),

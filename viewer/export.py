@@ -81,6 +81,26 @@ class Exporter:
             return self.model.status.fail("nothing to save yet: open a photo first")
         return self._write("save", path, lambda: save_npz(path, **r.to_npz_dict()), f"Saved {path}")
 
+    def save_hypothesis_pose(self, path: str) -> bool:
+        """The selected hypothesis of the selected hand (the aggregate in 'all' / 'aggregate' mode) as our
+        pose `.npz` (core.io.poses.pose_file_arrays), which `pose-viewer` and `pose-viewer complete` open."""
+        from core.io.export import atomic_write
+        from core.io.poses import pose_file_arrays
+
+        m = self.model
+        r = m.result_state.result
+        params = None if r is None else getattr(r, "params", None)
+        if params is None:
+            return m.status.fail("no hand-model parameters in this result: run a photo through the full cascade")
+        index = None if m.display.mode in ("all", "aggregate") else m.display.selected(m.result_state.best)
+        which = "aggregate" if index is None else f"hypothesis #{index}"
+
+        def save() -> None:
+            arrays = pose_file_arrays(params, index, r.handedness)
+            atomic_write(path, lambda f: np.savez(f, **arrays))
+
+        return self._write("save", path, save, f"Saved {which} as a pose file: {path}")
+
     def export_completion(self, path: str) -> bool:
         """The highlighted completion: a mesh (.obj/.ply/.glb) or our pose .npz (pose + joints)."""
         from core.io.export import save_mesh
@@ -134,6 +154,10 @@ class Exporter:
     def export_npz_dialog(self) -> None:
         if path := self._ask("Save result", "result.npz", "NumPy archive (*.npz)"):
             self.export_npz(path)
+
+    def save_hypothesis_pose_dialog(self) -> None:
+        if path := self._ask("Save hypothesis as pose file", "hypothesis_pose.npz", "Pose (*.npz)"):
+            self.save_hypothesis_pose(path)
 
     def export_completion_dialog(self) -> None:
         if path := self._ask("Export completion", "completion.obj", "Meshes (*.obj *.ply *.glb);;Pose (*.npz)"):

@@ -1,0 +1,29 @@
+"""The result's hand-model parameters in a real window (Xvfb): a hypothesis saved as a pose file (issue 25)."""
+import numpy as np
+
+from tests.test_viewer_hypotheses import IMAGE, open_and_wait, small_run  # noqa: F401 - the fixture
+
+
+def test_a_hypothesis_is_saved_as_a_pose_file_that_opens(small_run, qtbot, tmp_path):
+    from core.io.poses import load_pose_file
+
+    window = small_run
+    assert "save_pose" in window.qactions and window.qactions["save_pose"].text().startswith("Save &hypothesis")
+    assert not window.exporter.save_hypothesis_pose(str(tmp_path / "none.npz"))     # no result yet
+    assert "no hand-model parameters" in window.last_error and not (tmp_path / "none.npz").exists()
+    open_and_wait(window, qtbot, IMAGE)
+    assert window.last_error is None, window.last_error
+    r = window.model.result_state.result
+    assert r.params is not None
+    window.model.display.update(mode="single", index=3)
+    path = tmp_path / "hyp3.npz"
+    assert window.exporter.save_hypothesis_pose(str(path)), window.model.status.message
+    assert "hypothesis #3" in window.model.status.message
+    pf = load_pose_file(path)
+    assert pf.model == "anny" and pf.pose.shape == (45,) and pf.side == r.handedness
+    assert np.allclose(pf.pose, r.params.hyp_pose[3], atol=1e-6)
+    assert not np.allclose(pf.pose, r.params.hyp_pose[0])                           # hypothesis 3, not 0
+    window.model.display.update(mode="aggregate")
+    agg = tmp_path / "agg.npz"
+    assert window.exporter.save_hypothesis_pose(str(agg)) and "aggregate" in window.model.status.message
+    assert np.allclose(load_pose_file(agg).pose, r.params.pose, atol=1e-6)
