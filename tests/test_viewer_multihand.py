@@ -107,13 +107,24 @@ def test_every_hand_together_selection_and_the_camera_view(small_run, qtbot, fou
     assert np.abs(seen - truth).mean() < 20, (seen, truth)
     flipped = photo[(H - 1 - uv[:, 1]).astype(int), uv[:, 0].astype(int)].astype(int)
     assert np.abs(seen - flipped).mean() > np.abs(seen - truth).mean() + 5     # not upside down
-    # Each hand covers the photo around its projected centre (hands hidden → the photo comes back there).
-    for actor in [scene.aggregate_actor, scene.cloud_actor, scene.skeleton_actor, *ps.others.actors]:
-        actor.SetVisibility(False)
-    bare = grab(w)
-    for c in np.round(image_to_viewport(centres, p)).astype(int):
-        patch = (slice(c[1] - 3, c[1] + 4), slice(c[0] - 3, c[0] + 4))
-        assert np.abs(shot[patch] - bare[patch]).mean() > 20
+    # Each hand's mesh covers the photo around its projected centre: drawn flat magenta (whatever the hand
+    # colours), the meshes are exactly there and nowhere between the tiles.
+    scene.cloud_actor.SetVisibility(False)
+    scene.skeleton_actor.SetVisibility(False)
+    meshes = [scene.aggregate_actor, *[a for a in ps.others.actors if a.GetVisibility()]]
+    for actor in meshes:
+        actor.GetProperty().SetColor(1.0, 0.0, 1.0)
+        actor.GetProperty().LightingOff()
+    marked = grab(w)
+    magenta = (marked[..., 0] > 200) & (marked[..., 1] < 60) & (marked[..., 2] > 200)
+    palms = np.array([project(h.mesh_joints[[0, 5, 9, 13, 17]].mean(0, keepdims=True) + translation(h), h.K)[0]
+                      for h in hands])        # the palm's centre: inside every hand's silhouette
+    for c in np.round(image_to_viewport(palms, p)).astype(int):
+        assert magenta[c[1] - 3:c[1] + 4, c[0] - 3:c[0] + 4].mean() > 0.8
+    far = np.round(image_to_viewport(np.array([[W * 0.5, H * 0.5]]), p)).astype(int)[0]   # between the tiles
+    assert not magenta[far[1] - 10:far[1] + 11, far[0] - 10:far[0] + 11].any()
+    for actor in meshes:
+        actor.GetProperty().LightingOn()
     w.view3d.render_image()
 
     # Selecting another hand by its box in the image panel: shown at once, no engine run.
