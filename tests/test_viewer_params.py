@@ -27,3 +27,32 @@ def test_a_hypothesis_is_saved_as_a_pose_file_that_opens(small_run, qtbot, tmp_p
     agg = tmp_path / "agg.npz"
     assert window.exporter.save_hypothesis_pose(str(agg)) and "aggregate" in window.model.status.message
     assert np.allclose(load_pose_file(agg).pose, r.params.pose, atol=1e-6)
+
+
+def test_from_result_starts_dposer_from_the_selected_hypothesis_parameters(small_run, qtbot):
+    from PySide6 import QtWidgets
+
+    window = small_run
+    open_and_wait(window, qtbot, IMAGE)
+    r = window.model.result_state.result
+    assert r.params is not None
+    window.model.display.update(mode="single", index=3)
+    button = next(b for b in window.dposer_panel.findChildren(QtWidgets.QPushButton) if b.text() == "From result")
+    button.click()
+    assert window.last_error is None, window.last_error
+    src = window.model.completion.source
+    assert "hypothesis #3" in src.label and "Anny parameters" in src.label
+    assert np.allclose(src.pose, r.params.hyp_pose[3], atol=1e-6)
+    assert np.allclose(src.global_orient, r.params.hyp_global_orient[3], atol=1e-6)
+    assert src.vertices is not None and src.vertices.shape[1] == 3 and src.joints.shape == (21, 3)
+    assert np.allclose(window.model.hand.vertices, src.vertices)          # the pose view shows its mesh
+    assert window.model.display.view == "pose"
+    # DPoser completes it as a pose (40 iterations, fingertips hidden).
+    window.dposer_panel.iters.setValue(40)
+    window.completion_runs.cancel_scheduled_rerun()
+    window.dposer_panel.apply_preset("fingertips")
+    with qtbot.waitSignal(window.prior_runs.busy_changed, timeout=120_000, check_params_cb=lambda b: not b):
+        assert window.complete()
+    assert window.last_error is None, window.last_error
+    c = window.model.completion.result
+    assert c is not None and c.pose.shape[1:] == (45,)

@@ -30,7 +30,7 @@ class DPoserPanel(QtWidgets.QWidget):
 
         # Source.
         src = QtWidgets.QHBoxLayout()
-        for key, text, tip in (("result", "From result", "Complete the aggregate of the current image result"),
+        for key, text, tip in (("result", "From result", "Complete the selected hypothesis (or the aggregate) of the image result, from its Anny parameters"),
                                ("random", "Random", "A pose sampled from the DPoser prior"),
                                ("neutral", "Neutral", "The neutral hand")):
             b = QtWidgets.QPushButton(text)

@@ -225,6 +225,8 @@ class CompletionRuns(QtCore.QObject):
             joints = r.joint_hypotheses[sel] if sel is not None else (r.joints if mesh_joints is None else mesh_joints)
             label = f"{pathlib.Path(m.image_state.path or '').name} " + (
                 f"hypothesis #{sel}" if sel is not None else "aggregate")
+            if getattr(r, "params", None) is not None:
+                return self._use_params(r, sel, label)
             source = PoseSource(label, np.asarray(joints, np.float32))
         elif which == "random":
             try:   # sampled and posed in the DPoser process (this one has no torch, no hand model)
@@ -233,6 +235,23 @@ class CompletionRuns(QtCore.QObject):
                 return self.status.fail(one_line(exc))
         else:
             source = self.neutral_source()
+        self.show_source(source)
+        return True
+
+    def _use_params(self, r, sel: int | None, label: str) -> bool:
+        """Complete from the result's Anny parameters (issue 25): the hypothesis `sel` (None: the aggregate)
+        posed by the DPoser process, so DPoser starts from a pose, not from joints alone (a left hand is
+        the right-hand model's mirror image, as for a left pose file)."""
+        from core.errors import one_line
+        from core.io.poses import pose_file_arrays
+
+        a = pose_file_arrays(r.params, sel, r.handedness)
+        label += " (Anny parameters" + (", left, mirrored)" if r.handedness == "left" else ")")
+        try:
+            source = self.runner.call(("source_from_pose", label, a["pose"], a["global_orient"], a["shape"]))
+        except Exception as exc:  # noqa: BLE001 - e.g. the DPoser process failed to start
+            return self.status.fail(one_line(exc))
+        self.model.hand.set(source.vertices, source.joints, label)
         self.show_source(source)
         return True
 
