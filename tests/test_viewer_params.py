@@ -56,3 +56,23 @@ def test_from_result_starts_dposer_from_the_selected_hypothesis_parameters(small
     assert window.last_error is None, window.last_error
     c = window.model.completion.result
     assert c is not None and c.pose.shape[1:] == (45,)
+
+
+def test_the_parametric_anny_mesh_toggle_swaps_the_drawn_meshes(small_run, qtbot, tmp_path):
+    window = small_run
+    open_and_wait(window, qtbot, IMAGE)
+    r = window.model.result_state.result
+    assert r.params is not None and r.params.hyp_vertices is not None
+    assert np.abs(r.params.vertices - r.vertices).max() > 1e-4           # two different meshes to tell apart
+    scene, panel = window.view3d.scene, window.display_panel
+    window.model.display.update(mode="aggregate")
+    assert np.allclose(np.asarray(scene.aggregate.points), r.vertices, atol=1e-6)
+    panel.param_mesh.click()                                               # the Hypotheses dock's checkbox
+    assert window.model.display.param_mesh
+    assert np.allclose(np.asarray(scene.aggregate.points), r.params.vertices, atol=1e-6)
+    window.model.display.update(mode="single", index=3)
+    assert np.allclose(np.asarray(scene.aggregate.points), r.params.hyp_vertices[3], atol=1e-6)
+    assert np.allclose(window.exporter.displayed_mesh(), r.params.hyp_vertices[3])   # export follows
+    panel.param_mesh.click()
+    assert not window.model.display.param_mesh
+    assert np.allclose(np.asarray(scene.aggregate.points), r.vertex_hypotheses[3], atol=1e-6)

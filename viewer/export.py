@@ -40,10 +40,11 @@ class Exporter:
         """Vertices of what is shown: the selected / aggregate hypothesis mesh, else the single hand."""
         m = self.model
         r = m.result_state.result
-        if m.display.view == "image" and r is not None and getattr(r, "vertex_hypotheses", None) is not None:
+        meshes, aggregate = m.display.meshes(r)
+        if m.display.view == "image" and r is not None and meshes is not None:
             if m.display.mode in ("all", "aggregate"):
-                return r.vertices
-            return r.vertex_hypotheses[m.display.selected(m.result_state.best)]
+                return aggregate
+            return meshes[m.display.selected(m.result_state.best)]
         return m.hand.vertices
 
     def displayed_faces(self) -> np.ndarray:

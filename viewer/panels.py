@@ -74,16 +74,21 @@ class DisplayPanel(QtWidgets.QWidget):
         self.index.setRange(0, 0)
         self.index.setToolTip("Hypothesis shown in 'single' mode (and highlighted in 'all')")
         self.spread = QtWidgets.QCheckBox("Colour aggregate by spread")
+        self.param_mesh = QtWidgets.QCheckBox("Anny mesh (parametric)")
+        self.param_mesh.setToolTip("Draw the Anny meshes of the fitted hand-model parameters instead of the "
+                                   "decoder's meshes (when the result has them)")
         self.info = QtWidgets.QLabel("–")
         self.info.setWordWrap(True)
         form.addRow("Show", self.mode)
         form.addRow("Hypothesis", self.index)
         form.addRow(self.spread)
+        form.addRow(self.param_mesh)
         form.addRow(self.info)
         result.events.result.connect(self._on_result)
         bind(self.mode, display, "mode")
         bind(self.index, display, "index")
         bind(self.spread, display, "color_by_spread")
+        bind(self.param_mesh, display, "param_mesh")
         display.events.connect(self._show_info)
 
     def _on_result(self) -> None:

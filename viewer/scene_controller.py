@@ -221,7 +221,7 @@ class SceneController(QtCore.QObject):
         if r is None or m.display.view != "image" or scene is None:
             return
         sel = m.display.selected(m.result_state.best)
-        meshes, t = getattr(r, "vertex_hypotheses", None), m.trajectory
+        (meshes, aggregate), t = m.display.meshes(r), m.trajectory
         scene.show_hand(None)
         scene.set_fast(self._scrubbing or self._arriving)
         if t.frames and not t.at_result:
@@ -245,7 +245,7 @@ class SceneController(QtCore.QObject):
                 from core.hypotheses import per_point_spread
 
                 spread = per_point_spread(meshes) if (meshes is not None and m.display.color_by_spread) else None
-                scene.set_aggregate(getattr(r, "vertices", None), spread)
+                scene.set_aggregate(aggregate, spread)
                 mesh_joints = getattr(r, "mesh_joints", None)
                 scene.set_skeleton((r.joints if mesh_joints is None else mesh_joints) if mode == "aggregate"
                                    else r.joint_hypotheses[sel])

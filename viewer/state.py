@@ -128,6 +128,15 @@ class DisplayState:
     mode: str = "all"
     index: int = 0
     color_by_spread: bool = False
+    param_mesh: bool = False    # draw the parametric Anny meshes (issue 25) instead of the decoder's
+
+    def meshes(self, r: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The result's (mesh hypotheses (N,V,3), aggregate (V,3)) to draw: the decoder's, or with
+        `param_mesh` the parametric Anny meshes when the result has them."""
+        p = getattr(r, "params", None)
+        if self.param_mesh and p is not None and p.hyp_vertices is not None:
+            return p.hyp_vertices, p.vertices
+        return getattr(r, "vertex_hypotheses", None), getattr(r, "vertices", None)
 
     def update(self, **kw: Any) -> None:
         """Set several fields at once (validated); observers run once all are set."""
