@@ -78,8 +78,10 @@ class Engine:
             settings: dict, progress, cancel, early=None) -> Estimate:
         """Load (if needed), detect (if needed) and estimate the photo's hands in one batched call.
 
-        Which hands: a new photo (`detections` None) → every hand found (the palm detector, then the crop
-        search for the ones it missed: `settings['detector']`, default 'auto', `core.hand_search`), at most
+        Which hands: a new photo (`detections` None) → every hand found (`settings['detector']`, default
+        'auto': the palm detector, and the crop search of `core.hand_search` when it finds none — or for the
+        hands it missed too when `settings['all_hands']`, which costs ~1-4 s per photo on 2 CPU cores, so
+        the window does not wait for it by default; a box drawn around a missed hand finds it), at most
         MAX_HANDS; `settings['hands']` → those detections; `settings['box']` (x0, y0, x1, y1 px, a box the
         user drew) → the hand in that box (landmarks of the best of 4 rotations), appended to the
         detections; else the chosen hand. The chosen hand's side is forced when `settings['side']` is
@@ -108,7 +110,7 @@ class Engine:
             indices = [chosen]
         elif detections is None:
             progress(1, 3, "detecting")
-            detections = pipe.detect(image, settings.get("detector", "auto"), want_all=settings.get("all_hands", True))
+            detections = pipe.detect(image, settings.get("detector", "auto"), want_all=settings.get("all_hands", False))
             chosen = 0
             indices = list(range(min(len(detections), MAX_HANDS)))
         else:
