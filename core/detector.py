@@ -7,7 +7,7 @@ as an evaluation baseline). No hand found raises `core.errors.NoHandError`.
 
 The models are right hands (DESIGN §3): `to_model_frame` mirrors a left hand's keypoints across the
 vertical line x = 0 of the camera (u' = W - 1 - u with the principal point moved accordingly), and
-`mirror_points_x` / `mirror_K` bring results back. Mirroring the camera frame (x → -x) maps a left
+`core.joints.mirror_x` / `mirror_K` bring results back. Mirroring the camera frame (x → -x) maps a left
 hand onto a right hand and keeps projection consistent when K is mirrored too.
 """
 from __future__ import annotations
@@ -72,13 +72,6 @@ def mirror_K(K: np.ndarray, width: int) -> np.ndarray:
     """Intrinsics of the horizontally mirrored image (cx → W - cx); pairs with `mirror_keypoints`."""
     out = np.array(K, np.float64, copy=True)
     out[0, 2] = width - out[0, 2]
-    return out
-
-
-def mirror_points_x(points: np.ndarray) -> np.ndarray:
-    """Mirror camera-frame 3D points across x = 0 (left ↔ right hand)."""
-    out = np.array(points, copy=True)
-    out[..., 0] *= -1
     return out
 
 

@@ -11,9 +11,10 @@ import pathlib
 import numpy as np
 import pytest
 
-from core.detector import (Detection, HandDetector, crop_box, mirror_K, mirror_keypoints, mirror_points_x,
+from core.detector import (Detection, HandDetector, crop_box, mirror_K, mirror_keypoints,
                            select_hands, to_model_frame)
 from core.errors import InputError, NoHandError, WeightsError
+from core.joints import mirror_x
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -40,7 +41,7 @@ def test_mirroring_keeps_projection_consistent():
     pts = rng.normal(0, 0.05, (21, 3)) + [0.02, -0.01, 0.5]
     uv = pts @ K.T
     uv = uv[:, :2] / uv[:, 2:]
-    m = mirror_points_x(pts) @ mirror_K(K, 256).T
+    m = mirror_x(pts) @ mirror_K(K, 256).T
     m = m[:, :2] / m[:, 2:]
     np.testing.assert_allclose(m, mirror_keypoints(uv, 256), atol=1e-9)
     np.testing.assert_allclose(mirror_keypoints(mirror_keypoints(uv, 256), 256), uv)
