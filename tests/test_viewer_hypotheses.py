@@ -4,6 +4,7 @@ import pathlib
 import numpy as np
 import pytest
 from core.paths import SAMPLE_IMAGE
+from tests.window_runs import fast_engine
 
 DATA = pathlib.Path(__file__).parent / "data"
 IMAGE = SAMPLE_IMAGE
@@ -11,14 +12,7 @@ IMAGE = SAMPLE_IMAGE
 
 @pytest.fixture
 def small_run(window):
-    """The window with a fast engine setting (20 hypotheses, 5 steps); needs the stage-1 weights."""
-    from core.paths import MODELS_DIR
-
-    if not (MODELS_DIR / "joint_diffusion.safetensors").exists():
-        pytest.fail("stage-1 weights are missing: resources/models/joint_diffusion.safetensors")
-    window.settings_panel.n.setValue(20)
-    window.settings_panel.steps.setValue(5)
-    return window
+    return fast_engine(window, 20, 5)
 
 
 def open_and_wait(window, qtbot, path):

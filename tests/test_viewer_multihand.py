@@ -8,8 +8,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.geometry import project
 from core.io.images import load_image
-from core.paths import MODELS_DIR, SAMPLE_IMAGE
+from core.paths import SAMPLE_IMAGE
 from viewer.camera_view import image_to_viewport, translation
+from tests.window_runs import fast_engine, wait_image_run
 
 TIMEOUT = 300_000
 
@@ -26,17 +27,11 @@ def four_hands(tmp_path) -> tuple[str, np.ndarray]:
 
 @pytest.fixture
 def small_run(window):
-    if not (MODELS_DIR / "mesh_ldm.safetensors").exists():
-        pytest.fail("stage-2 weights are missing: resources/models/mesh_ldm.safetensors")
-    window.settings_panel.n.setValue(8)
-    window.settings_panel.steps.setValue(3)
-    return window
+    return fast_engine(window, 8, 3, weights="mesh_ldm")
 
 
 def wait_run(window, qtbot, start) -> None:
-    with qtbot.waitSignal(window.runs.busy_changed, timeout=TIMEOUT, check_params_cb=lambda busy: not busy):
-        assert start() is not False
-    assert window.last_error is None, window.last_error
+    wait_image_run(window, qtbot, start, TIMEOUT)
 
 
 def grab(window) -> np.ndarray:

@@ -5,27 +5,20 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from core.paths import MODELS_DIR, SAMPLE_IMAGE
+from core.paths import SAMPLE_IMAGE
 from core.side import other
+from tests.window_runs import fast_engine, wait_image_run
 
 TIMEOUT = 180_000
 
 
 @pytest.fixture
 def small_run(window):
-    """The window with a fast engine setting (12 hypotheses, 4 steps); needs the stage-1 weights."""
-    if not (MODELS_DIR / "joint_diffusion.safetensors").exists():
-        pytest.fail("stage-1 weights are missing: resources/models/joint_diffusion.safetensors")
-    window.settings_panel.n.setValue(12)
-    window.settings_panel.steps.setValue(4)
-    return window
+    return fast_engine(window, 12, 4)
 
 
 def wait_run(window, qtbot, start) -> None:
-    """Call `start()` and wait until the image run it starts is over; no error."""
-    with qtbot.waitSignal(window.runs.busy_changed, timeout=TIMEOUT, check_params_cb=lambda busy: not busy):
-        assert start() is not False
-    assert window.last_error is None, window.last_error
+    wait_image_run(window, qtbot, start, TIMEOUT)
 
 
 def shown(window) -> tuple[str, str]:
