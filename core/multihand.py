@@ -26,8 +26,8 @@ from core.joints import NUM_JOINTS, mirror_faces, mirror_x
 if TYPE_CHECKING:
     from core.cascade import MeshStage
     from core.detector import Detection
-    from core.results import MeshResult
-    from core.stage1 import Stage1Estimator, Stage1Result
+    from core.results import MeshResult, Stage1Result
+    from core.stage1 import Stage1Estimator
 
 ProgressFn = Callable[[int, int], None]
 

@@ -32,9 +32,10 @@ from core.errors import InputError, WeightsError, one_line
 from core.hand_search import MODES as DETECTORS  # the hand finders: palm | search | auto
 
 if TYPE_CHECKING:
-    from core.cascade import MeshResult, MeshStage
+    from core.cascade import MeshStage
     from core.detector import Detection
-    from core.stage1 import Stage1Estimator, Stage1Result
+    from core.results import MeshResult, Stage1Result
+    from core.stage1 import Stage1Estimator
 
 ProgressFn = Callable[[int, int], None]   # (done, total) DDIM steps over the whole call
 StageFn = Callable[[str], None]           # called as each stage begins: 'detecting', 'joints', 'meshes'

@@ -14,7 +14,7 @@ from core.mesh.sampling import load_sampling
 from core.nets.image_encoder import ImageEncoder, ImageEncoderConfig
 from core.nets.mesh_ae import MeshAE, MeshAEConfig
 from core.nets.mesh_ldm import MeshLDM, MeshLDMConfig
-from core.stage1 import Stage1Result
+from core.results import Stage1Result
 
 N, STEPS = 6, 3
 

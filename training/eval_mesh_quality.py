@@ -95,7 +95,7 @@ class Variants:
 
 def clean_reference(hand, n: int = 256, seed: int = 0) -> float:
     from core.mesh.roughness import roughness
-    from training.train_mesh_ae import MeshSource
+    from training.data.meshes import MeshSource
 
     v, _ = MeshSource(hand).sample(n, np.random.default_rng(seed))
     return roughness(v, hand.faces)

@@ -87,7 +87,7 @@ def evaluate(head: ParamHead, ae, hand, test: dict[str, np.ndarray], batch: int 
     (both in the root-relative frame), and PA-MPVPE to the decoded mesh."""
     from core.mesh.params import hypothesis_params, parametric_meshes
     from core.metrics import pa_mpjpe
-    from training.train_mesh_ae import MeshSource
+    from training.data.meshes import MeshSource
 
     head.eval()
     source = MeshSource(hand)
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     env = distributed.DistEnv()
 
     from core.nets.mesh_ae import load_mesh_ae
-    from training.train_mesh_ae import MeshSource, test_split_params
+    from training.data.meshes import MeshSource, test_split_params
 
     ae = load_mesh_ae(models_dir=args.models_dir)
     for p in ae.parameters():
