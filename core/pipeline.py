@@ -66,6 +66,7 @@ class HandResult:
     params: Any = None              # core.results.MeshParams: Anny parameters per hypothesis (= mesh.params; issue 25)
     timings: dict = field(default_factory=dict)
     side: Any = None                # core.side.SideDecision: how `handedness` was chosen (None: not recorded)
+    refined: Any = None             # core.results.Refinement: DPoser refinement against the keypoints (`core.refine`)
 
     keypoints2d = _from_stage1("keypoints2d", "(21,2) detector keypoints, px")
     keypoints2d_score = _from_stage1("keypoints2d_score", "(21,) per-keypoint scores")
@@ -127,6 +128,8 @@ class HandResult:
             d.update(self.side.npz())
         if self.mesh is not None:
             d.update(mesh_npz_arrays(self.mesh))
+        if self.refined is not None:
+            d.update(self.refined.npz())
         return d
 
 

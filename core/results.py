@@ -92,6 +92,32 @@ class MeshParams:
 
 
 @dataclass
+class Refinement:
+    """One hand's hypotheses refined against its 2D keypoints with the DPoser prior (`core.refine`,
+    issue 25 item 3): the refined parameters and their Anny meshes in the result's frame (wrist at the
+    origin, photo camera axes, mirrored back for a left hand), each hypothesis's own camera translation,
+    and the keypoint reprojection error before and after (px, mean over joints; the aggregate last)."""
+
+    params: MeshParams                     # refined parameters + meshes (hyp_*: N, then the aggregate)
+    hyp_transl: np.ndarray                 # (N,3) metres: refined mesh + hyp_transl overlays the photo
+    transl: np.ndarray                     # (3,) the aggregate's
+    reprojection_px_before: np.ndarray     # (N+1,) mean keypoint distance, hypotheses then aggregate
+    reprojection_px_after: np.ndarray      # (N+1,)
+    iters: int = 0
+    seconds: float = 0.0
+
+    def npz(self, prefix: str = "refined_") -> dict[str, np.ndarray]:
+        """The `result.npz` arrays of the refinement (parameters, meshes, translations, errors)."""
+        d = self.params.npz(prefix)
+        d.update({f"{prefix}hypotheses_transl": self.hyp_transl.astype(np.float32),
+                  f"{prefix}transl": self.transl.astype(np.float32),
+                  f"{prefix}reprojection_px_before": self.reprojection_px_before.astype(np.float32),
+                  f"{prefix}reprojection_px_after": self.reprojection_px_after.astype(np.float32),
+                  f"{prefix}iters": np.int32(self.iters)})
+        return d
+
+
+@dataclass
 class MeshResult:
     """Stage 2 of one hand in the photo's camera axes, metres, root-relative; a left hand already mirrored
     back (with reversed face winding). Part of a `core.pipeline.HandResult`."""

@@ -186,6 +186,10 @@ class PriorEngine:
                 return self.source_from_pose(*job[1:])
             if job[0] == "random_source":
                 return self.random_source(*job[1:])
+            if job[0] == "refine":   # ('refine', HandResult, settings): viewer/refine_job.py
+                from viewer.refine_job import run_refine
+
+                return run_refine(self, *job[1:], progress=progress, cancel=cancel)
             raise ValueError(f"unknown request {job[0]!r}")
         return self.complete(*job, progress, cancel)
 

@@ -435,8 +435,13 @@ def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: i
     losses = np.zeros(cfg.iters)
     traj_p, traj_j = ([], []) if cfg.record else (None, None)
 
+    # Shape held: its rest model is cached once (FixedShapeJoints), the loop replays the pose part only.
+    fixed = None if fit_shape else FixedShapeJoints(hand, shp.detach(), n)
+
     def joints3d():
-        return hand.joints(go, z * std + mean, shp) + transl[:, None, :]
+        pose = z * std + mean
+        jj = hand.joints(go, pose, shp) if fixed is None else fixed(go, pose)
+        return jj + transl[:, None, :]
 
     for it, t in enumerate(ts):
         raise_if_cancelled(cancel, "optimisation cancelled")
