@@ -20,8 +20,13 @@ import torch
 from core.joints import mirror_x
 from core.results import MeshParams, Refinement
 
-#: Iterations of one refinement (50 hypotheses + the aggregate inside the issue's 1.5 s on a 2-core CPU).
-DEFAULT_REFINE_ITERS = 40
+#: The refinement's defaults, chosen on the even-numbered hgc_realworld crops and their mirrors
+#: (`training/eval_refine.py`; docs/results.md "Refinement"): a short, gentle fit — larger steps fit the
+#: keypoints closer (reprojection ↓) but move the 3D joints away from the truth (PA-MPJPE ↑), because a
+#: 2D keypoint says nothing about depth.
+DEFAULT_REFINE_ITERS = 20
+DEFAULT_LR = 0.02
+DEFAULT_W_PRIOR = 10.0
 #: Robust scale of the reprojection term, px (residuals beyond it count ~constant).
 SIGMA_PX = 20.0
 
@@ -42,7 +47,8 @@ def reprojection_px(joints_cam: np.ndarray, keypoints2d: np.ndarray, K: np.ndarr
     return np.linalg.norm(_project(joints_cam, K) - np.asarray(keypoints2d, np.float32), axis=-1).mean(-1)
 
 
-def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: int = 0,
+def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: int = 0, lr: float = DEFAULT_LR,
+                w_prior: float = DEFAULT_W_PRIOR, w_init: float = 0.0, sigma_px: float = SIGMA_PX,
                 progress: Callable[[int, int], None] | None = None, cancel=None) -> Refinement:
     """Refine one `HandResult` that carries parameters (`result.params`) against its keypoints.
 
@@ -69,6 +75,7 @@ def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: in
     if left:   # parameters describe the mirror image: fit there
         kp, cam_t = _mirror_uv(kp, K), cam_t * np.array([-1, 1, 1], np.float32)
     cfg = TTOConfig(prior="dposer" if prior is not None else "none", iters=int(iters), seed=seed, record=False,
+                    lr=lr, w_prior=w_prior,
                     schedule=Schedule("truncated", *TASK_RANGES["fit2d"]))
     init = {"global_orient": go, "pose": pose, "shape": shape, "transl": np.tile(cam_t, (n, 1))}
     with torch.no_grad():
@@ -78,7 +85,8 @@ def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: in
         if progress is not None:
             progress(it + 1, total)
 
-    fit = fit_2d(prior, hand, kp, K, init, n=n, cfg=cfg, confidence=conf, sigma_px=SIGMA_PX, fit_shape=False,
+    fit = fit_2d(prior, hand, kp, K, init, n=n, cfg=cfg, confidence=conf, sigma_px=sigma_px, fit_shape=False,
+                 w_init=w_init,
                  callback=callback, cancel=cancel)
     with torch.no_grad():
         out = hand(torch.from_numpy(fit.global_orient), torch.from_numpy(fit.pose), torch.from_numpy(fit.shape))

@@ -24,6 +24,13 @@ param_pose (45,) / param_shape (10,) the aggregate's · and their Anny meshes, t
 (root-relative, same frame as `vertices`): param_vertex_hypotheses (N,V,3) · param_vertices (V,3) ·
 param_joint_hypotheses (N,21,3) · param_joints (21,3). `--pose-files` writes each hypothesis as a pose
 file (DIR/<stem>/poses/hypothesis_000.npz …, aggregate.npz) that `pose-viewer` and `complete` open.
+`--refine` (core/refine.py) refines every hand's hypotheses and aggregate against its 2D keypoints with the
+DPoser prior and adds refined_hypotheses_global_orient / _pose / _shape, refined_global_orient / _pose / _shape,
+their Anny meshes and joints (refined_vertex_hypotheses, refined_vertices, refined_joint_hypotheses,
+refined_joints: root-relative, same frame as `vertices`), refined_hypotheses_transl (N,3) / refined_transl (3,)
+(refined mesh + transl overlays the image), refined_reprojection_px_before / _after ((N+1,) mean keypoint
+distance, the aggregate last) and refined_iters; it writes DIR/<stem>/mesh_refined.<fmt> too (and
+mesh_refined_hyp_000.<fmt> … with --save-hypotheses).
 With `--hand all`, further hands go to `result_hand1.npz`, `result_hand2.npz`, … (meshes to
 `mesh_hand1.<fmt>`, …). Every key is `core.pipeline.HandResult.to_npz_dict` plus image_size, n_hands,
 hand_index, seed, steps; `stage` is 1 or 2. Images run through the one image pipeline (`core.pipeline`).
@@ -76,6 +83,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pose-files", action="store_true",
                    help="also write every hypothesis's Anny parameters as a pose file that pose-viewer and "
                         "pose-viewer complete open (poses/hypothesis_000.npz …, poses/aggregate.npz)")
+    p.add_argument("--refine", action="store_true",
+                   help="refine each hand's hypotheses against its 2D keypoints with the DPoser prior "
+                        "(refined_* keys, mesh_refined.<fmt>; needs the mesh stage)")
+    p.add_argument("--refine-iters", type=int, default=None,
+                   help="iterations of the refinement (default: core.refine's)")
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -85,6 +97,10 @@ def _validate(args: argparse.Namespace) -> None:
         raise InputError(f"-n must be in [1, 1000], got {args.n}")
     if not 1 <= args.steps <= 50:
         raise InputError(f"--steps must be in [1, 50], got {args.steps}")
+    if args.refine and args.stage == 1:
+        raise InputError("--refine needs the mesh stage (it refines the meshes' parameters); drop --stage 1")
+    if args.refine_iters is not None and not 1 <= args.refine_iters <= 1000:
+        raise InputError(f"--refine-iters must be in [1, 1000], got {args.refine_iters}")
 
 
 def write_meshes(result: HandResult, folder: pathlib.Path, fmt: str = "obj", save_hypotheses: bool = False,
@@ -98,6 +114,20 @@ def write_meshes(result: HandResult, folder: pathlib.Path, fmt: str = "obj", sav
     if save_hypotheses:
         for i, v in enumerate(result.vertex_hypotheses):
             paths.append(save_mesh(folder / f"{stem}_hyp_{i:03d}.{fmt}", v + result.mesh_cam_t, result.faces))
+    return paths
+
+
+def write_refined_meshes(result: HandResult, folder: pathlib.Path, fmt: str = "obj", save_hypotheses: bool = False,
+                         stem: str = "mesh_refined") -> list[pathlib.Path]:
+    """The refined aggregate (and hypotheses) of `result.refined` in the camera frame (mesh + its own
+    translation), like `write_meshes`."""
+    from core.io.export import save_mesh
+
+    ref = result.refined
+    paths = [save_mesh(folder / f"{stem}.{fmt}", ref.params.vertices + ref.transl, result.faces)]
+    if save_hypotheses:
+        for i, (v, t) in enumerate(zip(ref.params.hyp_vertices, ref.hyp_transl)):
+            paths.append(save_mesh(folder / f"{stem}_hyp_{i:03d}.{fmt}", v + t, result.faces))
     return paths
 
 
@@ -133,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline = ImagePipeline.load(device, mesh={1: False, 2: True}.get(args.stage))
     if pipeline.note:
         print(f"note: {pipeline.note}; running stage 1 (joints) only", file=sys.stderr)
+    refiner = _refiner(pipeline, args) if args.refine else None
     used: dict[str, int] = {}
 
     def handle(path: str) -> None:
@@ -147,16 +178,37 @@ def run(args: argparse.Namespace) -> int:
         folder = out_root / (stem if k == 0 else f"{stem}_{k + 1}")
         ensure_folder(folder)   # one `cannot write <folder>: <reason>` line if it cannot be made
         for i, r in enumerate(results):
+            if refiner is not None:
+                r.refined = refiner(r)
             arrays = r.to_npz_dict()
             arrays.update(image_size=np.array([w, h], np.int32), n_hands=np.int32(len(results)),
                           hand_index=np.int32(i), seed=np.int32(args.seed), steps=np.int32(args.steps))
             if r.has_mesh:
                 write_meshes(r, folder, args.format, args.save_hypotheses, "mesh" if i == 0 else f"mesh_hand{i}")
+            if r.refined is not None:
+                write_refined_meshes(r, folder, args.format, args.save_hypotheses,
+                                     "mesh_refined" if i == 0 else f"mesh_refined_hand{i}")
             if args.pose_files:
                 write_pose_files(r, folder / ("poses" if i == 0 else f"poses_hand{i}"))
             save_npz(folder / ("result.npz" if i == 0 else f"result_hand{i}.npz"), **arrays)
         dt = time.perf_counter() - t0
         sides = ", ".join(r.handedness for r in results)
-        print(f"{path}: {len(results)} hand(s) ({sides}), {args.n} hypotheses, {dt:.2f} s -> {folder}/result.npz")
+        refined = "".join(f", refined {r.refined.reprojection_px_before[-1]:.1f} -> {r.refined.reprojection_px_after[-1]:.1f} px"
+                          for r in results if r.refined is not None)
+        print(f"{path}: {len(results)} hand(s) ({sides}), {args.n} hypotheses{refined}, {dt:.2f} s -> {folder}/result.npz")
 
     return run_each(args.images, handle, args.debug)
+
+
+def _refiner(pipeline, args: argparse.Namespace):
+    """HandResult → Refinement with the shipped DPoser prior and the mesh stage's Anny hand."""
+    from core.errors import WeightsError
+    from core.prior import load_prior
+    from core.refine import DEFAULT_REFINE_ITERS, refine_hand
+
+    if not pipeline.has_mesh or pipeline.mesh.param_head is None:
+        raise WeightsError("--refine needs the mesh stage and its parameter head: "
+                           + (pipeline.note or "the parameter head is not shipped"))
+    prior, hand = load_prior(), pipeline.mesh.param_hand
+    iters = args.refine_iters or DEFAULT_REFINE_ITERS
+    return lambda r: refine_hand(prior, hand, r, iters=iters, seed=args.seed)
