@@ -10,7 +10,9 @@ K/V, LDM, decoding) and the total without detection. Then the FLOPs of each mode
 DESIGN §10 targets: ≤ 1 s (50 × 10 steps), ≤ 0.2 s (1 step), 50 hypotheses ≤ 3 × one. `--json` writes
 the medians (`cascade.n50_s10_ms`, `cascade.n1_s10_ms`, `cascade.n50_s1_ms`, ... detection included;
 `..._nodetect_ms` without). `--random` uses randomly initialised networks of the default sizes (cost
-only) when weights are not shipped. Nothing is asserted.
+only) when weights are not shipped. Nothing is asserted. Then the Anny parameters of N hypotheses
+(`params.n50_ms`) and the DPoser refinement of the last result's hypotheses (`refine.n50_ms`, core.refine,
+default iterations; issue 25 target ≤ 1.5 s).
 
 Several hands (issue 26): the sample and its mirror tiled 2 × 2 (four hands, 512 × 512), detected and
 their sides decided once, then four hands × 50 hypotheses × 10 + 10 steps in one `estimate` call:
@@ -131,6 +133,28 @@ def bench_params(n: int, repeats: int) -> dict[str, float]:
     return out
 
 
+def bench_refine(result, repeats: int) -> dict[str, float]:
+    """DPoser refinement (core.refine) of one result's hypotheses + aggregate at the default iterations
+    (issue 25: <= 1.5 s for 50 hypotheses)."""
+    from core.prior import load_prior
+    from core.refine import DEFAULT_REFINE_ITERS, refine_hand
+    from core.hand.anny_hand import AnnyHand
+
+    prior, hand = load_prior(), AnnyHand()
+    n = result.params.hyp_pose.shape[0]
+    times = []
+    for r in range(repeats + 1):
+        ref = refine_hand(prior, hand, result, seed=r)
+        if r:
+            times.append(ref.seconds * 1000)
+    key = f"refine.n{n}_ms"
+    out = {key: statistics.median(times)}
+    print(f"DPoser refinement of {n} hypotheses + the aggregate, {DEFAULT_REFINE_ITERS} iterations: median "
+          f"{out[key]:.0f} ms (min {min(times):.0f}, max {max(times):.0f}; target <= 1500 ms for 50); keypoint error "
+          f"{ref.reprojection_px_before[-1]:.1f} -> {ref.reprojection_px_after[-1]:.1f} px")
+    return out
+
+
 def four_hands(est, image, repeats: int) -> dict[str, float]:
     """Four hands (the image and its mirror tiled 2 × 2) × 50 hypotheses × 10 steps, both stages, in one
     call: batched and one hand after the other (medians, ms; one warm-up each)."""
@@ -231,6 +255,8 @@ def main(argv=None) -> int:
     print(f"  mesh hypotheses {res.vertex_hypotheses.shape}, aggregate {res.vertices.shape}, "
           f"spread {np.linalg.norm(res.vertex_hypotheses - res.vertices, axis=-1).mean() * 1000:.1f} mm")
     out.update(bench_params(max(args.n), args.repeats))
+    if res.params is not None:
+        out.update(bench_refine(res, args.repeats))
 
     n, steps = max(args.n), max(args.steps)
     per = flops_by_model(est, image, n, steps)
