@@ -69,6 +69,10 @@ ACTIONS: tuple[Action, ...] = (
            "flip the selected hand's side (left ↔ right) and re-run", "fa5s.exchange-alt", toolbar=True,
            separator_before=True),
 
+    Action("refine", "&Refine hypotheses with DPoser", lambda w: w.refine_runs.toggle(), "&Edit", "Ctrl+R",
+           "refine the selected hand's hypotheses against its 2D keypoints with DPoser (again: cancel)",
+           "fa5s.bullseye"),
+
     Action("front", "&Front (camera) view", lambda w: w.view3d.view("front"), "&View", "R",
            "front view / reset camera", "fa5s.crosshairs"),
     Action("side", "&Side view", lambda w: w.view3d.view("side"), "&View", "Ctrl+2", "side view"),
@@ -80,6 +84,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("show_aggregate", "Show aggregate", _mode("aggregate"), "&View", "G", "aggregate only"),
     Action("show_best", "Show best", _mode("best"), "&View", "B", "best hypothesis"),
     Action("show_single", "Show single", _mode("single"), "&View"),
+    Action("before_after", "Before / after &refinement", lambda w: w.refine_runs.show_refined(not w.model.display.refined),
+           "&View", "Ctrl+Shift+R", "switch between the meshes before and after the DPoser refinement"),
 
     Action("shortcuts", "&Keyboard shortcuts", lambda w: show_shortcuts(w), "&Help", K.HelpContents,
            "this list", "fa5s.keyboard"),

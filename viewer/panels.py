@@ -6,7 +6,7 @@ import numpy as np
 import qtawesome as qta
 from PySide6 import QtCore, QtWidgets
 
-from viewer.state import DISPLAY_MODES, DisplayState, ResultState, RunSettings, TrajectoryState
+from viewer.state import DISPLAY_MODES, DisplayState, RefineState, ResultState, RunSettings, TrajectoryState
 
 
 def bind(widget: QtWidgets.QWidget, model, name: str) -> None:
@@ -60,12 +60,17 @@ class SettingsPanel(QtWidgets.QWidget):
 
 
 class DisplayPanel(QtWidgets.QWidget):
-    """Which hypotheses are drawn (all / aggregate / best / single + index), spread colouring, and a summary
-    of the result's reprojection errors."""
+    """Which hypotheses are drawn (all / aggregate / best / single + index), spread colouring, a summary
+    of the result's reprojection errors, and the DPoser refinement of the hypotheses (Refine / Cancel,
+    iterations, before / after)."""
 
-    def __init__(self, display: DisplayState, result: ResultState, parent: QtWidgets.QWidget | None = None) -> None:
+    refine_requested = QtCore.Signal()     # the Refine button: refine, or cancel the running refinement
+
+    def __init__(self, display: DisplayState, result: ResultState, refine: RefineState | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.display, self.result = display, result
+        self.refine = refine if refine is not None else RefineState()
         form = QtWidgets.QFormLayout(self)
         self.mode = QtWidgets.QComboBox()
         self.mode.addItems(DISPLAY_MODES)
@@ -84,12 +89,51 @@ class DisplayPanel(QtWidgets.QWidget):
         form.addRow(self.spread)
         form.addRow(self.param_mesh)
         form.addRow(self.info)
+        self._build_refine(form)
         result.events.result.connect(self._on_result)
         bind(self.mode, display, "mode")
         bind(self.index, display, "index")
         bind(self.spread, display, "color_by_spread")
         bind(self.param_mesh, display, "param_mesh")
         display.events.connect(self._show_info)
+
+    def _build_refine(self, form: QtWidgets.QFormLayout) -> None:
+        """Refine (→ Cancel while it runs) + iterations on one row, the before / after toggle, the errors."""
+        self.refine_button = QtWidgets.QPushButton()
+        self.refine_button.clicked.connect(self.refine_requested)
+        self.refine_iters = QtWidgets.QSpinBox(minimum=1, maximum=1000, suffix=" it")
+        self.refine_iters.setToolTip("DPoser refinement iterations")
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.refine_button, 1)
+        row.addWidget(self.refine_iters)
+        form.addRow(row)
+        self.refine_after = QtWidgets.QCheckBox("After refinement")
+        self.refine_after.setToolTip("Checked: the refined meshes; unchecked: the meshes before refinement "
+                                     "(nothing is re-run)")
+        self.refine_info = QtWidgets.QLabel("")
+        self.refine_info.setWordWrap(True)
+        form.addRow(self.refine_after)
+        form.addRow(self.refine_info)
+        bind(self.refine_iters, self.refine, "iters")
+        bind(self.refine_after, self.display, "refined")
+        self.refine.events.running.connect(self._show_refine)
+        self.display.events.refinement.connect(self._show_refine)
+        self.result.events.result.connect(self._show_refine)
+        self._show_refine()
+
+    def _show_refine(self) -> None:
+        running = self.refine.running
+        self.refine_button.setText("Cancel refinement" if running else "Refine (DPoser)")
+        self.refine_button.setIcon(qta.icon("fa5s.times-circle" if running else "fa5s.bullseye"))
+        self.refine_button.setToolTip("Stop the refinement (the meshes stay as they are)" if running else
+                                      "Refine the selected hand's hypotheses and aggregate against the photo's "
+                                      "2D keypoints with the DPoser prior (Ctrl+R)")
+        self.refine_button.setEnabled(running or self.result.result is not None)
+        outcome = self.display.refinement
+        has = outcome is not None and outcome[0] is self.result.result
+        self.refine_after.setEnabled(has)
+        self.refine_info.setText(
+            f"Refined: keypoint error {outcome[1].error_before:.1f} → {outcome[1].error_after:.1f} px" if has else "")
 
     def _on_result(self) -> None:
         blocked = self.index.blockSignals(True)

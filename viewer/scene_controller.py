@@ -222,6 +222,7 @@ class SceneController(QtCore.QObject):
             return
         sel = m.display.selected(m.result_state.best)
         (meshes, aggregate), t = m.display.meshes(r), m.trajectory
+        joint_hyps, agg_joints = m.display.skeletons(r)     # the refined ones after a refinement
         scene.show_hand(None)
         scene.set_fast(self._scrubbing or self._arriving)
         if t.frames and not t.at_result:
@@ -238,7 +239,7 @@ class SceneController(QtCore.QObject):
                 if meshes is not None:
                     scene.set_cloud(*self._coarse(meshes))
                 else:
-                    scene.set_cloud(r.joint_hypotheses, "joints", points_only=self._scrubbing)
+                    scene.set_cloud(joint_hyps, "joints", points_only=self._scrubbing)
             else:
                 scene.hide_cloud()
             if mode in ("all", "aggregate"):
@@ -246,12 +247,10 @@ class SceneController(QtCore.QObject):
 
                 spread = per_point_spread(meshes) if (meshes is not None and m.display.color_by_spread) else None
                 scene.set_aggregate(aggregate, spread)
-                mesh_joints = getattr(r, "mesh_joints", None)
-                scene.set_skeleton((r.joints if mesh_joints is None else mesh_joints) if mode == "aggregate"
-                                   else r.joint_hypotheses[sel])
+                scene.set_skeleton(agg_joints if mode == "aggregate" else joint_hyps[sel])
             else:
                 scene.set_aggregate(meshes[sel] if meshes is not None else None)
-                scene.set_skeleton(r.joint_hypotheses[sel])
+                scene.set_skeleton(joint_hyps[sel])
         self._place_hands(r)
         self.request_render()
 

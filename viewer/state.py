@@ -118,25 +118,46 @@ class HandsState:
         return [i for i, r in enumerate(self.results) if r is not None]
 
 
-@evented
+@evented(equality_operators={"refinement": _SAME})
 @dataclass
 class DisplayState:
     """What the 3D view shows (`view`: 'pose' or 'image') and how an image result's hypotheses are
-    shown: mode, selected index, spread colouring."""
+    shown: mode, selected index, spread colouring, parametric meshes, before / after refinement."""
 
     view: str = "pose"
     mode: str = "all"
     index: int = 0
     color_by_spread: bool = False
     param_mesh: bool = False    # draw the parametric Anny meshes (issue 25) instead of the decoder's
+    refined: bool = True        # after refinement (the default once there is one) / before it
+    refinement: Any = None      # (HandResult, viewer.refine_job.RefineOutcome) of the selected hand, or None
+
+    def refinement_of(self, r: Any) -> Any:
+        """The refinement drawn for result `r` (a RefineOutcome), or None: before-refinement is chosen, or
+        `r` has none (a refinement belongs to the result it was run on)."""
+        if self.refined and self.refinement is not None and self.refinement[0] is r:
+            return self.refinement[1]
+        return None
 
     def meshes(self, r: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The result's (mesh hypotheses (N,V,3), aggregate (V,3)) to draw: the decoder's, or with
-        `param_mesh` the parametric Anny meshes when the result has them."""
+        """The result's (mesh hypotheses (N,V,3), aggregate (V,3)) to draw: the refined meshes after a
+        refinement, else the decoder's, or with `param_mesh` the parametric Anny meshes when the result
+        has them."""
+        ref = self.refinement_of(r)
+        if ref is not None:
+            return ref.hyp_vertices, ref.vertices
         p = getattr(r, "params", None)
         if self.param_mesh and p is not None and p.hyp_vertices is not None:
             return p.hyp_vertices, p.vertices
         return getattr(r, "vertex_hypotheses", None), getattr(r, "vertices", None)
+
+    def skeletons(self, r: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The result's (joint hypotheses (N,21,3), aggregate joints (21,3)) to draw with `meshes(r)`."""
+        ref = self.refinement_of(r)
+        if ref is not None:
+            return ref.hyp_joints, ref.joints
+        mesh_joints = getattr(r, "mesh_joints", None)
+        return r.joint_hypotheses, (r.joints if mesh_joints is None else mesh_joints)
 
     def update(self, **kw: Any) -> None:
         """Set several fields at once (validated); observers run once all are set."""
@@ -151,6 +172,37 @@ class DisplayState:
     def selected(self, best: int) -> int:
         """The hypothesis drawn as 'the selected one': the best in 'best' mode, else `index`."""
         return best if self.mode == "best" else self.index
+
+
+@evented(equality_operators={"outcomes": _SAME})
+@dataclass
+class RefineState:
+    """DPoser refinement of the selected hand's hypotheses against its 2D keypoints (issue 25 item 3):
+    the iterations asked for, whether a run is going (and on which hand), and the refinements done,
+    each kept with the hand and the result it was run on (a new result of that hand drops it)."""
+
+    #: core.refine.DEFAULT_REFINE_ITERS (core.refine imports torch, which this process must not;
+    #: tests/test_viewer_refine.py checks the two agree).
+    DEFAULT_ITERS = 40
+
+    iters: int = DEFAULT_ITERS
+    running: bool = False
+    hand: int = -1                                       # the hand being (or last) refined
+    outcomes: dict = field(default_factory=dict)         # hand index → (HandResult, RefineOutcome)
+
+    def outcome_for(self, index: int, result: Any) -> Any:
+        """The refinement of hand `index` if it was run on `result` (this very result), else None."""
+        result_and_outcome = self.outcomes.get(index)
+        return result_and_outcome if result_and_outcome is not None and result_and_outcome[0] is result else None
+
+    def store(self, index: int, result: Any, outcome: Any) -> None:
+        self.outcomes = {**self.outcomes, int(index): (result, outcome)}
+
+    def forget_replaced(self, results: list) -> None:
+        """Drop the refinements whose hand now has another result (a new photo, a re-run)."""
+        keep = {i: ro for i, ro in self.outcomes.items() if i < len(results) and results[i] is ro[0]}
+        if len(keep) != len(self.outcomes):
+            self.outcomes = keep
 
 
 @evented(equality_operators={"frames": _SAME})
@@ -368,4 +420,5 @@ class ViewerModel:
         self.completion = CompletionState()
         self.run_settings = RunSettings()
         self.completion_settings = CompletionSettings()
+        self.refine = RefineState()
         self.status = StatusState()
