@@ -66,6 +66,7 @@ class HandResult:
     params: Any = None              # core.results.MeshParams: Anny parameters per hypothesis (= mesh.params; issue 25)
     timings: dict = field(default_factory=dict)
     side: Any = None                # core.side.SideDecision: how `handedness` was chosen (None: not recorded)
+    trajectory_params: dict | None = None   # Anny parameters of every stage-2 step's x̂0 (`trajectory_params`)
     refined: Any = None             # core.results.Refinement: DPoser refinement against the keypoints (`core.refine`)
 
     keypoints2d = _from_stage1("keypoints2d", "(21,2) detector keypoints, px")
@@ -130,6 +131,8 @@ class HandResult:
             d.update(mesh_npz_arrays(self.mesh))
         if self.refined is not None:
             d.update(self.refined.npz())
+        if self.trajectory_params is not None:
+            d.update({f"trajectory_param_{k}": v.astype(np.float32) for k, v in self.trajectory_params.items()})
         return d
 
 
@@ -311,6 +314,22 @@ class ImagePipeline:
         verts = verts.reshape(s, k, *verts.shape[1:])
         result.mesh_trajectory_vertices = mirror_x(verts) if result.handedness == "left" else verts
         return result.mesh_trajectory_vertices
+
+
+    def trajectory_params(self, result: HandResult) -> dict[str, np.ndarray] | None:
+        """Anny parameters of the mesh of every stage-2 DDIM step (the x̂0 latents): {'global_orient'
+        (S,N,3), 'pose' (S,N,45), 'shape' (S,N,10)} of the right-hand model (a left hand's describe its
+        mirror image, like `params`); stored as `result.trajectory_params` (npz `trajectory_param_*`).
+        None without meshes or without the parameter head. ~1 ms per 50 meshes."""
+        latents = result.trajectory_latents_x0
+        if latents is None or self.mesh is None or self.mesh.param_head is None:
+            return None
+        from core.mesh.params import hypothesis_params
+
+        s, k = latents.shape[:2]
+        p = hypothesis_params(self.mesh.param_head, np.asarray(latents, np.float32).reshape(s * k, -1))
+        result.trajectory_params = {name: v.reshape(s, k, -1) for name, v in p.items()}
+        return result.trajectory_params
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:

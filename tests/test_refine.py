@@ -101,12 +101,13 @@ def test_refined_keys_in_the_result_npz(sample_result, prior):
 def test_infer_refine_writes_keys_and_meshes(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["infer", str(SAMPLE_IMAGE), "--out", str(out), "-n", "4", "--steps", "2", "--refine",
-                 "--refine-iters", "10"]) == 0
+                 "--refine-iters", "10", "--trajectory-params"]) == 0
     folder = out / SAMPLE_IMAGE.stem
     d = np.load(folder / "result.npz")
     assert d["refined_vertex_hypotheses"].shape[0] == 4 and int(d["refined_iters"]) == 10
     assert d["refined_reprojection_px_after"][-1] < d["refined_reprojection_px_before"][-1]
     assert (folder / "mesh_refined.obj").exists()
+    assert d["trajectory_param_pose"].shape == (2, 4, 45)   # --trajectory-params: (steps, N, 45)
     assert "refined" in capsys.readouterr().out
 
 

@@ -153,3 +153,19 @@ def test_infer_writes_params_and_pose_files_that_complete_opens(tmp_path, capsys
         np.testing.assert_allclose(z["observed"], r["param_joint_hypotheses"][3], atol=1e-6)
         err = np.linalg.norm(z["joints"][:, vis] - z["observed"][vis], axis=-1).mean() * 1000
         assert err < 8.0, err   # mm, as tests/test_complete_cli.py asks of a 30-iteration completion
+
+
+def test_trajectory_params_per_step_and_the_last_step_is_the_result(stage_with_head):
+    """Parameters of every stage-2 step's x̂0 mesh (asked for): (S,N,·) arrays in the npz, and the last
+    step's x̂0 is the final sample, so its parameters are the result's."""
+
+    est = CascadeEstimator(stage1=FakeStage1(_stage1()), mesh_stage=stage_with_head)
+    (r,) = est.run(np.zeros((240, 320, 3), np.uint8), n=N, steps=STEPS)
+    assert "trajectory_param_pose" not in r.to_npz_dict()
+    tp = est.trajectory_params(r)
+    s = r.trajectory_latents_x0.shape[0]
+    assert tp["pose"].shape == (s, N, 45) and tp["global_orient"].shape == (s, N, 3) and tp["shape"].shape == (s, N, 10)
+    assert np.abs(tp["pose"][0] - tp["pose"][-1]).max() > 1e-4   # the steps differ
+    np.testing.assert_allclose(tp["pose"][-1], r.params.hyp_pose, atol=1e-4)
+    d = r.to_npz_dict()
+    assert d["trajectory_param_pose"].shape == (s, N, 45)

@@ -24,6 +24,8 @@ param_pose (45,) / param_shape (10,) the aggregate's · and their Anny meshes, t
 (root-relative, same frame as `vertices`): param_vertex_hypotheses (N,V,3) · param_vertices (V,3) ·
 param_joint_hypotheses (N,21,3) · param_joints (21,3). `--pose-files` writes each hypothesis as a pose
 file (DIR/<stem>/poses/hypothesis_000.npz …, aggregate.npz) that `pose-viewer` and `complete` open.
+`--trajectory-params` adds the Anny parameters of every stage-2 DDIM step's x̂0 meshes:
+trajectory_param_global_orient (S,N,3) · trajectory_param_pose (S,N,45) · trajectory_param_shape (S,N,10).
 `--refine` (core/refine.py) refines every hand's hypotheses and aggregate against its 2D keypoints with the
 DPoser prior and adds refined_hypotheses_global_orient / _pose / _shape, refined_global_orient / _pose / _shape,
 their Anny meshes and joints (refined_vertex_hypotheses, refined_vertices, refined_joint_hypotheses,
@@ -83,6 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pose-files", action="store_true",
                    help="also write every hypothesis's Anny parameters as a pose file that pose-viewer and "
                         "pose-viewer complete open (poses/hypothesis_000.npz …, poses/aggregate.npz)")
+    p.add_argument("--trajectory-params", action="store_true",
+                   help="also the Anny parameters of every stage-2 DDIM step's meshes (trajectory_param_* keys)")
     p.add_argument("--refine", action="store_true",
                    help="refine each hand's hypotheses against its 2D keypoints with the DPoser prior "
                         "(refined_* keys, mesh_refined.<fmt>; needs the mesh stage)")
@@ -180,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         for i, r in enumerate(results):
             if refiner is not None:
                 r.refined = refiner(r)
+            if args.trajectory_params:
+                pipeline.trajectory_params(r)
             arrays = r.to_npz_dict()
             arrays.update(image_size=np.array([w, h], np.int32), n_hands=np.int32(len(results)),
                           hand_index=np.int32(i), seed=np.int32(args.seed), steps=np.int32(args.steps))
