@@ -60,6 +60,8 @@ def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: in
     p = result.params
     if p is None or result.mesh is None:
         raise ValueError("this result has no hand-model parameters to refine (needs the cascade's mesh stage)")
+    if getattr(hand, "name", "") != "anny":
+        raise ValueError(f"refinement needs the Anny hand model (the result's parameters are Anny's), not {hand.name}")
     t0 = time.perf_counter()
     left = result.handedness == "left"
     K = np.asarray(result.K, np.float64)

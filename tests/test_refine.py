@@ -87,6 +87,17 @@ def test_refinement_can_be_cancelled_and_needs_parameters(sample_result, prior):
         refine_hand(prior, pipe.mesh.param_hand, dataclasses.replace(r, params=None))
 
 
+def test_refinement_refuses_another_hand_model(sample_result, prior):
+    """A MANO hand (the user's choice in the window) cannot take the parameter head's Anny parameters."""
+    pipe, r = sample_result
+
+    class Other:
+        name = "mano"
+
+    with pytest.raises(ValueError, match="needs the Anny hand model"):
+        refine_hand(prior, Other(), r)
+
+
 def test_refined_keys_in_the_result_npz(sample_result, prior):
     pipe, r = sample_result
     r2 = dataclasses.replace(r, refined=refine_hand(prior, pipe.mesh.param_hand, r, iters=3))
