@@ -9,14 +9,19 @@ evidence; the others used here:
   Its label there, turned back, is a second reading of the same classifier on different pixels; a
   classifier that leans one way on an ambiguous hand leans the same way on the mirror, so averaging the
   two cancels that lean (`p_right = (p(image) + 1 - p(mirror)) / 2`);
-- **chirality** of MediaPipe's 3D landmarks: the sign of (index MCP − wrist) × (pinky MCP − wrist) ·
-  (thumb MCP − wrist) is + for a right hand, − for a left one (`chirality`), from the world landmarks
-  and from the image landmarks' relative depth. They come from the same network as the label but
-  from its 3D head, and are often right where the label is not (and the reverse).
+- **the view vote**: MediaPipe's hand-landmark model (`core.hand_search`) is shown `VIEWS` of the hand
+  — its tracking crop upright, turned ±15°, zoomed out and in, each also mirrored — and each view's 3D
+  world landmarks vote for a side by their **chirality**: the sign of (index MCP − wrist) × (pinky MCP
+  − wrist) · (thumb MCP − wrist) is + for a right hand, − for a left one (`chirality`). The label
+  comes from one crop, and its errors depend on the crop: over several crops the errors mostly cancel;
+  the 3D head's chirality is the steadier reading (measured in docs/results.md "Hand side");
+- the chirality of the detector's own 3D landmarks (world and image), used only when there is no view
+  vote.
 
 `decide_side` combines them (rules in its docstring) and returns a `SideDecision`: the side, a
-confidence in [0.5, 1], and which evidence decided. The thresholds are round numbers chosen on mirrored
-real and synthetic images (training/eval_side.py, docs/results.md "Hand side"), not fitted per image.
+confidence in [0.5, 1], and which evidence decided. The constants are round numbers chosen on one half
+of the mirrored and augmented real images and checked on the other half (training/eval_side.py `tune`,
+docs/results.md "Hand side"), not fitted per image.
 """
 from __future__ import annotations
 
@@ -27,13 +32,114 @@ import numpy as np
 
 SIDES = ("left", "right")
 
-#: A label at least this sure is kept whatever the other evidence says ("confident label").
+#: Without a view vote, a label at least this sure is kept whatever the rest says ("confident label"); the
+#: mirror check runs only for hands below it when there are no views.
 CONFIDENT_LABEL = 0.9
-#: A chirality counts only when |normalised chirality| ≥ this (a flat or edge-on palm: the sign is noise),
-#: and only when the world and the image landmarks agree on it.
+#: A chirality counts only when |normalised chirality| ≥ this (a flat or edge-on palm: the sign is noise).
 CHIRALITY_MIN = 0.1
-#: The weight of an agreeing chirality pair, in log-odds (1.5 ≈ a reading that is right 82 % of the time).
+#: Without a view vote: the weight of the detector's world and image chiralities when they agree, in
+#: log-odds (1.5 ≈ a reading that is right 82 % of the time).
 CHIRALITY_WEIGHT = 1.5
+
+# --- the landmark model shown several views of the hand ------------------------------------------------
+
+@dataclass(frozen=True)
+class View:
+    """One view of a hand's crop: turned by `turn` degrees from upright, the crop side × `zoom`, moved by
+    `shift` (fractions of the crop side, in the crop's axes), and flipped left-right when `mirrored` (the
+    model then sees the other side: its reading is turned back)."""
+
+    turn: float = 0.0
+    zoom: float = 1.0
+    shift: tuple[float, float] = (0.0, 0.0)
+    mirrored: bool = False
+
+
+#: The views of `read_views` whose chiralities vote: MediaPipe's tracking crop upright, turned ±15°,
+#: zoomed out (×1.25) and in (×0.8), each as is and mirrored (so the set is its own mirror image and a
+#: mirrored photo gets the mirrored vote). Turns of 90° and more are left out: the model expects an
+#: upright hand and reads them at chance (measured).
+VIEWS: tuple[View, ...] = tuple(View(t, z, (0.0, 0.0), m) for m in (False, True)
+                                for t, z in ((0, 1.0), (15, 1.0), (-15, 1.0), (0, 1.25), (0, 0.8)))
+#: The weight of a unanimous view vote, in log-odds; a vote of k views for and j against is
+#: VIEW_VOTE_WEIGHT × (k − j) / len(VIEWS).
+VIEW_VOTE_WEIGHT = 8.0
+
+
+def hand_crop_map(keypoints2d: np.ndarray, view: View = View(), size: int = 224) -> np.ndarray:
+    """2×3 affine map from crop pixels (size × size) to image pixels for one view of a hand: MediaPipe's
+    landmarks → ROI rule (wrist → middle-finger MCP points up; side = 2 × the extent of the palm and
+    finger-base keypoints; the centre moved 0.1 × side towards the fingers), then the view's turn, zoom
+    and shift."""
+    from core.hand_search import ROI_POINTS
+
+    kp = np.asarray(keypoints2d, np.float64)
+    up = kp[9] - kp[0]
+    up = up / (np.linalg.norm(up) or 1.0)
+    ey = -up                                    # crop "down" (towards the wrist) in image axes
+    ex = np.array([ey[1], -ey[0]])              # crop "right": a rotation, not a reflection
+    t = math.radians(view.turn)
+    c, s = math.cos(t), math.sin(t)
+    ex, ey = c * ex + s * ey, -s * ex + c * ey
+    local = (kp[ROI_POINTS] - kp[0]) @ np.stack([ex, ey]).T
+    lo, hi = local.min(0), local.max(0)
+    side = max(float(max(hi - lo)) * 2.0, 8.0)
+    centre = kp[0] + ((lo + hi) / 2) @ np.stack([ex, ey]) + 0.1 * side * up
+    side *= view.zoom
+    centre = centre + side * (view.shift[0] * ex + view.shift[1] * ey)
+    f = side / size
+    return np.column_stack([f * ex, f * ey, centre - 0.5 * side * (ex + ey)])
+
+
+def hand_view_crops(image: np.ndarray, keypoints2d: np.ndarray, views, size: int = 224) -> np.ndarray:
+    """The (N, size, size, 3) uint8 crops of `views` of the hand with these keypoints (outside the image:
+    black). Large hands are shrunk first (area averaging), so the crop is not aliased."""
+    import cv2
+
+    img = np.ascontiguousarray(np.asarray(image))
+    maps = [hand_crop_map(keypoints2d, v, size) for v in views]
+    scale = min(float(np.sqrt(abs(np.linalg.det(A[:, :2])))) for A in maps)   # image px per crop px
+    f = 1.0
+    if scale > 1.5:
+        f = 1.0 / scale
+        img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    out = np.empty((len(maps), size, size, 3), np.uint8)
+    for i, (A, v) in enumerate(zip(maps, views)):
+        crop = cv2.warpAffine(img, A * f, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        out[i] = crop[:, ::-1] if v.mirrored else crop
+    return out
+
+
+@dataclass
+class ViewReadings:
+    """The landmark model's readings of each view, turned back to the hand as it is in the image:
+    P(right) (N,), hand presence (N,), and the chirality of its world landmarks (N,)."""
+
+    p_right: np.ndarray
+    presence: np.ndarray
+    chirality: np.ndarray
+
+
+def read_views(searcher, image: np.ndarray, keypoints2d: np.ndarray, views) -> ViewReadings:
+    """Show `searcher` (a `core.hand_search.HandSearcher`: MediaPipe's hand-landmark model) each view of
+    one hand in one batched call; mirrored views' readings are turned back (1 − P(right), −chirality)."""
+    crops = hand_view_crops(image, keypoints2d, views)
+    _, presence, hand, world = searcher.run_crops(crops)
+    flip = np.array([v.mirrored for v in views])
+    pr = np.where(flip, 1.0 - hand, hand).astype(np.float64)
+    ch = np.array([chirality(w) for w in world]) * np.where(flip, -1.0, 1.0)
+    return ViewReadings(pr, np.asarray(presence, np.float64), ch)
+
+
+def view_vote(readings: ViewReadings, min_chirality: float = CHIRALITY_MIN) -> float:
+    """The views' vote in [-1, 1] (+1: all say right): the mean of their chiralities' signs, a view whose
+    |chirality| is below `min_chirality` abstaining."""
+    ch = np.asarray(readings.chirality, np.float64)
+    if ch.size == 0:
+        return 0.0
+    return float(np.mean(np.where(np.abs(ch) >= min_chirality, np.sign(ch), 0.0)))
+
 
 def other(side: str) -> str:
     """'left' ↔ 'right'."""
@@ -78,10 +184,13 @@ class SideEvidence:
     world_chirality: float | None = None        # from MediaPipe's 3D world landmarks
     image_chirality: float | None = None        # from the image landmarks (x, y, relative depth)
     mirror_p_right: float | None = None         # P(right) read on the mirrored image, turned back
+    view_vote: float | None = None              # the views' chirality vote in [-1, 1] (`view_vote`)
+    view_p_right: float | None = None           # the views' mean P(right) (recorded, not used)
 
     @classmethod
-    def from_detection(cls, det, mirror_det=None) -> "SideEvidence":
-        """Evidence of a `core.detector.Detection` (and the same hand found in the mirrored image)."""
+    def from_detection(cls, det, mirror_det=None, views: ViewReadings | None = None) -> "SideEvidence":
+        """Evidence of a `core.detector.Detection` (and the same hand found in the mirrored image, and the
+        landmark model's readings of `VIEWS` of it)."""
         label, score = det.extra.get("label", (det.handedness, det.score))   # before any `apply_side`
         wc = chirality(det.world_landmarks) if det.world_landmarks is not None else None
         ic = None
@@ -91,7 +200,10 @@ class SideEvidence:
         if mirror_det is not None:   # the mirror image's left is this image's right
             m_label, m_score = mirror_det.extra.get("label", (mirror_det.handedness, mirror_det.score))
             mp = 1.0 - p_right(m_label, m_score)
-        return cls(label, float(score), wc, ic, mp)
+        vv = vp = None
+        if views is not None:
+            vv, vp = view_vote(views), float(np.mean(views.p_right))
+        return cls(label, float(score), wc, ic, mp, vv, vp)
 
 
 @dataclass
@@ -137,25 +249,28 @@ def decide_side(ev: SideEvidence, forced: str | None = None) -> SideDecision:
 
     1. `forced` ('left' / 'right'; None or 'auto' decide) wins, confidence 1.
     2. The evidence is summed in log-odds of "right": the label's P(right), averaged with the mirror
-       check's when there is one, plus ±CHIRALITY_WEIGHT when the world and the image landmarks'
-       chiralities agree in sign and are both at least CHIRALITY_MIN.
-    3. A confident label (≥ CONFIDENT_LABEL) is kept whatever the sum says (its confidence is then the
-       sum's P of the label's side, below 0.5 when the rest disagrees: a hand worth a look); otherwise
-       the sign of the sum is the side. `decided_by` names what set it: 'label', or — where the side
-       differs from the label — 'mirror-check' when the averaged label alone already disagrees with
-       the label, else 'chirality'.
+       check's when there is one, plus VIEW_VOTE_WEIGHT × the view vote when there is one; the side is
+       the sign of the sum (the label on a tie). A confident label is overturned only by a clear view
+       vote (a label of 0.9 needs 3 views net of 10 against it, 0.99 needs 6).
+    3. Without a view vote (the older rule): plus ±CHIRALITY_WEIGHT when the detector's world and image
+       chiralities agree in sign and are both at least CHIRALITY_MIN, and a confident label
+       (≥ CONFIDENT_LABEL) is kept whatever the sum says (its confidence is then the sum's P of the
+       label's side, below 0.5 when the rest disagrees: a hand worth a look).
+    `decided_by` names what set the side: 'label', or — where the side differs from the label —
+    'mirror-check' when the averaged label alone already disagrees with the label, else 'chirality'.
     """
     if forced is not None and forced != "auto":
         return SideDecision(check_side(forced), 1.0, "forced", ev)
     pr_label = p_right(ev.label, ev.label_confidence)
     pr = pr_label if ev.mirror_p_right is None else 0.5 * (pr_label + float(ev.mirror_p_right))
-    w, i = _sign(ev.world_chirality), _sign(ev.image_chirality)
-    chir = w if w == i else 0
-    score = _logit(pr) + CHIRALITY_WEIGHT * chir
-    if ev.label_confidence >= CONFIDENT_LABEL or score == 0:
-        side = ev.label
+    if ev.view_vote is not None:
+        score = _logit(pr) + VIEW_VOTE_WEIGHT * float(ev.view_vote)
+        keep_label = score == 0
     else:
-        side = "right" if score > 0 else "left"
+        w, i = _sign(ev.world_chirality), _sign(ev.image_chirality)
+        score = _logit(pr) + CHIRALITY_WEIGHT * (w if w == i else 0)
+        keep_label = ev.label_confidence >= CONFIDENT_LABEL or score == 0
+    side = ev.label if keep_label else ("right" if score > 0 else "left")
     p_side = 1 / (1 + math.exp(-score))
     conf = p_side if side == "right" else 1 - p_side
     if side == ev.label:
@@ -190,24 +305,34 @@ def match_mirrored(dets: list, mirror_dets: list, width: int, tol: float = 0.25)
 
 
 def decide_sides(detector, image: np.ndarray, dets: list, forced: str | None = None,
-                 mirror_check: bool = True) -> list[SideDecision]:
-    """Side decisions for the detections of one RGB image. The mirror check runs `detector` once more on
-    the mirrored image (~25-80 ms on this CPU), only when some hand's label is below CONFIDENT_LABEL (a
-    confident label is kept anyway) and not when `forced` or `mirror_check=False`; hands it does not
-    find go on without it."""
+                 mirror_check: bool = True, views: bool = True, searcher=None) -> list[SideDecision]:
+    """Side decisions for the detections of one RGB image, not run when `forced`. The mirror check runs
+    `detector` once more on the mirrored image (~25-80 ms on this CPU; hands it does not find go on
+    without it); the view vote shows `searcher` (default: `core.hand_search.default_searcher()`) the
+    10 `VIEWS` of each hand (~0.1 s a hand at one thread). `mirror_check=False` / `views=False` leave
+    them out (without views the mirror check runs only when some label is below CONFIDENT_LABEL, as in
+    the older rule)."""
     if forced is not None and forced != "auto":
         return [decide_side(SideEvidence.from_detection(d), forced) for d in dets]
+    img = np.asarray(image)
     mirrors: list = [None] * len(dets)
     unsure = [d for d in dets if d.extra.get("label", (d.handedness, d.score))[1] < CONFIDENT_LABEL]
-    if mirror_check and unsure:
+    if mirror_check and dets and (views or unsure):
         from core.errors import NoHandError
 
         try:
-            found = detector.detect(np.ascontiguousarray(np.asarray(image)[:, ::-1]))
+            found = detector.detect(np.ascontiguousarray(img[:, ::-1]))
         except NoHandError:
             found = []
-        mirrors = match_mirrored(dets, found, np.asarray(image).shape[1])
-    return [decide_side(SideEvidence.from_detection(d, m)) for d, m in zip(dets, mirrors)]
+        mirrors = match_mirrored(dets, found, img.shape[1])
+    readings: list = [None] * len(dets)
+    if views and dets:
+        if searcher is None:
+            from core.hand_search import default_searcher
+
+            searcher = default_searcher()
+        readings = [read_views(searcher, img, d.keypoints2d, VIEWS) for d in dets]
+    return [decide_side(SideEvidence.from_detection(d, m, r)) for d, m, r in zip(dets, mirrors, readings)]
 
 
 def apply_side(det, decision: SideDecision):

@@ -8,8 +8,9 @@ import pytest
 
 from core.errors import InputError
 from core.paths import SAMPLE_IMAGE
-from core.side import (CHIRALITY_MIN, CONFIDENT_LABEL, SideEvidence, chirality, decide_side, decide_sides,
-                       match_mirrored, other, p_right)
+from core.side import (CHIRALITY_MIN, CONFIDENT_LABEL, VIEW_VOTE_WEIGHT, VIEWS, SideEvidence, View, ViewReadings,
+                       chirality, decide_side, decide_sides, hand_crop_map, hand_view_crops, match_mirrored, other,
+                       p_right, read_views, view_vote)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -50,6 +51,31 @@ def test_chirality_does_not_beat_a_fairly_sure_averaged_label():
     assert d.side == "right"
 
 
+def test_a_clear_view_vote_overturns_even_a_confident_label():
+    d = decide_side(SideEvidence("right", 0.95, mirror_p_right=0.9, view_vote=-1.0))
+    assert (d.side, d.decided_by) == ("left", "chirality") and d.confidence > 0.5
+    # the confident-label guard of the rule without views does not apply once there is a view vote
+    assert decide_side(SideEvidence("right", 0.95, mirror_p_right=0.9)).side == "right"
+
+
+def test_a_weak_or_split_view_vote_does_not_overturn_a_sure_label():
+    # label 0.95 right (logit 2.9) vs 2 views net of 10 against: 8 × 0.2 = 1.6 < 2.9
+    assert decide_side(SideEvidence("right", 0.95, view_vote=-0.2)).side == "right"
+    # an unsure label follows the vote; the detector's chirality pair is not used once views vote
+    d = decide_side(SideEvidence("right", 0.6, world_chirality=0.5, image_chirality=0.5, view_vote=-0.2))
+    assert (d.side, d.decided_by) == ("left", "chirality")
+    # a vote of 0 leaves the (mirror-averaged) label
+    assert decide_side(SideEvidence("left", 0.55, mirror_p_right=0.3, view_vote=0.0)).side == "left"
+    assert decide_side(SideEvidence("left", 0.55, mirror_p_right=0.9, view_vote=0.0)).decided_by == "mirror-check"
+
+
+def test_view_vote_counts_signs_and_abstains_when_flat():
+    r = ViewReadings(np.full(5, 0.5), np.ones(5), np.array([0.3, 0.2, -0.4, 0.5 * CHIRALITY_MIN, -0.05]))
+    assert view_vote(r) == pytest.approx((1 + 1 - 1) / 5)
+    assert view_vote(ViewReadings(np.zeros(0), np.zeros(0), np.zeros(0))) == 0.0
+    assert view_vote(r, min_chirality=0.0) == pytest.approx((1 + 1 - 1 + 1 - 1) / 5)
+
+
 def test_forced_side_wins_and_is_checked():
     ev = SideEvidence("right", 0.99, world_chirality=0.5, image_chirality=0.5, mirror_p_right=1.0)
     d = decide_side(ev, forced="left")
@@ -62,9 +88,11 @@ def test_forced_side_wins_and_is_checked():
 def test_mirrored_evidence_gives_the_mirrored_decision():
     """Every reading flipped (what a mirrored image gives) → the other side, same confidence."""
     for ev in [SideEvidence("right", 0.6, 0.2, 0.3, 0.1), SideEvidence("left", 0.95, 0.2, 0.3, 0.4),
-               SideEvidence("left", 0.55, -0.05, 0.4, None), SideEvidence("right", 0.8, -0.2, -0.3, None)]:
+               SideEvidence("left", 0.55, -0.05, 0.4, None), SideEvidence("right", 0.8, -0.2, -0.3, None),
+               SideEvidence("right", 0.95, 0.2, 0.3, 0.8, -0.6), SideEvidence("left", 0.7, 0.2, 0.3, None, 0.1)]:
         flipped = SideEvidence(other(ev.label), ev.label_confidence, -ev.world_chirality, -ev.image_chirality,
-                               None if ev.mirror_p_right is None else 1 - ev.mirror_p_right)
+                               None if ev.mirror_p_right is None else 1 - ev.mirror_p_right,
+                               None if ev.view_vote is None else -ev.view_vote)
         a, b = decide_side(ev), decide_side(flipped)
         assert a.side == other(b.side) and a.confidence == pytest.approx(b.confidence)
 
@@ -93,37 +121,93 @@ def test_chirality_is_positive_for_right_hand_joints_and_negative_mirrored():
     assert chirality(np.zeros((21, 3))) == 0.0 and chirality(np.zeros((20, 3))) == 0.0
 
 
+# --- the views' crops ----------------------------------------------------------------------------------
+
+def _kp_in_crop(kp, view):
+    A = np.vstack([hand_crop_map(kp, view), [0, 0, 1]])
+    M = np.linalg.inv(A)[:2]
+    return kp @ M[:, :2].T + M[:, 2]
+
+
+def test_hand_crop_map_stands_the_hand_upright_turns_and_zooms(detector, hand_image):
+    kp = detector.detect(hand_image)[0].keypoints2d
+    up = _kp_in_crop(kp, View())
+    assert up[0, 0] == pytest.approx(up[9, 0], abs=1e-6) and up[0, 1] > up[9, 1]    # wrist below, straight up
+    assert (up >= -5).all() and (up <= 229).all()                                   # the hand is in the crop
+    t = _kp_in_crop(kp, View(turn=15))
+    d = t[9] - t[0]
+    assert np.degrees(np.arctan2(abs(d[0]), -d[1])) == pytest.approx(15, abs=1e-6)
+    z = _kp_in_crop(kp, View(zoom=1.25))
+    assert np.linalg.norm(z[9] - z[0]) == pytest.approx(np.linalg.norm(up[9] - up[0]) / 1.25)
+
+
+def test_a_mirrored_view_of_the_image_is_the_view_of_the_mirrored_image(detector, hand_image):
+    """Turning +15° and flipping the crop = the −15° crop of the mirrored photo, flipped back: the views
+    are one set under mirroring, so a mirrored photo gets the mirrored vote."""
+    kp = detector.detect(hand_image)[0].keypoints2d
+    w = hand_image.shape[1]
+    mirrored = np.ascontiguousarray(hand_image[:, ::-1])
+    kp_m = kp.copy()
+    kp_m[:, 0] = w - kp[:, 0]           # MediaPipe's keypoints are continuous (x · width)
+    a = hand_view_crops(hand_image, kp, [View(turn=15, mirrored=True)]).astype(float)
+    b, off = hand_view_crops(mirrored, kp_m, [View(turn=-15), View(turn=-10)]).astype(float)
+    assert np.abs(a[0] - b).mean() < 2.0 and np.abs(a[0] - b).mean() < 0.25 * np.abs(a[0] - off).mean()
+    assert set(VIEWS) == {View(-v.turn, v.zoom, (-v.shift[0], v.shift[1]), not v.mirrored) for v in VIEWS}
+
+
 # --- MediaPipe end to end -----------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def searcher():
+    from core.hand_search import HandSearcher
+
+    return HandSearcher(num_threads=1)
 
 
-def test_mirrored_image_gives_the_other_side(detector, hand_image):
+def test_the_views_vote_right_on_the_right_hand_and_left_on_its_mirror(detector, hand_image, searcher):
+    kp = detector.detect(hand_image)[0].keypoints2d
+    r = read_views(searcher, hand_image, kp, VIEWS)
+    assert r.p_right.shape == r.presence.shape == r.chirality.shape == (len(VIEWS),)
+    assert (r.presence > 0.5).all() and view_vote(r) >= 0.5 and r.p_right.mean() > 0.5
+    mirrored = np.ascontiguousarray(hand_image[:, ::-1])
+    m = read_views(searcher, mirrored, detector.detect(mirrored)[0].keypoints2d, VIEWS)
+    assert view_vote(m) <= -0.5 and m.p_right.mean() < 0.5
+
+
+
+def test_mirrored_image_gives_the_other_side(detector, hand_image, searcher):
     dets = detector.detect(hand_image)
-    (d,) = decide_sides(detector, hand_image, dets[:1])
+    (d,) = decide_sides(detector, hand_image, dets[:1], searcher=searcher)
     mirrored = np.ascontiguousarray(hand_image[:, ::-1])
     mdets = detector.detect(mirrored)
-    (m,) = decide_sides(detector, mirrored, mdets[:1])
+    (m,) = decide_sides(detector, mirrored, mdets[:1], searcher=searcher)
     assert d.side == "right" and m.side == "left"
     assert d.confidence > 0.5 and m.confidence > 0.5
-    # the detector keeps the landmarks' depth, so both chiralities are there
+    # every piece of evidence is there: both chiralities, the mirror check, the views
     assert d.evidence.world_chirality is not None and d.evidence.image_chirality is not None
+    assert d.evidence.mirror_p_right > 0.5 and d.evidence.view_vote > 0 and m.evidence.view_vote < 0
 
 
-def test_mirror_check_runs_for_unsure_labels_only(detector, hand_image):
+def test_a_wrong_label_is_fixed_and_the_checks_can_be_left_out(detector, hand_image, searcher):
     import copy
 
     (det,) = detector.detect(hand_image)[:1]
-    assert det.score >= CONFIDENT_LABEL            # the sample's label is sure: no second detector call
-    (d,) = decide_sides(detector, hand_image, [copy.deepcopy(det)])
-    assert d.evidence.mirror_p_right is None and d.side == "right"
-    # the same hand with a wrong, unsure label: the mirror check reads the mirrored image and fixes it
+    assert det.score >= CONFIDENT_LABEL
+    # the same hand with a wrong, confident label: the mirror check and the views outvote it
     wrong = copy.deepcopy(det)
-    wrong.handedness, wrong.score = "left", 0.6
-    (w,) = decide_sides(detector, hand_image, [wrong])
-    assert w.evidence.mirror_p_right is not None and w.evidence.mirror_p_right > 0.5
-    assert (w.side, w.decided_by) == ("right", "mirror-check")
-    (n,) = decide_sides(detector, hand_image, [copy.deepcopy(wrong)], mirror_check=False)
-    assert n.evidence.mirror_p_right is None
+    wrong.handedness, wrong.score = "left", 0.95
+    (w,) = decide_sides(detector, hand_image, [wrong], searcher=searcher)
+    assert w.evidence.mirror_p_right > 0.5 and w.evidence.view_vote > 0
+    assert w.side == "right" and w.decided_by in ("mirror-check", "chirality")
+    # without views (the older rule): a confident label is kept and the mirror check skipped...
+    (k,) = decide_sides(detector, hand_image, [copy.deepcopy(wrong)], views=False)
+    assert (k.side, k.evidence.mirror_p_right, k.evidence.view_vote) == ("left", None, None)
+    # ...an unsure one is checked in the mirrored image
+    wrong.score = 0.6
+    (u,) = decide_sides(detector, hand_image, [copy.deepcopy(wrong)], views=False)
+    assert (u.side, u.decided_by) == ("right", "mirror-check")
+    (n,) = decide_sides(detector, hand_image, [copy.deepcopy(wrong)], mirror_check=False, searcher=searcher)
+    assert n.evidence.mirror_p_right is None and n.evidence.view_vote is not None
 
 
 def test_forced_side_is_respected(detector, hand_image):

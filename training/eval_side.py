@@ -192,6 +192,36 @@ def collect_renders(detector, folder: pathlib.Path, n_aug: int, seed: int, limit
     return rows
 
 
+# --- the landmark model on several views of each hand (core.side.read_views) ------------------------------
+
+def collect_views() -> list:
+    """The views `collect --views` records per hand (a superset of core.side.VIEWS, so rules can be chosen
+    afterwards): upright; turned ±15°, ±30°, 90°, 180°, 270°; zoomed 0.8 / 1.25; moved ±10 % along each
+    crop axis — each as is and mirrored."""
+    from core.side import View
+
+    geo = [View()] + [View(turn=t) for t in (15, -15, 30, -30, 90, 180, 270)]
+    geo += [View(zoom=z) for z in (0.8, 1.25)]
+    geo += [View(shift=s) for s in ((0.1, 0), (-0.1, 0), (0, 0.1), (0, -0.1))]
+    return geo + [View(v.turn, v.zoom, v.shift, True) for v in geo]
+
+
+def view_extra(searcher, views):
+    """A `collect_image` `extra` hook: the landmark model's readings of `views` of each hand (turned back
+    for mirrored views), its time, and where the hand is (wrist, size in px)."""
+    from core.side import read_views
+
+    def extra(img, det, row):
+        t0 = time.perf_counter()
+        r = read_views(searcher, img, det.keypoints2d, views)
+        kp = np.asarray(det.keypoints2d)
+        return {"views": {"p": np.round(r.p_right, 4).tolist(), "pres": np.round(r.presence, 4).tolist(),
+                          "ch": np.round(r.chirality, 4).tolist()},
+                "t_views_s": time.perf_counter() - t0, "wrist": kp[0].round(1).tolist(),
+                "size": float(np.ptp(kp, 0).max())}
+    return extra
+
+
 # --- lifted evidence: each hand lifted as a left and as a right hand -------------------------------------
 
 PLAUSIBILITY_T = (0.1, 0.2, 0.3, 0.5)   # DPoser noise levels of the plausibility score
@@ -332,12 +362,28 @@ def lift_report(rows: list[dict]) -> list[str]:
 
 # --- report ---------------------------------------------------------------------------------------------
 
-def decisions(rows: list[dict], use_mirror: bool = True) -> list:
-    from core.side import SideEvidence, decide_side
+def view_indices(views) -> list[int]:
+    """Positions of `views` in `collect_views()` (what `collect --views` recorded)."""
+    recorded = collect_views()
+    return [recorded.index(v) for v in views]
 
+
+def decisions(rows: list[dict], use_mirror: bool = True, use_views: bool = True, views=None,
+              min_chirality: float | None = None) -> list:
+    """`decide_side` on recorded evidence; the view vote (when the rows have views and `use_views`) from
+    `views` (default core.side.VIEWS) with `min_chirality` (default CHIRALITY_MIN)."""
+    from core.side import CHIRALITY_MIN, VIEWS, SideEvidence, ViewReadings, decide_side, view_vote
+
+    idx = view_indices(VIEWS if views is None else views)
+    cmin = CHIRALITY_MIN if min_chirality is None else min_chirality
     out = []
     for r in rows:
-        ev = SideEvidence(r["label"], r["conf"], r["cw"], r["ci"], r["mirror_p_right"] if use_mirror else None)
+        vv = vp = None
+        if use_views and "views" in r:
+            rd = ViewReadings(*(np.asarray(r["views"][k], np.float64)[idx] for k in ("p", "pres", "ch")))
+            vv, vp = view_vote(rd, cmin), float(rd.p_right.mean())
+        ev = SideEvidence(r["label"], r["conf"], r["cw"], r["ci"], r["mirror_p_right"] if use_mirror else None,
+                          vv, vp)
         out.append(decide_side(ev))
     return out
 
@@ -358,8 +404,9 @@ def summarise(rows: list[dict], confident: float | None = None) -> dict:
     label = [r["label"] for r in rows]
     out = {"n": len(rows), "label": confusion(true, label).tolist(),
            "label_wrong": int(sum(t != l for t, l in zip(true, label)))}
-    for key, mirror in (("decision", True), ("decision_no_mirror", False)):
-        dec = decisions(rows, mirror)
+    for key, mirror, views in (("decision", True, True), ("decision_no_mirror", False, True),
+                               ("decision_no_views", True, False)):
+        dec = decisions(rows, mirror, views)
         ch = [d.side for d in dec]
         out[key] = confusion(true, ch).tolist()
         out[f"{key}_wrong"] = int(sum(t != c for t, c in zip(true, ch)))
@@ -465,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--limit", type=int, default=200, help="renders to use")
     c.add_argument("--aug", type=int, default=12, help="random variants per image (besides the image)")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--views", action="store_true",
+                   help="also the landmark model's readings of several views of each hand (collect_views)")
     c.add_argument("--out", type=pathlib.Path, required=True)
     q = sub.add_parser("pampjpe")
     q.add_argument("--real-data", type=pathlib.Path, default=pathlib.Path("../shared/realdata"))
@@ -490,18 +539,25 @@ def main(argv: list[str] | None = None) -> int:
     lr.add_argument("files", nargs="+", type=pathlib.Path)
     r = sub.add_parser("report")
     r.add_argument("files", nargs="+", type=pathlib.Path)
-    r.add_argument("--sweep", action="store_true", help="also: errors for other settings of the rule's constants")
+    t = sub.add_parser("tune", help="choose the view vote's constants on one half of the images, report on the "
+                                    "other (both ways)")
+    t.add_argument("file", type=pathlib.Path, help="a `collect --views` file")
     args = ap.parse_args(argv)
     if args.what == "collect":
         from core.detector import HandDetector
 
         t0 = time.time()
+        extra = None
+        if args.views:
+            from core.hand_search import HandSearcher
+
+            extra = view_extra(HandSearcher(num_threads=1), collect_views())
         with HandDetector() as det:
             rows = []
             if args.real_data is not None:
-                rows += collect_real(det, args.real_data, args.aug, args.seed)
+                rows += collect_real(det, args.real_data, args.aug, args.seed, extra)
             if args.renders is not None:
-                rows += collect_renders(det, args.renders, args.aug, args.seed, args.limit)
+                rows += collect_renders(det, args.renders, args.aug, args.seed, args.limit, extra)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"argv": argv or sys.argv[1:], "rows": rows}))
         print(f"{len(rows)} rows -> {args.out} ({time.time() - t0:.0f} s)")
@@ -522,6 +578,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{f} {g}")
                 print("\n".join(lift_report([r for r in rows if g in ("all", r["group"])])))
         return 0
+    if args.what == "tune":
+        lines, _ = tune(json.loads(args.file.read_text())["rows"])
+        print("\n".join(lines))
+        return 0
     if args.what == "pampjpe":
         res = eval_pampjpe(args.real_data, args.stage, args.n, args.steps, args.aug, args.seed, args.unsure_only)
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -536,33 +596,83 @@ def main(argv: list[str] | None = None) -> int:
             res = summarise(sel)
             print(f, g, json.dumps(res))
             print(markdown_row(f"{f.stem} {g}", res))
-        if args.sweep:
-            print("\n".join(sweep(rows)))
     return 0
 
 
-def sweep(rows: list[dict]) -> list[str]:
-    """Decision errors (wrong / broken unsure-correct labels) per group for other settings of the rule's
-    three constants: how much the result depends on them."""
+def image_half(name: str) -> int:
+    """Which half of the images an image belongs to (0 / 1, by a CRC of its name): `tune` chooses the
+    constants on one half and reports on the other."""
+    import zlib
+
+    return zlib.crc32(name.encode()) % 2
+
+
+def candidate_view_sets() -> dict[str, list]:
+    """The view sets `tune` chooses among (each closed under mirroring)."""
+    from core.side import VIEWS
+
+    allv = [v for v in collect_views() if v.turn not in (90, 180, 270)]
+    return {"upright (2)": [v for v in allv if v.turn == 0 and v.zoom == 1 and v.shift == (0, 0)],
+            "upright, zoom (6)": [v for v in allv if v.turn == 0 and v.shift == (0, 0)],
+            "upright, ±15°, zoom (10)": list(VIEWS),
+            "±15°, ±30°, zoom, shifts (22)": allv}
+
+
+TUNE_WEIGHTS = (4.0, 6.0, 8.0, 10.0, 12.0, 16.0)
+TUNE_MIN_CHIRALITY = (0.05, 0.1, 0.2)
+
+
+def tune(rows: list[dict]) -> tuple[list[str], dict]:
+    """Two-fold choice of the view vote's constants by image (`image_half`): for each half, the setting
+    (view set × VIEW_VOTE_WEIGHT × CHIRALITY_MIN) with the fewest wrong sides there among those that turn
+    no confident (≥ 0.9) correct label wrong (ties: fewer views, then a smaller weight), and its counts
+    on the other half (held out). Returns the table and the two choices."""
+    import itertools
+
     import core.side as side
 
-    keep = (side.CONFIDENT_LABEL, side.CHIRALITY_MIN, side.CHIRALITY_WEIGHT)
-    groups = sorted({r["group"] for r in rows})
-    out = ["| confident label | chirality min | chirality weight | " + " | ".join(groups) + " |",
-           "|---|---|---|" + "---|" * len(groups)]
+    keep = side.VIEW_VOTE_WEIGHT
+    halves = [[r for r in rows if image_half(r["image"]) == h] for h in (0, 1)]
+    sets = candidate_view_sets()
+    results = []
     try:
-        for conf in (0.8, 0.9, 0.95):
-            for cmin in (0.05, 0.1, 0.2):
-                for cw in (0.0, 1.5, 3.0):
-                    side.CONFIDENT_LABEL, side.CHIRALITY_MIN, side.CHIRALITY_WEIGHT = conf, cmin, cw
-                    cells = []
-                    for g in groups:
-                        res = summarise([r for r in rows if r["group"] == g], confident=0.9)
-                        cells.append(f"{res['decision_wrong']} / {res['decision_broke_any']}")
-                    out.append(f"| {conf} | {cmin} | {cw} | " + " | ".join(cells) + " |")
+        for (name, views), w, cmin in itertools.product(sets.items(), TUNE_WEIGHTS, TUNE_MIN_CHIRALITY):
+            side.VIEW_VOTE_WEIGHT = w
+            counts = []
+            for part in halves:
+                dec = decisions(part, views=views, min_chirality=cmin)
+                wrong = sum(d.side != r["true"] for d, r in zip(dec, part))
+                broke = sum(d.side != r["true"] and r["label"] == r["true"] and r["conf"] >= 0.9
+                            for d, r in zip(dec, part))
+                broke_any = sum(d.side != r["true"] and r["label"] == r["true"] for d, r in zip(dec, part))
+                counts.append((wrong, broke, broke_any))
+            results.append(((name, len(views), w, cmin), counts))
     finally:
-        side.CONFIDENT_LABEL, side.CHIRALITY_MIN, side.CHIRALITY_WEIGHT = keep
-    return out
+        side.VIEW_VOTE_WEIGHT = keep
+    label = [sum(r["label"] != r["true"] for r in part) for part in halves]
+    out = [f"halves: {len(halves[0])} / {len(halves[1])} hands of {len({r['image'] for r in halves[0]})} / "
+           f"{len({r['image'] for r in halves[1]})} images; label wrong {label[0]} / {label[1]}",
+           "| tuned on | chosen: views, weight, min. chirality | wrong there | held-out half: label wrong | "
+           "decision wrong | confident correct labels broken | any correct label broken |",
+           "|---|---|---|---|---|---|---|"]
+    chosen = {}
+    for h in (0, 1):
+        ok = [x for x in results if x[1][h][1] == 0]
+        best = min(ok, key=lambda x: (x[1][h][0], x[0][1], x[0][2]))
+        (name, _, w, cmin), counts = best
+        chosen[h] = best[0]
+        o = counts[1 - h]
+        out.append(f"| half {h} | {name}, {w:g}, {cmin:g} | {counts[h][0]} | {label[1 - h]} | **{o[0]}** | {o[1]} | "
+                   f"{o[2]} |")
+    tot = [sum(x[1][h][0] for h in (0, 1)) for x in results]
+    shipped = [x for x in results if x[0][0] == "upright, ±15°, zoom (10)" and x[0][2] == keep
+               and x[0][3] == side.CHIRALITY_MIN]
+    if shipped:
+        c = shipped[0][1]
+        out.append(f"shipped setting (10 views, {keep:g}, {side.CHIRALITY_MIN:g}): wrong {c[0][0]} / {c[1][0]} "
+                   f"(broke confident {c[0][1]} / {c[1][1]}); best of all {len(results)} settings on all rows: "
+                   f"{min(tot)}")
+    return out, chosen
 
 
 def markdown_row(name: str, s: dict) -> str:
