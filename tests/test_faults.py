@@ -362,6 +362,65 @@ def test_shutdown_mid_run_is_quick_and_reports_nothing(qtbot, pose_npz):
     assert not messages and runner.pid is None
 
 
+def test_one_engine_process_serves_the_cascade_and_dposer_lanes_side_by_side(qtbot, pose_npz):
+    """Issue 27 (footprint): DPoser is a second lane of the engine process (one torch runtime): one child
+    for both runners; an image run finishes while a DPoser run is in flight (the lanes do not queue
+    behind each other); a kill mid-run fails that lane's run once and nothing else; an idle kill is
+    reported once for the process; both lanes come back by themselves; shutdown ends it."""
+    import multiprocessing
+    import signal
+
+    from core.io.poses import load_pose_file
+    from core.paths import SAMPLE_IMAGE
+    from viewer.process_worker import ProcessRunner, shutdown_all
+    from viewer.state import PoseSource
+
+    engine = ProcessRunner(serve="serve_cascade", label="engine")
+    prior = ProcessRunner(serve="serve_prior", host=engine)
+    reports, failures = [], {"engine": [], "DPoser": []}
+    for r in (engine, prior):
+        r.crashed.connect(reports.append)
+        r.failed.connect(lambda m, tb, r=r: failures[r.label].append(m))
+    pf = load_pose_file(pose_npz)
+    source = PoseSource("p", np.zeros((21, 3), np.float32), pf.pose, pf.global_orient, None)
+    hidden = np.zeros(21, bool)
+    hidden[[4, 8, 12]] = True
+    endless = (source, hidden, {"iters": 1_000_000, "n": 4})
+    try:
+        prior.prewarm()
+        qtbot.waitUntil(lambda: engine.child_ready and prior.child_ready, timeout=240_000)
+        assert engine.pid == prior.pid and len(multiprocessing.active_children()) == 1
+        with qtbot.waitSignal(prior.progress, timeout=60_000):
+            prior.start(endless)
+        with qtbot.waitSignal(engine.finished, timeout=120_000) as got:   # would never come if it queued
+            engine.start((str(SAMPLE_IMAGE), None, None, 0, {"n": 5, "steps": 2}))
+        assert got.args[0].result.joint_hypotheses.shape[0] == 5 and prior.busy
+        old = prior.pid
+        with qtbot.waitSignal(prior.failed, timeout=10_000):   # killed mid-run (DPoser lane)
+            os.kill(old, signal.SIGKILL)
+        qtbot.wait(300)
+        assert len(failures["DPoser"]) == 1 and not failures["engine"] and not reports
+        assert "stopped unexpectedly" in failures["DPoser"][0]
+        qtbot.waitUntil(lambda: engine.pid not in (None, old) and engine.pid == prior.pid, timeout=5_000)
+        qtbot.waitUntil(lambda: engine.child_ready and prior.child_ready, timeout=240_000)
+        old = engine.pid
+        engine._last_respawn_t = -1e9   # (a second death within 10 s is not restarted: it might loop)
+        os.kill(old, signal.SIGKILL)   # idle: one report for the process
+        qtbot.waitUntil(lambda: bool(reports), timeout=5_000)
+        qtbot.waitUntil(lambda: engine.pid not in (None, old) and engine.pid == prior.pid, timeout=5_000)
+        qtbot.waitUntil(lambda: engine.child_ready and prior.child_ready, timeout=240_000)
+        qtbot.wait(200)
+        assert len(reports) == 1 and "signal 9" in reports[0] and len(failures["DPoser"]) == 1, (reports, failures)
+        again = prior.call(("source_from_pose", "p", pf.pose, pf.global_orient, None))
+        assert again.vertices.shape == (1609, 3)
+    finally:
+        t0 = time.perf_counter()
+        shutdown_all([prior])   # one lane named: the process and both lanes end
+        took = time.perf_counter() - t0
+    assert engine.pid is None and prior.pid is None and not multiprocessing.active_children()
+    assert took <= 2.0, f"shutdown took {took:.2f} s"
+
+
 # -- 7. the window's first hand without torch ------------------------------------------------------------------
 def test_the_shipped_neutral_hand_matches_the_hand_model():
     """resources/mesh/anny_neutral.npz (the window's first hand, read without torch) is what the Anny

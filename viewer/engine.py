@@ -263,38 +263,82 @@ def build_hand(spec: dict | None = None):
 WORKER_NICENESS = 10   # the engine processes' scheduling priority, below the window's
 
 
+def _prior_setup(hand_spec: dict | None) -> PriorEngine:
+    engine = PriorEngine(build_hand(hand_spec))
+    try:
+        engine.prior()     # warm: the first completion should not pay for loading the weights
+    except Exception:      # noqa: BLE001 - e.g. missing weights: reported again by each job
+        pass
+    # Warm the hand's skinning (Warp loads its kernels on first use): the first pose's mesh is then
+    # quick, and in a shared process the kernels are loaded here, before another lane runs.
+    try:
+        engine.source_from_pose("warm-up", np.zeros(engine.hand.pose_dim, np.float32), np.zeros(3, np.float32))
+    except Exception:      # noqa: BLE001 - a warm-up only: the real request reports its own error
+        pass
+    return engine
+
+
+def _prior_job(engine, job, progress, cancelled):
+    return engine.handle(job, progress, cancelled)
+
+
+def _cascade_setup(spec: dict | None) -> Engine:
+    engine = Engine()
+    try:
+        engine.pipeline("auto").warm()   # weights and the MediaPipe bundle
+    except Exception:      # noqa: BLE001 - e.g. missing weights: reported again by each job
+        pass
+    return engine
+
+
+def _cascade_job(engine, job, progress, cancelled):
+    # The result goes out as a 'partial' as soon as the meshes are there; 'finished' follows with the
+    # decoded mesh trajectory for the denoising slider.
+    return engine.run(*job, progress, cancelled, early=lambda est: progress(1, 1, "decoding the trajectory", est))
+
+
+#: serve name → (setup(spec), run_job(engine, job, progress, cancelled), torch threads of its lane). DPoser's
+#: small ops run fastest on one thread and leave the other core to the window; the cascade takes the default.
+LANES = {"serve_prior": (_prior_setup, _prior_job, 1), "serve_cascade": (_cascade_setup, _cascade_job, None)}
+
+
 def serve_prior(conn, cancel_upto, hand_spec: dict | None) -> None:
     """DPoser child process: build the hand model and load the prior once, then run completion jobs
-    ('job', run_id, source, hidden, settings). Protocol in `_serve`."""
-    def setup():
-        engine = PriorEngine(build_hand(hand_spec))
-        try:
-            engine.prior()     # warm: the first completion should not pay for loading the weights
-        except Exception:      # noqa: BLE001 - e.g. missing weights: reported again by each job
-            pass
-        return engine
-
-    # Small ops: one thread is fastest and leaves the other core to the window.
-    _serve(conn, cancel_upto, setup, lambda engine, job, progress, cancelled:
-           engine.handle(job, progress, cancelled), threads=1)
+    ('job', run_id, source, hidden, settings). Protocol in `_serve_lane`."""
+    serve_lanes([("serve_prior", conn, cancel_upto, hand_spec)])
 
 
 def serve_cascade(conn, cancel_upto, spec: dict | None) -> None:
     """Image child process: load the detector and the cascade once, then run image jobs
-    ('job', run_id, path, image, detections, chosen, settings) → `Estimate`. Protocol in `_serve`."""
-    def setup():
-        engine = Engine()
-        try:
-            engine.pipeline("auto").warm()   # weights and the MediaPipe bundle
-        except Exception:      # noqa: BLE001 - e.g. missing weights: reported again by each job
-            pass
-        return engine
+    ('job', run_id, path, image, detections, chosen, settings) → `Estimate`. Protocol in `_serve_lane`."""
+    serve_lanes([("serve_cascade", conn, cancel_upto, spec)])
 
-    # The result goes out as a 'partial' as soon as the meshes are there; 'finished' follows with the
-    # decoded mesh trajectory for the denoising slider.
-    _serve(conn, cancel_upto, setup, lambda engine, job, progress, cancelled:
-           engine.run(*job, progress, cancelled, early=lambda est: progress(1, 1, "decoding the trajectory", est)),
-           threads=None)
+
+def serve_lanes(lanes: list[tuple]) -> None:
+    """One engine process serving one or several lanes [(serve name, conn, cancel_upto, spec), ...]
+    (issue 27: the cascade and DPoser in one process share one torch runtime and one Warp). Lanes are
+    set up in order (each sends 'ready' when its models are loaded) and each is served by its own thread,
+    so a DPoser job never waits for an image run (torch's thread count is per thread). The process
+    ends when any lane is told to stop or loses its window."""
+    import os
+    import sys
+
+    try:
+        # When the CPU is short, the window's frames go first; with a core to spare this changes nothing.
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):   # not on this platform / not permitted
+        pass
+    ended = threading.Event()
+    for name, conn, cancel_upto, spec in lanes:
+        setup, run_job, threads = LANES[name]
+        engine, startup_error = _set_up(lambda: setup(spec))
+        threading.Thread(target=_serve_lane, daemon=True, name=name,
+                         args=(conn, cancel_upto, engine, startup_error, run_job, threads, ended)).start()
+    ended.wait()
+    # Skip the interpreter's teardown (torch's takes about a second): nothing is left to flush or save.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def trim_heap() -> None:
@@ -308,8 +352,22 @@ def trim_heap() -> None:
         pass
 
 
-def _serve(conn, cancel_upto, setup, run_job, threads: int | None) -> None:
-    """Child-process loop: `setup()` once, then `run_job(engine, job, progress, cancelled)` per job.
+def _set_up(setup) -> tuple[Any, tuple[str, str] | None]:
+    """(engine, None) or (None, (one-line error, traceback)) when `setup()` fails."""
+    import traceback
+
+    from core.errors import one_line
+
+    try:
+        return setup(), None
+    except Exception as exc:   # noqa: BLE001 - reported to the user by each job
+        return None, (one_line(exc), traceback.format_exc())
+
+
+def _serve_lane(conn, cancel_upto, engine, startup_error, run_job, threads: int | None,
+                ended: threading.Event) -> None:
+    """One lane's loop (on its own thread of the engine process): `run_job(engine, job, progress,
+    cancelled)` per job, until 'stop' or the window goes away; then `ended` is set.
 
     Receives ('job', run_id, *job) or ('stop',) on `conn`; sends ('ready', error, info) (info: the
     engine's `info()` dict, e.g. the device label, or {}),
@@ -317,9 +375,7 @@ def _serve(conn, cancel_upto, setup, run_job, threads: int | None) -> None:
     ('finished', run_id, result), ('failed', run_id, message, traceback) or ('cancelled', run_id) per
     job. A job is cancelled once `cancel_upto.value >= run_id`.
     """
-    import os
     import pickle
-    import sys
     import traceback
 
     import torch
@@ -327,19 +383,7 @@ def _serve(conn, cancel_upto, setup, run_job, threads: int | None) -> None:
     from core.errors import Cancelled, one_line
 
     if threads:
-        torch.set_num_threads(threads)
-    try:
-        # When the CPU is short, the window's frames go first; with a core to spare this changes nothing.
-        os.nice(WORKER_NICENESS)
-    except (AttributeError, OSError):   # not on this platform / not permitted
-        pass
-    engine = None
-    startup_error: tuple[str, str] | None = None
-
-    try:
-        engine = setup()
-    except Exception as exc:   # noqa: BLE001 - reported to the user by each job
-        startup_error = (one_line(exc), traceback.format_exc())
+        torch.set_num_threads(threads)   # this thread's (OpenMP / MKL settings are per thread)
     try:
         info = {}
         if engine is not None and hasattr(engine, "info"):
@@ -384,10 +428,8 @@ def _serve(conn, cancel_upto, setup, run_job, threads: int | None) -> None:
                                traceback.format_exc()))
             result = None   # drop this process's reference before trimming
             trim_heap()
-    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+    except (EOFError, OSError, KeyboardInterrupt):
         pass   # the window went away
+    finally:
+        ended.set()
     conn.close()
-    # Skip the interpreter's teardown (torch's takes about a second): nothing is left to flush or save.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)

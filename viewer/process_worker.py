@@ -1,13 +1,16 @@
 """Engine runs in a child process, so the engine's Python never holds the window's GIL and the OS
 schedules the window first (the child runs at a lower priority): one runner for the image cascade
-(`viewer.engine.serve_cascade`) and one for DPoser completions (`viewer.engine.serve_prior`).
+(`viewer.engine.serve_cascade`) and one for DPoser (`viewer.engine.serve_prior`). A runner made with
+`host=` another is a second *lane* of the host's child (`viewer.engine.serve_lanes`: one process, one
+torch runtime, each lane served by its own thread there), which saves a whole engine process (issue 27);
+the lanes keep their own pipes, run ids and cancel counters, and share start, death and shutdown.
 
 `ProcessRunner` has the public surface of `viewer.workers.RunManager` (signals progress, partial,
 finished, failed, cancelled, busy_changed; start / cancel / wait / busy) plus `prewarm` and `shutdown`.
-It owns one child process (multiprocessing, "spawn" context) running the named `viewer.engine` serve
-function: the child imports torch and loads its models once, then serves jobs until it is told to stop. In the window's process two small threads move messages: a writer (jobs out, so the
-GUI thread never blocks on a full pipe) and a reader (blocked in `recv`, which releases the GIL) that
-turns the child's messages into queued Qt signals. Progress and partial results are coalesced (only
+It owns one child process (multiprocessing, "spawn") running the named `viewer.engine` serve function:
+the child imports torch and loads its models once, then serves jobs until told to stop. Per runner two
+small threads move messages: a writer (jobs out: the GUI thread never blocks on a full pipe) and a reader
+(blocked in `recv`, which releases the GIL) that turns the child's messages into queued Qt signals. Progress and partial results are coalesced (only
 the latest is kept until the GUI thread takes it, shown at most every `progress_interval_s` /
 `partial_interval_s`: each costs a frame), so a slow frame never lets updates pile up in the event
 queue. Cancel is a shared counter: the child stops a job at
@@ -32,6 +35,9 @@ from typing import Any
 
 from PySide6 import QtCore
 
+from viewer.process_stop import finish_stop, shutdown_all
+
+__all__ = ["ProcessRunner", "shutdown_all"]
 Connection = QtCore.Qt.ConnectionType.QueuedConnection
 log = logging.getLogger("pose-viewer")
 
@@ -63,8 +69,12 @@ class ProcessRunner(QtCore.QObject):
     progress_interval_s = 0.25  # progress shown at most this often (the last step always)
 
     def __init__(self, parent: QtCore.QObject | None = None, hand_spec: dict | None = None,
-                 serve: str = "serve_prior", label: str = "DPoser") -> None:
+                 serve: str = "serve_prior", label: str = "DPoser", host: "ProcessRunner | None" = None) -> None:
         super().__init__(parent)
+        self.host = host                      # whose child process serves this runner's lane (None: its own)
+        self.guests: list[ProcessRunner] = []  # runners served as lanes of this runner's child
+        if host is not None:
+            host.guests.append(self)
         self._ctx = multiprocessing.get_context("spawn")
         self.hand_spec = hand_spec or {"kind": "anny"}
         self.serve = serve      # the child's main loop: a function of viewer.engine
@@ -201,7 +211,15 @@ class ProcessRunner(QtCore.QObject):
         shutdown_all([self], timeout_s)
 
     # -- child process -----------------------------------------------------------------------------------
+    def _group(self) -> list["ProcessRunner"]:
+        """The runners sharing this runner's child process: the host first, then its guests."""
+        host = self.host or self
+        return [host, *host.guests]
+
     def _ensure_child(self) -> None:
+        if self.host is not None:
+            self.host._ensure_child()   # the host starts the process and attaches every lane
+            return
         if self._proc is not None and self._proc.is_alive():
             return
         if self._proc is not None:
@@ -211,18 +229,29 @@ class ProcessRunner(QtCore.QObject):
         # glibc gives each thread of the child its own malloc arena; two are plenty for an engine process
         # and save ~70 MB of its resident memory (measured: 630 → 557 MB after three image runs).
         os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        cancel_upto = self._ctx.RawValue("q", self._cancel_mark)
-        proc = self._ctx.Process(target=getattr(viewer.engine, self.serve),
-                                 args=(child_conn, cancel_upto, self.hand_spec),
-                                 name=f"pose-viewer-{self.serve}", daemon=True)
+        lanes = [*self.guests, self]   # set up in this order in the child: DPoser (the window waits for it) first
+        pipes = [self._ctx.Pipe(duplex=True) for _ in lanes]
+        cancels = [self._ctx.RawValue("q", r._cancel_mark) for r in lanes]
+        if self.guests:
+            target = viewer.engine.serve_lanes
+            args = ([(r.serve, child, cancel, r.hand_spec) for r, (_, child), cancel in zip(lanes, pipes, cancels)],)
+        else:
+            target, args = getattr(viewer.engine, self.serve), (pipes[0][1], cancels[0], self.hand_spec)
+        proc = self._ctx.Process(target=target, args=args, name=f"pose-viewer-{self.serve}", daemon=True)
         try:
             proc.start()
         except BaseException:
-            parent_conn.close()
+            for parent_conn, _ in pipes:
+                parent_conn.close()
             raise
         finally:
-            child_conn.close()
+            for _, child_conn in pipes:
+                child_conn.close()
+        for r, (parent_conn, _), cancel in zip(lanes, pipes, cancels):
+            r._attach(proc, parent_conn, cancel)
+
+    def _attach(self, proc, parent_conn, cancel_upto) -> None:
+        """Serve this runner's runs through `parent_conn` to the (just started) child `proc`."""
         self._gen += 1
         self.child_ready, self.startup_error = False, ""
         self._proc, self._conn, self._cancel_upto = proc, parent_conn, cancel_upto
@@ -239,10 +268,10 @@ class ProcessRunner(QtCore.QObject):
             t.start()
 
     def _stop_child(self, timeout_s: float = 1.2) -> None:
-        _finish_stop([self._detach_child()], timeout_s)
+        finish_stop([r._detach_child() for r in self._group()], timeout_s)
 
     def _detach_child(self) -> tuple | None:
-        """Ask the child to stop and forget it; returns what `_finish_stop` needs to end it."""
+        """Ask the child to stop and forget it; returns what `finish_stop` needs to end it."""
         proc, conn, outbox = self._proc, self._conn, self._outbox
         if proc is None:
             return None
@@ -382,65 +411,32 @@ class ProcessRunner(QtCore.QObject):
         proc = self._proc
         proc.join(0.5)
         code = proc.exitcode
-        was_ready = self.child_ready
-        self._stop_child(0.1)   # next start() spawns a fresh child
-        self.deaths += 1
+        group = self._group()   # every lane of this child: the first reader to notice handles them all
+        was_ready = any(r.child_ready for r in group)
+        live = [r for r in group if r._live]
+        finish_stop([r._detach_child() for r in group], 0.1)   # next start() spawns a fresh child
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        message = f"the {self.label} process stopped unexpectedly ({how})"
-        log.warning("%s", message)
-        if self._live:
-            self._live = False
-            self.busy_changed.emit(False)
-            self.failed.emit(message, "")
-        else:
-            self.crashed.emit(message + ("; restarting it" if was_ready else ""))
+        host = group[0]
+        host.deaths += 1
+        log.warning("the %s process stopped unexpectedly (%s)", host.label, how)
+        for r in live:   # each live run fails once; an idle child's death is reported once
+            r._live = False
+            r.busy_changed.emit(False)
+            r.failed.emit(f"the {r.label} process stopped unexpectedly ({how})", "")
+        if not live:
+            host.crashed.emit(f"the {host.label} process stopped unexpectedly ({how})"
+                              + ("; restarting it" if was_ready else ""))
         # Restart at once (the next run should not pay for loading the models) unless the child never
         # got ready (it would die again) or it died moments after the last restart.
         now = time.perf_counter()
-        if was_ready and now - self._last_respawn_t > 10.0:
-            self._last_respawn_t = now
-            QtCore.QTimer.singleShot(0, self._respawn)
+        if was_ready and now - host._last_respawn_t > 10.0:
+            host._last_respawn_t = now
+            QtCore.QTimer.singleShot(0, host._respawn)
 
     def _respawn(self) -> None:
-        if self._closing or self._proc is not None:
+        if any(r._closing for r in self._group()) or self._proc is not None:
             return
         try:
             self._ensure_child()
         except Exception:  # noqa: BLE001 - start() tries again and reports the error
             log.warning("could not restart the %s process", self.label, exc_info=True)
-
-
-def shutdown_all(runners: list[ProcessRunner], timeout_s: float = 1.2) -> None:
-    """End the children of several runners together (closing the window): every child is asked to stop
-    at once, then the ones still running are terminated and killed — about `timeout_s` + 0.7 s at most
-    in all, not per runner, so closing never waits for a model load or a long run."""
-    for r in runners:
-        r._closing = True
-        r.cancel()
-    _finish_stop([r._detach_child() for r in runners], timeout_s)
-    for r in runners:
-        r._closing = False
-
-
-def _finish_stop(detached: list, timeout_s: float) -> None:
-    """Wait (shared deadline) for asked children to exit; terminate, then kill, the others."""
-    detached = [d for d in detached if d is not None]
-    if not detached:
-        return
-    t0 = time.perf_counter()
-    for proc, _conn, _threads, patient in detached:
-        budget = timeout_s if patient else 0.1
-        proc.join(max(0.0, budget - (time.perf_counter() - t0)))
-    for sig_name, wait_s in (("terminate", 0.5), ("kill", 0.2)):
-        alive = [d[0] for d in detached if d[0].is_alive()]
-        if not alive:
-            break
-        for proc in alive:
-            getattr(proc, sig_name)()
-        t1 = time.perf_counter()
-        for proc in alive:
-            proc.join(max(0.0, wait_s - (time.perf_counter() - t1)))
-    for _proc, conn, threads, _patient in detached:
-        for t in threads:
-            t.join(0.2)   # the reader ends with the child's pipe, the writer on its sentinel
-        conn.close()
