@@ -223,12 +223,15 @@ class SideDecision:
         return f"{self.side} hand, {100 * self.confidence:.0f} % ({self.decided_by.replace('-', ' ')})"
 
     def npz(self) -> dict[str, np.ndarray]:
-        """The result.npz keys: side, side_confidence, side_decided_by, side_label, side_label_confidence."""
+        """The result.npz keys: side, side_confidence, side_decided_by, side_label, side_label_confidence,
+        and side_view_vote (in [-1, 1], +1: every view says right) when the views voted."""
         d = {"side": np.array(self.side), "side_confidence": np.float32(self.confidence),
              "side_decided_by": np.array(self.decided_by)}
         if self.evidence is not None:
             d.update(side_label=np.array(self.evidence.label),
                      side_label_confidence=np.float32(self.evidence.label_confidence))
+            if self.evidence.view_vote is not None:
+                d["side_view_vote"] = np.float32(self.evidence.view_vote)
         return d
 
 

@@ -103,6 +103,8 @@ def test_p_right_and_npz_keys():
     keys = d.npz()
     assert str(keys["side"]) == d.side == "right" and str(keys["side_decided_by"]) == "mirror-check"
     assert str(keys["side_label"]) == "left" and float(keys["side_confidence"]) == pytest.approx(d.confidence)
+    assert "side_view_vote" not in keys
+    assert float(decide_side(SideEvidence("left", 0.6, view_vote=0.4)).npz()["side_view_vote"]) == pytest.approx(0.4)
     assert d.describe() == f"right hand, {100 * d.confidence:.0f} % (mirror check)"
     assert decide_side(SideEvidence("left", 0.6), forced="right").describe() == "right hand (forced)"
 
@@ -252,6 +254,7 @@ def test_infer_records_the_decision_and_a_mirrored_image_gives_the_other_side(tm
         assert 0.5 < float(z["side_confidence"]) <= 1
         assert str(z["side_decided_by"]) in ("label", "mirror-check", "chirality")
         assert str(z["side_label"]) in ("left", "right")
+    assert float(r["side_view_vote"]) > 0 and float(m["side_view_vote"]) < 0      # the views voted
     # the joints are mirrored with the side: the left result is (about) the right one mirrored
     assert np.sign(chirality(r["joints"])) == 1 and np.sign(chirality(m["joints"])) == -1
 
