@@ -40,7 +40,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from viewer.interactor import FrameInteractor
         from viewer.panels import DenoisePanel, DisplayPanel, SettingsPanel
         from viewer.process_worker import ProcessRunner
-        from viewer.runs import CompletionRuns, ImageRuns
+        from viewer.runs import CompletionRuns, ImageRuns, RefineRuns
         from viewer.scene_controller import SceneController
 
         self.setWindowTitle("pose-viewer")
@@ -65,6 +65,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.prior_runs = ProcessRunner(self, hand_spec=HAND_SPEC)
         self.image_runs = ImageRuns(m, self.runs, self)
         self.completion_runs = CompletionRuns(m, self.prior_runs, self)
+        self.refine_runs = RefineRuns(m, self.prior_runs, self)     # the DPoser process refines too
 
         # 3D view. We render on change, not on a timer. No multisampling: in software OpenGL (llvmpipe) 8x
         # MSAA (pyvista's default) multiplies the fill cost of every frame — the empty 3D view rendered in
@@ -79,7 +80,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.image_panel = ImagePanel()
         self.image_panel.bind(m)
         self.settings_panel = SettingsPanel(m.run_settings)
-        self.display_panel = DisplayPanel(m.display, m.result_state)
+        self.display_panel = DisplayPanel(m.display, m.result_state, m.refine)
         self.denoise_panel = DenoisePanel(m.trajectory)
         self.dposer_panel = DPoserPanel(m.mask, m.completion, m.completion_settings)
         Area = QtCore.Qt.DockWidgetArea
@@ -98,6 +99,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view3d.hand_picked.connect(self.image_runs.choose_hand)       # a click on another hand's mesh
         self.image_panel.sample_requested.connect(self.open_sample)
         self.settings_panel.rerun.clicked.connect(self.image_runs.rerun)
+        self.display_panel.refine_requested.connect(self.refine_runs.toggle)
         m.run_settings.events.mode.connect(lambda mode: m.display.update(mode="aggregate" if mode == "paper" else "all"))
         self.dposer_panel.complete_requested.connect(self.complete)
         self.dposer_panel.source_requested.connect(self.completion_runs.use)

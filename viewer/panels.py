@@ -84,6 +84,8 @@ class DisplayPanel(QtWidgets.QWidget):
                                    "decoder's meshes (when the result has them)")
         self.info = QtWidgets.QLabel("–")
         self.info.setWordWrap(True)
+        # A wrapped label's second line is not counted in the dock's minimum height: reserve it (else clipped).
+        self.info.setMinimumHeight(2 * self.info.fontMetrics().lineSpacing())
         form.addRow("Show", self.mode)
         form.addRow("Hypothesis", self.index)
         form.addRow(self.spread)
@@ -103,16 +105,17 @@ class DisplayPanel(QtWidgets.QWidget):
         self.refine_button.clicked.connect(self.refine_requested)
         self.refine_iters = QtWidgets.QSpinBox(minimum=1, maximum=1000, suffix=" it")
         self.refine_iters.setToolTip("DPoser refinement iterations")
+        self.refine_after = QtWidgets.QCheckBox("After")
+        self.refine_after.setToolTip("After refinement: checked, the refined meshes; unchecked, the meshes before "
+                                     "refinement (nothing is re-run; Ctrl+Shift+R)")
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.refine_button, 1)
         row.addWidget(self.refine_iters)
+        row.addWidget(self.refine_after)
         form.addRow(row)
-        self.refine_after = QtWidgets.QCheckBox("After refinement")
-        self.refine_after.setToolTip("Checked: the refined meshes; unchecked: the meshes before refinement "
-                                     "(nothing is re-run)")
-        self.refine_info = QtWidgets.QLabel("")
+        self.refine_info = QtWidgets.QLabel("")      # shown once the selected hand has a refinement
         self.refine_info.setWordWrap(True)
-        form.addRow(self.refine_after)
+        self.refine_info.setMinimumHeight(self.refine_info.fontMetrics().lineSpacing())
         form.addRow(self.refine_info)
         bind(self.refine_iters, self.refine, "iters")
         bind(self.refine_after, self.display, "refined")
@@ -132,8 +135,9 @@ class DisplayPanel(QtWidgets.QWidget):
         outcome = self.display.refinement
         has = outcome is not None and outcome[0] is self.result.result
         self.refine_after.setEnabled(has)
+        self.refine_info.setVisible(has)
         self.refine_info.setText(
-            f"Refined: keypoint error {outcome[1].error_before:.1f} → {outcome[1].error_after:.1f} px" if has else "")
+            f"Refined: mean keypoint error {outcome[1].error_before:.1f} → {outcome[1].error_after:.1f} px" if has else "")
 
     def _on_result(self) -> None:
         blocked = self.index.blockSignals(True)

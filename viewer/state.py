@@ -183,7 +183,7 @@ class RefineState:
 
     #: core.refine.DEFAULT_REFINE_ITERS (core.refine imports torch, which this process must not;
     #: tests/test_viewer_refine.py checks the two agree).
-    DEFAULT_ITERS = 40
+    DEFAULT_ITERS = 20
 
     iters: int = DEFAULT_ITERS
     running: bool = False
