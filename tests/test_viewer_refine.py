@@ -151,3 +151,34 @@ def test_a_refinement_belongs_to_the_hand_and_result_it_was_run_on():
     assert 0 in refine.outcomes
     refine.forget_replaced([hand0_again, hand1])                         # hand 0 has a new result
     assert refine.outcomes == {}
+
+
+def test_the_refinement_stays_with_the_hand_it_was_run_on(window, qtbot, tmp_path):
+    """A photo with two hands (the sample and its mirror side by side): hand A's refinement is not drawn when
+    hand B is selected, and comes back with hand A."""
+    from PIL import Image
+
+    from core.io.images import load_image
+
+    img = load_image(str(SAMPLE_IMAGE))
+    path = tmp_path / "two_hands.png"
+    Image.fromarray(np.ascontiguousarray(np.concatenate([img, img[:, ::-1]], 1))).save(path)
+    fast_engine(window, N, STEPS, weights="mesh_ldm")
+    wait_image_run(window, qtbot, lambda: window.open_path(str(path)), 300_000)
+    m = window.model
+    assert len(m.hands.estimated) == 2
+    a = m.image_state.chosen
+    b = 1 - a
+    refine_and_wait(window, qtbot, 2)
+    ra, rb = m.hands.results[a], m.hands.results[b]
+    refined_agg = shown(window)[1]
+    assert ra.refined is not None and m.display.refinement[0] is ra
+
+    window.image_runs.choose_hand(b)              # hand B: its own meshes, nothing to switch
+    assert m.result_state.result is rb and rb.refined is None
+    assert m.display.refinement is None and not window.display_panel.refine_after.isEnabled()
+    assert np.allclose(shown(window)[1], rb.vertices, atol=1e-6)
+
+    window.image_runs.choose_hand(a)              # back to hand A: its refinement again
+    assert m.display.refinement[0] is ra and window.display_panel.refine_after.isEnabled()
+    assert np.allclose(shown(window)[1], refined_agg)
