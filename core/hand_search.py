@@ -69,6 +69,19 @@ class SearchConfig:
     verify_tol: float = 0.25
     #: Hands smaller than this fraction of the image's shorter side are dropped.
     min_size: float = 0.04
+    #: Square tiles (sides as fractions of the image's shorter side, step ½ tile) shown to MediaPipe's palm
+    #: detector; its hands seed the refinement like grid crops do. The palm detector sees a whole tile at
+    #: once at every hand size from ~⅒ of the tile up, so tiles find small hands (a crowd, a hand at the
+    #: far edge of the frame) that the whole image, shrunk to the detector's 192 px, loses, at a fraction
+    #: of the cost of a grid of small crops. Empty: no tiles.
+    palm_tiles: tuple[float, ...] = (1.0, 0.5, 0.35)
+    #: When the palm detector runs on tiles, grid scales below this are skipped: the grid is then for the
+    #: hands the palm detector misses because they are big (a hand filling the frame) or unusual, and the
+    #: tiles find the smaller hands at a fraction of the cost of a grid of small crops (~¾ of the grid).
+    tiles_replace_below: float = 0.4
+    #: A seed whose keypoints lie within this × hand size (mean distance) of a hand already refined is that
+    #: hand and is not refined again, so `max_seeds` goes to hands not found yet.
+    explained_tol: float = 0.5
 
 
 # --------------------------------------------------------------------------- geometry
@@ -162,6 +175,13 @@ def is_fragment(small: np.ndarray, big: np.ndarray) -> bool:
     box and clearly smaller."""
     return (hand_size(small) < 0.7 * hand_size(big)
             and _inside_fraction(tight_box(small), tight_box(big)) > 0.6)
+
+
+def views_agree(presence, distance, threshold: float, tol: float) -> bool:
+    """The verification rule: all views of a candidate but one see a hand (presence ≥ `threshold`) whose
+    keypoints lie where the candidate's do (mean distance ≤ `tol`, in hand sizes)."""
+    ok = (np.asarray(presence) >= threshold) & (np.asarray(distance) <= tol)
+    return int(ok.sum()) >= len(ok) - 1
 
 
 def drop_fragments(dets: list[Detection], others: list[Detection] = ()) -> list[Detection]:
@@ -293,16 +313,69 @@ class HandSearcher:
             cur = [n if n["presence"] >= r["presence"] - 0.05 else r for r, n in zip(cur, nxt)]
         return cur
 
+    def _refine_seeds(self, pyr: _Pyramid, seeds: list[dict], cfg: SearchConfig) -> list[dict]:
+        """Refine seeds best first, a few at a time, skipping seeds that lie on a hand already refined
+        (presence ≥ `cfg.threshold`): a big hand yields dozens of seeds, and refining them all would spend
+        the `max_seeds` budget before the seeds of a second, smaller or overlapping hand get their turn."""
+        # Hands the palm detector found on a tile are refined first and never skipped (two clasped or
+        # crossed hands lie within `explained_tol` of each other), one copy per hand.
+        palm = _nms_raw(sorted((r for r in seeds if r.get("palm_tile")), key=lambda r: -r["presence"]),
+                        cfg.same_hand_tol)[: cfg.max_seeds]
+        refined = self._refine(pyr, palm, cfg.refine_steps) if palm else []
+        pending = sorted((r for r in seeds if not r.get("palm_tile")), key=lambda r: -r["presence"])
+        budget = cfg.max_seeds - len(palm)
+        while pending and budget > 0:
+            hands = [r for r in refined if r["presence"] >= cfg.threshold]
+            pending = [p for p in pending
+                       if not any(same_hand(p["kp"], h["kp"], cfg.explained_tol) for h in hands)]
+            batch, pending = pending[:min(2 * BATCH, budget)], pending[2 * BATCH:]
+            budget -= len(batch)
+            refined += self._refine(pyr, batch, cfg.refine_steps)
+        return refined
+
+    def _palm_tile_seeds(self, pyr: _Pyramid, img: np.ndarray, cfg: SearchConfig, detector) -> list[dict]:
+        """Seeds from MediaPipe's palm detector run on square tiles (`cfg.palm_tiles`), each shown to the
+        landmark model once in the hand's own ROI (so its presence is comparable with the grid's)."""
+        if detector is None or not cfg.palm_tiles:
+            return []
+        h, w = img.shape[:2]
+        short = min(h, w)
+        rois = []
+        for f in cfg.palm_tiles:
+            side = int(round(f * short))
+            if side < 32:
+                continue
+            for cy in _positions(h, side, side / 2):
+                for cx in _positions(w, side, side / 2):
+                    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+                    x0, y0 = min(max(x0, 0), w - side), min(max(y0, 0), h - side)
+                    try:
+                        found = detector.detect(np.ascontiguousarray(img[y0:y0 + side, x0:x0 + side]))
+                    except NoHandError:
+                        continue
+                    rois += [_hand_roi(d.keypoints2d + [x0, y0]) for d in found]
+        out = self._evaluate(pyr, rois)
+        for r in out:
+            r["palm_tile"] = True
+        return out
+
     # public API ------------------------------------------------------------
-    def search(self, rgb: np.ndarray, config: SearchConfig | None = None) -> list[Detection]:
-        """Every hand the grid search finds (possibly none), largest first."""
+    def search(self, rgb: np.ndarray, config: SearchConfig | None = None, detector=None) -> list[Detection]:
+        """Every hand the search finds (possibly none), largest first.
+
+        Seeds come from a grid of crops shown to the landmark model and, when `detector` (a
+        `core.detector.HandDetector`) is given, from its palm detector on tiles (`SearchConfig.palm_tiles`);
+        seeds are refined, verified and merged the same way whatever their source."""
         cfg = config or SearchConfig()
         img = _check_rgb(rgb)
         h, w = img.shape[:2]
         pyr = _Pyramid(img)
         short = min(h, w)
+        tiles = detector is not None and bool(cfg.palm_tiles)
         grid: list[tuple[np.ndarray, float, float]] = []
         for f in cfg.scales:
+            if tiles and f < cfg.tiles_replace_below:
+                continue
             side = f * short
             step = max(side * cfg.stride, 1.0)
             for cy in _positions(h, side, step):
@@ -314,8 +387,9 @@ class HandSearcher:
             results += self._evaluate(pyr, grid[i:i + 16])
         seeds = [r for r in results if r["presence"] >= cfg.seed_threshold]
         seeds.sort(key=lambda r: -r["presence"])
-        seeds = _nms_raw(seeds, 0.1)[: cfg.max_seeds]
-        refined = self._refine(pyr, seeds, cfg.refine_steps)
+        seeds = _nms_raw(seeds, 0.1)
+        seeds += [r for r in self._palm_tile_seeds(pyr, img, cfg, detector) if r["presence"] >= cfg.seed_threshold]
+        refined = self._refine_seeds(pyr, seeds, cfg)
         min_px = max(cfg.min_size * short, 12.0)
         cands = [r for r in refined if r["presence"] >= cfg.threshold and hand_size(r["kp"]) >= min_px]
         cands = _nms_raw(sorted(cands, key=lambda r: -r["presence"]), 0.05)   # near-identical copies
@@ -328,7 +402,10 @@ class HandSearcher:
     def _verify(self, pyr: _Pyramid, cands: list[dict], cfg: SearchConfig) -> list[dict]:
         """Keep candidates the model still sees as the same hand when zoomed out/in and turned by ±20°
         and ±40°: real hands mostly are (the model's presence tolerates ~±40° and 0.7-1.4× zoom), texture
-        or a finger that happens to pass the presence threshold mostly is not."""
+        or a finger that happens to pass the presence threshold mostly is not. All views but one must see
+        a hand (presence ≥ `verify_threshold`) with its keypoints where the kept crop put them (mean
+        distance ≤ `verify_tol` × hand size); the one view may fail either way — a zoomed-out view of a
+        hand at a face takes in the face, one of two overlapping hands may pull a zoomed-out view over."""
         if not cands:
             return []
         rois = []
@@ -340,13 +417,11 @@ class HandSearcher:
         for i, r in enumerate(cands):
             v = views[n * i: n * i + n]
             size = hand_size(r["kp"])
-            # One view may fail (a zoomed-out view of a hand at a face takes in the face); the views that
-            # see a hand must put its keypoints where the kept crop did.
-            second = sorted(x["presence"] for x in v)[1]
-            seen = [x for x in v if x["presence"] >= 0.5]
-            worst = max((keypoint_distance(r["kp"], x["kp"]) for x in seen), default=np.inf) / size
-            r["verify"] = (second, worst)
-            if second >= cfg.verify_threshold and worst <= cfg.verify_tol:
+            pres = np.array([x["presence"] for x in v])
+            dist = np.array([keypoint_distance(r["kp"], x["kp"]) for x in v]) / size
+            # (second-lowest presence, second-largest distance): what the all-but-one rule tested
+            r["verify"] = (float(np.sort(pres)[1]), float(np.sort(dist)[-2]))
+            if views_agree(pres, dist, cfg.verify_threshold, cfg.verify_tol):
                 kept.append(r)
         return kept
 
@@ -434,15 +509,25 @@ MODES = ("palm", "search", "auto")
 
 def merge_detections(primary: list[Detection], extra: list[Detection], tol: float = 0.25,
                      iou: float = 0.5) -> list[Detection]:
-    """`primary` plus every hand of `extra` that is not one of them (largest first). Two finders may
-    disagree on a hand's keypoints more than one finder's copies do, so a hand whose keypoint box
-    overlaps a primary hand's by IoU > `iou` is that hand too."""
-    out = list(primary)
-    for d in drop_fragments(extra, primary):
+    """`primary` plus every hand of `extra` that is not one of them (largest first).
+
+    A hand of `extra` is a primary hand when their keypoints agree (`same_hand`) or, since two finders
+    may disagree on a hand's keypoints more than one finder's copies do, when their keypoint boxes overlap
+    by IoU > `iou`. Each primary hand stands for at most one hand of `extra` (the nearest by keypoint
+    distance): of two overlapping hands of `extra` (one hand in front of the other) the second is kept."""
+    extra = drop_fragments(extra, primary)
+    pairs = []
+    for i, d in enumerate(extra):
         box = tight_box(d.keypoints2d)
-        if not any(same_hand(d.keypoints2d, p.keypoints2d, tol) or _iou(box, tight_box(p.keypoints2d)) > iou
-                   for p in out):
-            out.append(d)
+        for j, p in enumerate(primary):
+            if same_hand(d.keypoints2d, p.keypoints2d, tol) or _iou(box, tight_box(p.keypoints2d)) > iou:
+                pairs.append((keypoint_distance(d.keypoints2d, p.keypoints2d), i, j))
+    taken_extra, taken_primary = set(), set()
+    for _, i, j in sorted(pairs):
+        if i not in taken_extra and j not in taken_primary:
+            taken_extra.add(i)
+            taken_primary.add(j)
+    out = list(primary) + [d for i, d in enumerate(extra) if i not in taken_extra]
     out.sort(key=lambda d: -d.area)
     return out
 
@@ -473,7 +558,11 @@ def find_hands(rgb: np.ndarray, mode: str = "auto", want_all: bool = False, dete
             if not palm:
                 raise NoHandError("no hand detected in the image")
             return palm
-    found = (searcher or default_searcher()).search(rgb, config)
+    if detector is None and (config or SearchConfig()).palm_tiles:
+        from core.detector import default_detector
+
+        detector = default_detector()
+    found = (searcher or default_searcher()).search(rgb, config, detector=detector)
     out = merge_detections(palm, found)
     if not out:
         raise NoHandError("no hand detected in the image (palm detector and crop search)")

@@ -17,7 +17,7 @@ import pytest
 
 from core.errors import InputError, NoHandError, WeightsError
 from core.hand_search import (HandSearcher, SearchConfig, find_hands, is_fragment, keypoint_distance,
-                              merge_detections)
+                              merge_detections, views_agree)
 from core.paths import SAMPLE_IMAGE
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -203,3 +203,62 @@ def test_infer_cli_detector_flag(tmp_path, hand_image, gt_kp):
     cv2.imwrite(str(blank), np.full((64, 64, 3), 90, np.uint8))
     assert main(["infer", str(blank), "--out", str(out), "-n", "2", "--steps", "1", "--stage", "1",
                  "--detector", "auto", "--device", "cpu"]) != 0
+
+
+def test_merge_pairs_each_primary_hand_with_one_hand_of_the_other_finder(searcher, hand_image, palm):
+    """One hand in front of another: both finders' boxes overlap the primary hand, but the primary hand
+    stands for one of them only (the nearer); the other is a second hand and is kept."""
+    import copy
+
+    kp = palm.keypoints2d
+    copy_of_palm = copy.deepcopy(palm)
+    copy_of_palm.keypoints2d = kp + 2.0
+    behind = copy.deepcopy(palm)   # the same hand turned 180° about its box centre: same box, other keypoints
+    c = (kp.min(0) + kp.max(0)) / 2
+    behind.keypoints2d = 2 * c - kp
+    assert not is_fragment(behind.keypoints2d, kp)
+    merged = merge_detections([palm], [copy_of_palm, behind])
+    assert len(merged) == 2 and merged[0] is palm or merged[1] is palm
+    assert any(d is behind for d in merged) and not any(d is copy_of_palm for d in merged)
+    # Alone, the turned hand is taken for the primary hand (its box is the primary's).
+    assert merge_detections([palm], [behind]) == [palm]
+
+
+def test_verification_rule_lets_one_view_fail_either_way():
+    assert views_agree([0.9, 0.9, 0.9, 0.9], [0.1, 0.1, 0.1, 0.1], 0.6, 0.25)
+    assert views_agree([0.9, 0.2, 0.9, 0.9], [0.1, 0.1, 0.1, 0.1], 0.6, 0.25)    # one view sees no hand
+    assert views_agree([0.9, 0.9, 0.9, 0.9], [0.1, 0.1, 0.9, 0.1], 0.6, 0.25)    # one view moves away
+    assert not views_agree([0.9, 0.2, 0.9, 0.9], [0.1, 0.1, 0.9, 0.1], 0.6, 0.25)
+    assert not views_agree([0.5, 0.5, 0.9, 0.9], [0.1, 0.1, 0.1, 0.1], 0.6, 0.25)
+
+
+@pytest.fixture(scope="module")
+def small_hand_scene(hand_image, gt_kp):
+    """The sample hand shrunk to a 200-px square (hand ~55 px) in a 1000 × 800 canvas of its background
+    colour: (image, ground-truth keypoints)."""
+    side, x0, y0 = 200, 700, 500
+    canvas = np.empty((800, 1000, 3), np.uint8)
+    canvas[:] = hand_image[5, W - 5]
+    canvas[y0:y0 + side, x0:x0 + side] = cv2.resize(hand_image, (side, side), interpolation=cv2.INTER_AREA)
+    return canvas, gt_kp * side / W + [x0, y0]
+
+
+def test_palm_detector_tiles_find_a_small_hand_the_grid_misses(searcher, detector, small_hand_scene):
+    img, kp = small_hand_scene
+    assert searcher.search(img, SearchConfig(palm_tiles=()), detector=detector) == []
+    dets = searcher.search(img, detector=detector)
+    assert len(dets) == 1 and dets[0].extra["source"] == "search"
+    assert keypoint_distance(dets[0].keypoints2d, kp) < 0.15 * 55
+    # Without a detector there are no tiles (the grid alone).
+    assert searcher.search(img) == []
+
+
+def test_two_hands_side_by_side_are_both_found(searcher, detector, hand_image):
+    """The sample and its mirror image next to each other: a right and a left hand."""
+    img = np.ascontiguousarray(np.concatenate([hand_image, hand_image[:, ::-1]], 1))
+    dets = searcher.search(img, detector=detector)
+    assert len(dets) == 2
+    assert sorted(d.handedness for d in dets) == ["left", "right"]
+    xs = sorted(d.keypoints2d[:, 0].mean() for d in dets)
+    assert xs[0] < W < xs[1]
+
