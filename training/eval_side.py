@@ -516,6 +516,45 @@ def eval_pampjpe(root: pathlib.Path, stage: int, n: int = 50, steps: int = 10, a
     return out
 
 
+def time_side(image_path: pathlib.Path | None = None, repeats: int = 20) -> dict:
+    """Time of the side decision for one hand at one thread (the sample photo unless `image_path`): the
+    older rule (label + mirror check only for unsure labels; the sample's label is sure, so nothing),
+    the mirror check, the view vote alone, and both (the default); median wall and CPU time (ms) and the
+    load average, since this box is shared."""
+    import os
+    import statistics
+
+    import torch
+
+    from core.detector import HandDetector
+    from core.hand_search import HandSearcher
+    from core.io.images import load_image
+    from core.paths import SAMPLE_IMAGE
+    from core.side import decide_sides
+
+    torch.set_num_threads(1)
+    img = load_image(image_path or SAMPLE_IMAGE)
+    searcher = HandSearcher(num_threads=1)
+    out = {}
+    with HandDetector() as det:
+        dets = det.detect(img)[:1]
+        for name, kw in (("no_views", {"views": False}), ("mirror_check_only", {"views": False}),
+                         ("views_only", {"mirror_check": False}), ("mirror_check_and_views", {})):
+            if name == "mirror_check_only":        # the older rule on an unsure label: the mirror check runs
+                dets[0].extra["label"] = (dets[0].handedness, 0.6)
+            wall, cpu = [], []
+            for r in range(repeats + 1):
+                t0, c0 = time.perf_counter(), time.process_time()
+                decide_sides(det, img, dets, searcher=searcher, **kw)
+                if r:
+                    wall.append((time.perf_counter() - t0) * 1000)
+                    cpu.append((time.process_time() - c0) * 1000)
+            dets[0].extra.pop("label", None)
+            out[name] = {"wall_ms": statistics.median(wall), "cpu_ms": statistics.median(cpu)}
+    out["loadavg_1min"] = os.getloadavg()[0]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -553,6 +592,12 @@ def main(argv: list[str] | None = None) -> int:
     lr.add_argument("files", nargs="+", type=pathlib.Path)
     r = sub.add_parser("report")
     r.add_argument("files", nargs="+", type=pathlib.Path)
+    r.add_argument("--half", type=int, choices=[0, 1], help="only the images of this half (`image_half`)")
+    r.add_argument("--brief", action="store_true", help="originals and mirrored together only")
+    r.add_argument("--json", action="store_true", help="also the full counts as JSON")
+    tm = sub.add_parser("time", help="time of the side decision per hand at one thread (wall and CPU)")
+    tm.add_argument("--image", type=pathlib.Path)
+    tm.add_argument("--repeats", type=int, default=20)
     t = sub.add_parser("tune", help="choose the view vote's constants on one half of the images, report on the "
                                     "other (both ways)")
     t.add_argument("file", type=pathlib.Path, help="a `collect --views` file")
@@ -592,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{f} {g}")
                 print("\n".join(lift_report([r for r in rows if g in ("all", r["group"])])))
         return 0
+    if args.what == "time":
+        print(json.dumps(time_side(args.image, args.repeats), indent=1))
+        return 0
     if args.what == "tune":
         lines, _ = tune(json.loads(args.file.read_text())["rows"])
         print("\n".join(lines))
@@ -602,14 +650,22 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(res, indent=1))
         print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
         return 0
+    print(TABLE_HEAD)
     for f in args.files:
         rows = json.loads(f.read_text())["rows"]
+        if args.half is not None:
+            rows = [r for r in rows if image_half(r["image"]) == args.half]
         groups = sorted({r["group"] for r in rows})
         for g in groups + (["all"] if len(groups) > 1 else []):
-            sel = [r for r in rows if g in ("all", r["group"])]
-            res = summarise(sel)
-            print(f, g, json.dumps(res))
-            print(markdown_row(f"{f.stem} {g}", res))
+            for part, mirrored in (("originals", False), ("mirrored", True), ("both", None)):
+                sel = [r for r in rows if g in ("all", r["group"]) and mirrored in (None, r["mirrored"])]
+                if not sel or (args.brief and part != "both"):
+                    continue
+                res = summarise(sel)
+                if args.json:
+                    print(f, g, part, json.dumps(res))
+                half = "" if args.half is None else f" half {args.half}"
+                print(markdown_row(f"{f.stem}{half} {g}, {part}", res))
     return 0
 
 
@@ -689,13 +745,19 @@ def tune(rows: list[dict]) -> tuple[list[str], dict]:
     return out, chosen
 
 
+TABLE_HEAD = ("| set | hands | label alone | label wrong | decision | decision wrong | fixed | broken (conf. / any) "
+              "| no views (older rule) | no mirror check |\n|---|---|---|---|---|---|---|---|---|---|")
+
+
 def markdown_row(name: str, s: dict) -> str:
-    """| set | n | label: confusion, wrong | decision: confusion, wrong | fixed | broken (conf. / any) |"""
+    """One row of TABLE_HEAD: confusion (true → chosen) and wrong sides of the label and of the decision,
+    labels fixed / broken, and the wrong sides of the decision without views and without the mirror check
+    (the latter '—' when the rows have no views)."""
     def cm(m):
         return f"L→L {m[0][0]}, L→R {m[0][1]}, R→L {m[1][0]}, R→R {m[1][1]}"
     return (f"| {name} | {s['n']} | {cm(s['label'])} | **{s['label_wrong']}** | {cm(s['decision'])} | "
             f"**{s['decision_wrong']}** | {s['decision_fixed']} | {s['decision_broke_confident']} / "
-            f"{s['decision_broke_any']} | {s['decision_no_mirror_wrong']} |")
+            f"{s['decision_broke_any']} | {s['decision_no_views_wrong']} | {s['decision_no_mirror_wrong']} |")
 
 
 if __name__ == "__main__":
