@@ -595,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--half", type=int, choices=[0, 1], help="only the images of this half (`image_half`)")
     r.add_argument("--brief", action="store_true", help="originals and mirrored together only")
     r.add_argument("--json", action="store_true", help="also the full counts as JSON")
+    vr = sub.add_parser("views-report", help="each recorded view alone: wrong sides by handedness and chirality")
+    vr.add_argument("file", type=pathlib.Path, help="a `collect --views` file")
     tm = sub.add_parser("time", help="time of the side decision per hand at one thread (wall and CPU)")
     tm.add_argument("--image", type=pathlib.Path)
     tm.add_argument("--repeats", type=int, default=20)
@@ -637,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{f} {g}")
                 print("\n".join(lift_report([r for r in rows if g in ("all", r["group"])])))
         return 0
+    if args.what == "views-report":
+        print("\n".join(views_report(json.loads(args.file.read_text())["rows"])))
+        return 0
     if args.what == "time":
         print(json.dumps(time_side(args.image, args.repeats), indent=1))
         return 0
@@ -667,6 +672,28 @@ def main(argv: list[str] | None = None) -> int:
                 half = "" if args.half is None else f" half {args.half}"
                 print(markdown_row(f"{f.stem}{half} {g}, {part}", res))
     return 0
+
+
+def views_report(rows: list[dict]) -> list[str]:
+    """Each recorded view alone (`collect_views`): hands whose side it gets wrong by its handedness
+    (P(right) > 0.5) and by its chirality's sign, of them how many where the label is wrong, and its
+    median hand presence."""
+    views = collect_views()
+    true = np.array([r["true"] == "right" for r in rows])
+    label_wrong = np.array([r["label"] != r["true"] for r in rows])
+    p = np.array([r["views"]["p"] for r in rows])
+    ch = np.array([r["views"]["ch"] for r in rows])
+    pres = np.array([r["views"]["pres"] for r in rows])
+    out = [f"{len(rows)} hands, label wrong on {int(label_wrong.sum())}",
+           "| view (turn °, zoom, shift, mirrored) | handedness wrong | … where the label is wrong | "
+           "chirality wrong | … where the label is wrong | median presence |", "|---|---|---|---|---|---|"]
+    for i, v in enumerate(views):
+        hw = (p[:, i] > 0.5) != true
+        cw = (ch[:, i] > 0) != true
+        out.append(f"| {v.turn:g}, {v.zoom:g}, {v.shift[0]:g}/{v.shift[1]:g}, {'yes' if v.mirrored else 'no'} | "
+                   f"{int(hw.sum())} | {int((hw & label_wrong).sum())} | {int(cw.sum())} | "
+                   f"{int((cw & label_wrong).sum())} | {np.median(pres[:, i]):.2f} |")
+    return out
 
 
 def image_half(name: str) -> int:
