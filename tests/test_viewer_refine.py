@@ -89,6 +89,14 @@ def test_refine_changes_the_meshes_and_before_after_switches_back(photo_window, 
         assert np.allclose(z["refined_reprojection_px_after"], ref.reprojection_px_after)
         assert int(z["refined_iters"]) == 4
 
+    # DPoser's "From result" starts from the refined parameters of the selected hypothesis.
+    m.display.update(mode="single", index=1)
+    assert window.completion_runs.use("result"), window.last_error
+    src = m.completion.source
+    assert "refined" in src.label and np.allclose(src.pose, ref.params.hyp_pose[1], atol=1e-6)
+    assert not np.allclose(src.pose, r.params.hyp_pose[1], atol=1e-4)
+    m.display.update(mode="all")
+
     # A new photo (result) clears the refinement.
     wait_image_run(window, qtbot, lambda: window.open_path(str(SAMPLE_IMAGE)), 120_000)
     r2 = m.result_state.result

@@ -267,14 +267,17 @@ class CompletionRuns(QtCore.QObject):
         return True
 
     def _use_params(self, r, sel: int | None, label: str) -> bool:
-        """Complete from the result's Anny parameters (issue 25): the hypothesis `sel` (None: the aggregate)
-        posed by the DPoser process, so DPoser starts from a pose, not from joints alone (a left hand is
-        the right-hand model's mirror image, as for a left pose file)."""
+        """Complete from the result's Anny parameters (issue 25; the refined ones while the refinement is
+        drawn): the hypothesis `sel` (None: the aggregate) posed by the DPoser process, so DPoser starts
+        from a pose, not from joints alone (a left hand is the right-hand model's mirror image, as for a
+        left pose file)."""
         from core.errors import one_line
         from core.io.poses import pose_file_arrays
 
-        a = pose_file_arrays(r.params, sel, r.handedness)
-        label += " (Anny parameters" + (", left, mirrored)" if r.handedness == "left" else ")")
+        refined = self.model.display.refinement_of(r)      # the refined hypotheses when they are drawn
+        a = pose_file_arrays(r.params if refined is None else refined.refinement.params, sel, r.handedness)
+        label += " (" + ("refined " if refined is not None else "") + "Anny parameters" + (
+            ", left, mirrored)" if r.handedness == "left" else ")")
         try:
             source = self.runner.call(("source_from_pose", label, a["pose"], a["global_orient"], a["shape"]))
         except Exception as exc:  # noqa: BLE001 - e.g. the DPoser process failed to start
