@@ -84,8 +84,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("show_aggregate", "Show aggregate", _mode("aggregate"), "&View", "G", "aggregate only"),
     Action("show_best", "Show best", _mode("best"), "&View", "B", "best hypothesis"),
     Action("show_single", "Show single", _mode("single"), "&View"),
-    Action("before_after", "Before / after &refinement", lambda w: w.refine_runs.show_refined(not w.model.display.refined),
-           "&View", "Ctrl+Shift+R", "switch between the meshes before and after the DPoser refinement"),
+    Action("before_after", "Before / after &refinement",
+           lambda w: w.refine_runs.show_refined(not w.model.display.refined), "&View", "Ctrl+Shift+R",
+           "switch between the meshes before and after the DPoser refinement"),
 
     Action("shortcuts", "&Keyboard shortcuts", lambda w: show_shortcuts(w), "&Help", K.HelpContents,
            "this list", "fa5s.keyboard"),

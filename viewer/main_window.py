@@ -40,7 +40,8 @@ class MainWindow(QtWidgets.QMainWindow):
         from viewer.interactor import FrameInteractor
         from viewer.panels import DenoisePanel, DisplayPanel, SettingsPanel
         from viewer.process_worker import ProcessRunner
-        from viewer.runs import CompletionRuns, ImageRuns, RefineRuns
+        from viewer.refine_runs import RefineRuns
+        from viewer.runs import CompletionRuns, ImageRuns
         from viewer.scene_controller import SceneController
 
         self.setWindowTitle("pose-viewer")

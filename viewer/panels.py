@@ -136,8 +136,8 @@ class DisplayPanel(QtWidgets.QWidget):
         has = outcome is not None and outcome[0] is self.result.result
         self.refine_after.setEnabled(has)
         self.refine_info.setVisible(has)
-        self.refine_info.setText(
-            f"Refined: mean keypoint error {outcome[1].error_before:.1f} → {outcome[1].error_after:.1f} px" if has else "")
+        self.refine_info.setText(f"Refined: mean keypoint error {outcome[1].error_before:.1f} → "
+                                 f"{outcome[1].error_after:.1f} px" if has else "")
 
     def _on_result(self) -> None:
         blocked = self.index.blockSignals(True)
