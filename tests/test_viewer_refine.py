@@ -95,6 +95,15 @@ def test_refine_changes_the_meshes_and_before_after_switches_back(photo_window, 
     src = m.completion.source
     assert "refined" in src.label and np.allclose(src.pose, ref.params.hyp_pose[1], atol=1e-6)
     assert not np.allclose(src.pose, r.params.hyp_pose[1], atol=1e-4)
+    # ... and so do "Save hypothesis as pose file" and "Export all hypotheses" (what is drawn is saved).
+    pose_path = tmp_path / "hyp1.npz"
+    assert window.exporter.save_hypothesis_pose(str(pose_path)), window.last_error
+    with np.load(pose_path) as z:
+        assert np.allclose(z["pose"], ref.params.hyp_pose[1], atol=1e-6)
+    assert window.exporter.export_all(str(tmp_path / "all")), window.last_error
+    obj = (tmp_path / "all" / "hypothesis_001.obj").read_text().splitlines()
+    v = np.array([[float(x) for x in ln.split()[1:4]] for ln in obj if ln.startswith("v ")])
+    assert np.allclose(v, outcome.hyp_vertices[1], atol=1e-5)
     m.display.update(mode="all")
 
     # A new photo (result) clears the refinement.

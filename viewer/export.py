@@ -64,7 +64,7 @@ class Exporter:
         from core.io.export import save_mesh
 
         r = self.model.result_state.result
-        meshes = None if r is None else getattr(r, "vertex_hypotheses", None)
+        meshes = None if r is None else self.model.display.meshes(r)[0]   # what is drawn: refined, Anny or decoder
         if meshes is None:
             return self.model.status.fail("no mesh hypotheses to export (run an image through the full cascade)")
 
@@ -93,8 +93,11 @@ class Exporter:
         params = None if r is None else getattr(r, "params", None)
         if params is None:
             return m.status.fail("no hand-model parameters in this result: run a photo through the full cascade")
+        refined = m.display.refinement_of(r)   # the refined parameters while the refinement is drawn
+        if refined is not None:
+            params = refined.refinement.params
         index = None if m.display.mode in ("all", "aggregate") else m.display.selected(m.result_state.best)
-        which = "aggregate" if index is None else f"hypothesis #{index}"
+        which = ("refined " if refined is not None else "") + ("aggregate" if index is None else f"hypothesis #{index}")
 
         def save() -> None:
             arrays = pose_file_arrays(params, index, r.handedness)
