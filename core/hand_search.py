@@ -63,8 +63,8 @@ class SearchConfig:
     #: At most this many seeds are refined (highest presence first); bounds the time on busy images.
     max_seeds: int = 24
     #: A kept hand is shown again zoomed out/in and turned (VERIFY_VIEWS): all views but one must pass
-    #: this presence…
-    verify_threshold: float = 0.6
+    #: this presence… (0.8: below every real hand's on the photos of docs/detection.md, lowest 0.85)
+    verify_threshold: float = 0.8
     #: …and give keypoints within this fraction of the hand's size (mean distance) of the kept ones.
     verify_tol: float = 0.25
     #: Hands smaller than this fraction of the image's shorter side are dropped.

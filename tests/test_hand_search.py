@@ -23,6 +23,10 @@ from core.paths import SAMPLE_IMAGE
 DATA = pathlib.Path(__file__).parent / "data"
 PAD = 64
 W = 256 + PAD   # the padded test image is W × W
+#: The upright render's verification views reach presence 0.55-0.64 (second lowest of 4; turned by 90°,
+#: 180° or 270° it reaches 0.85-0.90), below the default 0.8 chosen on real photos (docs/detection.md):
+#: the tests that need the upright render found by the search alone use the earlier 0.6.
+RENDER = SearchConfig(verify_threshold=0.6)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,7 @@ def palm(detector, hand_image):
 
 
 def test_search_finds_the_sample_hand_without_the_palm_detector(searcher, hand_image, palm, gt_kp):
-    dets = searcher.search(hand_image)
+    dets = searcher.search(hand_image, RENDER)
     assert len(dets) == 1
     d = dets[0]
     assert d.extra["source"] == "search" and d.extra["presence"] > 0.9
@@ -144,7 +148,7 @@ def test_auto_falls_back_to_the_search_when_the_palm_detector_finds_nothing(sear
 
 
 def test_merge_keeps_distinct_hands_and_drops_copies_and_fragments(searcher, hand_image, palm):
-    s = searcher.search(hand_image)[0]
+    s = searcher.search(hand_image, RENDER)[0]
     assert merge_detections([palm], [s]) == [palm]
     # A distinct hand elsewhere (the same keypoints moved by 200 px) is kept.
     import copy
