@@ -64,6 +64,10 @@ VIEWS: tuple[View, ...] = tuple(View(t, z, (0.0, 0.0), m) for m in (False, True)
 #: The weight of a unanimous view vote, in log-odds; a vote of k views for and j against is
 #: VIEW_VOTE_WEIGHT × (k − j) / len(VIEWS).
 VIEW_VOTE_WEIGHT = 8.0
+#: With a view vote, a confident label (≥ CONFIDENT_LABEL) is overturned only when the summed log-odds are
+#: at least this far on the other side. 0 was chosen (fewest wrong sides on the tuning half); 4 broke no
+#: confident correct label on any of our sets but fixes fewer (docs/results.md "Hand side").
+CONFIDENT_MARGIN = 0.0
 
 
 def hand_crop_map(keypoints2d: np.ndarray, view: View = View(), size: int = 224) -> np.ndarray:
@@ -254,7 +258,8 @@ def decide_side(ev: SideEvidence, forced: str | None = None) -> SideDecision:
     2. The evidence is summed in log-odds of "right": the label's P(right), averaged with the mirror
        check's when there is one, plus VIEW_VOTE_WEIGHT × the view vote when there is one; the side is
        the sign of the sum (the label on a tie). A confident label is overturned only by a clear view
-       vote (a label of 0.9 needs 3 views net of 10 against it, 0.99 needs 6).
+       vote (a label of 0.9 needs 3 views net of 10 against it, 0.99 needs 6), and only when the sum is
+       at least CONFIDENT_MARGIN on the other side.
     3. Without a view vote (the older rule): plus ±CHIRALITY_WEIGHT when the detector's world and image
        chiralities agree in sign and are both at least CHIRALITY_MIN, and a confident label
        (≥ CONFIDENT_LABEL) is kept whatever the sum says (its confidence is then the sum's P of the
@@ -268,7 +273,8 @@ def decide_side(ev: SideEvidence, forced: str | None = None) -> SideDecision:
     pr = pr_label if ev.mirror_p_right is None else 0.5 * (pr_label + float(ev.mirror_p_right))
     if ev.view_vote is not None:
         score = _logit(pr) + VIEW_VOTE_WEIGHT * float(ev.view_vote)
-        keep_label = score == 0
+        against = -score if ev.label == "right" else score
+        keep_label = score == 0 or (ev.label_confidence >= CONFIDENT_LABEL and against < CONFIDENT_MARGIN)
     else:
         w, i = _sign(ev.world_chirality), _sign(ev.image_chirality)
         score = _logit(pr) + CHIRALITY_WEIGHT * (w if w == i else 0)

@@ -58,6 +58,17 @@ def test_a_clear_view_vote_overturns_even_a_confident_label():
     assert decide_side(SideEvidence("right", 0.95, mirror_p_right=0.9)).side == "right"
 
 
+def test_confident_margin_keeps_a_confident_label_against_a_narrow_sum(monkeypatch):
+    import core.side
+
+    ev = SideEvidence("right", 0.95, mirror_p_right=0.9, view_vote=-0.6)     # sum 2.5 - 4.8 = -2.3
+    assert decide_side(ev).side == "left"                                      # margin 0 (the default)
+    monkeypatch.setattr(core.side, "CONFIDENT_MARGIN", 4.0)
+    assert decide_side(ev).side == "right"
+    assert decide_side(SideEvidence("right", 0.95, mirror_p_right=0.9, view_vote=-1.0)).side == "left"  # -5.5
+    assert decide_side(SideEvidence("right", 0.8, mirror_p_right=0.9, view_vote=-0.6)).side == "left"   # unsure
+
+
 def test_a_weak_or_split_view_vote_does_not_overturn_a_sure_label():
     # label 0.95 right (logit 2.9) vs 2 views net of 10 against: 8 × 0.2 = 1.6 < 2.9
     assert decide_side(SideEvidence("right", 0.95, view_vote=-0.2)).side == "right"

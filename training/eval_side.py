@@ -605,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--half", type=int, choices=[0, 1], help="only the images of this half (`image_half`)")
     r.add_argument("--brief", action="store_true", help="originals and mirrored together only")
     r.add_argument("--json", action="store_true", help="also the full counts as JSON")
+    r.add_argument("--confident-margin", type=float, help="core.side.CONFIDENT_MARGIN for this report")
     vr = sub.add_parser("views-report", help="each recorded view alone: wrong sides by handedness and chirality")
     vr.add_argument("file", type=pathlib.Path, help="a `collect --views` file")
     tm = sub.add_parser("time", help="time of the side decision per hand at one thread (wall and CPU)")
@@ -665,6 +666,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(res, indent=1))
         print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
         return 0
+    if args.confident_margin is not None:
+        import core.side
+
+        core.side.CONFIDENT_MARGIN = args.confident_margin
     print(TABLE_HEAD)
     for f in args.files:
         rows = json.loads(f.read_text())["rows"]
@@ -680,7 +685,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.json:
                     print(f, g, part, json.dumps(res))
                 half = "" if args.half is None else f" half {args.half}"
-                print(markdown_row(f"{f.stem}{half} {g}, {part}", res))
+                margin = "" if args.confident_margin is None else f", margin {args.confident_margin:g}"
+                print(markdown_row(f"{f.stem}{half} {g}, {part}{margin}", res))
     return 0
 
 
