@@ -1,9 +1,12 @@
 """Left or right (issue 28): the side decision (core/side.py) against MediaPipe's label alone.
 
-    python -m training.eval_side collect --real-data ../shared/realdata --aug 12 --out runs/side/real.json
-    python -m training.eval_side collect --renders DIR --out runs/side/syn.json      # make_dataset shards
-    python -m training.eval_side report runs/side/real.json [runs/side/syn.json ...]
-    python -m training.eval_side pampjpe --real-data ../shared/realdata [--stage 2]
+    python -m training.eval_side collect --real-data ../shared/realdata --aug 12 --views --out runs/side/real.json
+    python -m training.eval_side collect --renders DIR --views --out runs/side/syn.json   # make_dataset shards
+    python -m training.eval_side report runs/side/real.json [runs/side/syn.json ...] [--half 0|1] [--brief]
+    python -m training.eval_side tune runs/side/real.json
+    python -m training.eval_side views-report runs/side/real.json
+    python -m training.eval_side pampjpe --real-data ../shared/realdata [--stage 2] [--aug 12 --differing-only]
+    python -m training.eval_side time
     python -m training.eval_side lift --real-data ../shared/realdata --aug 12 --out runs/side/lift.json
     python -m training.eval_side lift-report runs/side/lift.json
 
@@ -11,12 +14,15 @@
 image stays real), each also under `--aug` random photometric/geometric variants (rotation, scale,
 shift, brightness, blur, JPEG; the same variant for the image and its mirror), and stores per hand the
 evidence `core.side.SideEvidence` reads (label, confidence, chiralities, the mirror check) with the
-true side. Real images: hgc_realworld (LEFT hands), freihand_eval_K_only (right hands) and the photos
+true side; with `--views` also the landmark model's readings of every view of `collect_views` (a
+superset of core.side.VIEWS), so view sets and weights can be compared afterwards. Real images: hgc_realworld (LEFT hands), freihand_eval_K_only (right hands) and the photos
 whose hands have a side listed in PHOTO_SIDES (looked at by eye; unlisted hands are skipped).
 Renders: make_dataset shards are right hands; their mirrors are left hands.
 
 `report` prints the confusion matrices (true × chosen) of the label alone and of `decide_side`, the
-error counts, and how often the decision turns a confident correct label wrong.
+error counts, and how often the decision turns a confident correct label wrong, per source, for the
+originals and the mirrored images. `tune` chooses the view vote's constants on one half of the images
+(`image_half`) and reports on the other; `views-report` shows each view alone; `time` times the decision.
 `pampjpe` measures what the side choice does to PA-MPJPE on the annotated real crops and their mirror.
 `lift` is `collect` (same images and variants for the same seed) with each hand whose label is unsure
 lifted by stage 1 as a left and as a right hand: the hypotheses' spread and reprojection error, and the
