@@ -285,3 +285,21 @@ def test_infer_side_flag_rejects_other_values(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["infer", str(SAMPLE_IMAGE), "--out", str(tmp_path), "--side", "up"])
     assert "--side" in capsys.readouterr().err
+
+
+# --- the evaluation reads recorded views the way decide_sides does ----------------------------------------
+
+def test_eval_side_votes_with_the_views_of_the_rule():
+    """`collect --views` records more views than VIEWS; `decisions` must take exactly VIEWS' readings."""
+    from training.eval_side import collect_views, decisions, view_indices
+
+    recorded = collect_views()
+    idx = set(view_indices(VIEWS))
+    assert len(idx) == len(VIEWS) and [recorded[i] for i in view_indices(VIEWS)] == list(VIEWS)
+    ch = [-0.5 if i in idx else 0.5 for i in range(len(recorded))]     # only the rule's views say left
+    row = {"label": "right", "conf": 0.95, "cw": 0.3, "ci": 0.3, "mirror_p_right": 0.9, "true": "left",
+           "views": {"p": [0.5] * len(recorded), "pres": [1.0] * len(recorded), "ch": ch}}
+    (d,) = decisions([row])
+    assert (d.side, d.evidence.view_vote) == ("left", -1.0)
+    (old,) = decisions([row], use_views=False)                        # the older rule keeps the label
+    assert old.side == "right" and old.evidence.view_vote is None
