@@ -390,6 +390,10 @@ def test_one_engine_process_serves_the_cascade_and_dposer_lanes_side_by_side(qtb
         prior.prewarm()
         qtbot.waitUntil(lambda: engine.child_ready and prior.child_ready, timeout=240_000)
         assert engine.pid == prior.pid and len(multiprocessing.active_children()) == 1
+        # Each lane keeps its own torch thread count: DPoser's 1 must not leak into the cascade's default.
+        default = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        assert (prior.info["threads"], engine.info["threads"]) == (1, int(default))
         with qtbot.waitSignal(prior.progress, timeout=60_000):
             prior.start(endless)
         with qtbot.waitSignal(engine.finished, timeout=120_000) as got:   # would never come if it queued

@@ -328,12 +328,16 @@ def serve_lanes(lanes: list[tuple]) -> None:
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):   # not on this platform / not permitted
         pass
+    import torch
+
+    default_threads = torch.get_num_threads()   # before any lane changes torch's process-wide count
     ended = threading.Event()
     for name, conn, cancel_upto, spec in lanes:
         setup, run_job, threads = LANES[name]
         engine, startup_error = _set_up(lambda: setup(spec))
         threading.Thread(target=_serve_lane, daemon=True, name=name,
-                         args=(conn, cancel_upto, engine, startup_error, run_job, threads, ended)).start()
+                         args=(conn, cancel_upto, engine, startup_error, run_job, threads or default_threads,
+                               ended)).start()
     ended.wait()
     # Skip the interpreter's teardown (torch's takes about a second): nothing is left to flush or save.
     sys.stdout.flush()
@@ -364,10 +368,11 @@ def _set_up(setup) -> tuple[Any, tuple[str, str] | None]:
         return None, (one_line(exc), traceback.format_exc())
 
 
-def _serve_lane(conn, cancel_upto, engine, startup_error, run_job, threads: int | None,
+def _serve_lane(conn, cancel_upto, engine, startup_error, run_job, threads: int,
                 ended: threading.Event) -> None:
-    """One lane's loop (on its own thread of the engine process): `run_job(engine, job, progress,
-    cancelled)` per job, until 'stop' or the window goes away; then `ended` is set.
+    """One lane's loop (on its own thread of the engine process, running torch ops on `threads` threads):
+    `run_job(engine, job, progress, cancelled)` per job, until 'stop' or the window goes away; then
+    `ended` is set.
 
     Receives ('job', run_id, *job) or ('stop',) on `conn`; sends ('ready', error, info) (info: the
     engine's `info()` dict, e.g. the device label, or {}),
@@ -382,8 +387,11 @@ def _serve_lane(conn, cancel_upto, engine, startup_error, run_job, threads: int 
 
     from core.errors import Cancelled, one_line
 
-    if threads:
-        torch.set_num_threads(threads)   # this thread's (OpenMP / MKL settings are per thread)
+    # Per thread: torch gives a thread, on its first use, the count last set by *any* thread (the other
+    # lane's 1 would leak into the cascade: measured 1 thread instead of 2), so take that first use now, then
+    # set this lane's own count (OpenMP's and MKL's are per thread).
+    torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         info = {}
         if engine is not None and hasattr(engine, "info"):
@@ -391,6 +399,7 @@ def _serve_lane(conn, cancel_upto, engine, startup_error, run_job, threads: int 
                 info = engine.info()
             except Exception:   # noqa: BLE001 - informative only
                 info = {}
+        info["threads"] = torch.get_num_threads()
         conn.send(("ready", startup_error[0] if startup_error else None, info))
         while True:
             msg = conn.recv()

@@ -60,10 +60,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._last_progress = 0.0
         self._closed = False
 
-        # The engine runs in child processes: its Python would hold this process's GIL and, on a short CPU,
-        # its threads would take the window's time (the children run at a lower priority).
+        # The engine runs in a child process: its Python would hold this process's GIL and, on a short CPU,
+        # its threads would take the window's time (the child runs at a lower priority). DPoser is a second
+        # lane of the same process (its own thread there): one torch runtime, not two (issue 27).
         self.runs = ProcessRunner(self, serve="serve_cascade", label="engine")
-        self.prior_runs = ProcessRunner(self, hand_spec=HAND_SPEC)
+        self.prior_runs = ProcessRunner(self, hand_spec=HAND_SPEC, host=self.runs)
         self.image_runs = ImageRuns(m, self.runs, self)
         self.completion_runs = CompletionRuns(m, self.prior_runs, self)
         self.refine_runs = RefineRuns(m, self.prior_runs, self)     # the DPoser process refines too
