@@ -179,9 +179,12 @@ class ImagePipeline:
         return KIND_CASCADE if self.mesh is not None else KIND_STAGE1
 
     def warm(self) -> None:
-        """Load what the first run would otherwise load (the detector's MediaPipe bundle; the Anny hand of
-        the mesh parameters, ~1.5 s on first use)."""
+        """Load what the first run would otherwise load (the detector's MediaPipe bundle; the landmark
+        model's interpreters, ~70 ms; the Anny hand of the mesh parameters, ~1.5 s on first use)."""
         self.stage1.detector
+        from core.hand_search import default_searcher
+
+        default_searcher()   # the landmark model of the side decision's views (core.side) and the search
         if self.mesh is not None and self.mesh.param_head is not None and self.mesh.param_meshes:
             self.mesh.param_hand
 

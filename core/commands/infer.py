@@ -9,7 +9,8 @@ For each input, `DIR/<image stem>/result.npz` holds (stage 1):
   trajectory_timesteps (S,) the recorded DDIM trajectory · n_hands, hand_index ·
   side ('left'|'right', = handedness, the side used) · side_confidence (P of that side) ·
   side_decided_by ('label' | 'mirror-check' | 'chirality' | 'forced'; `--side`, core/side.py) ·
-  side_label / side_label_confidence (the detector's own handedness label and its confidence).
+  side_label / side_label_confidence (the detector's own handedness label and its confidence) ·
+  side_view_vote (in [-1, 1]: the views' chirality vote, +1 = every view says right; when the views voted).
 Stage 2 (meshes, core/cascade.py; when its weights are shipped, or with `--stage 2`) adds:
   vertex_hypotheses (N,V,3) one mesh per joint hypothesis · vertices (V,3) the paper aggregate ·
   faces (F,3) · mesh_joint_hypotheses (N,21,3) / mesh_joints (21,3) regressed from the meshes (same
@@ -74,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "nothing or with --hand all). Default auto")
     p.add_argument("--side", default="auto", choices=["auto", "left", "right"],
                    help="the hand's side: auto decides from the evidence (detector label and confidence, a "
-                        "mirror check, the landmarks' chirality; core/side.py); left / right force it")
+                        "mirror check, the chirality of the landmark model's 3D landmarks over several views of "
+                        "the hand; core/side.py); left / right force it")
     p.add_argument("--stage", type=int, choices=[1, 2], default=None,
                    help="1: joints only; 2: joints + meshes (default 2 when the mesh weights are shipped, else 1)")
     p.add_argument("--eta", type=float, default=None, help="DDIM η of stage 1 (default: the model's)")
