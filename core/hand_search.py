@@ -184,6 +184,13 @@ def views_agree(presence, distance, threshold: float, tol: float) -> bool:
     return int(ok.sum()) >= len(ok) - 1
 
 
+def is_union(kp: np.ndarray, hands: list[np.ndarray]) -> bool:
+    """Keypoints `kp` straddle two of `hands` (a "hand" made of two touching hands, e.g. a heart
+    gesture): its box holds most (> 0.6) of the boxes of two or more of them."""
+    box = tight_box(kp)
+    return sum(_inside_fraction(tight_box(h), box) > 0.6 for h in hands) >= 2
+
+
 def drop_fragments(dets: list[Detection], others: list[Detection] = ()) -> list[Detection]:
     """`dets` less those that are fragments of a bigger hand among `dets` or `others`."""
     pool = list(dets) + list(others)
@@ -514,8 +521,9 @@ def merge_detections(primary: list[Detection], extra: list[Detection], tol: floa
     A hand of `extra` is a primary hand when their keypoints agree (`same_hand`) or, since two finders
     may disagree on a hand's keypoints more than one finder's copies do, when their keypoint boxes overlap
     by IoU > `iou`. Each primary hand stands for at most one hand of `extra` (the nearest by keypoint
-    distance): of two overlapping hands of `extra` (one hand in front of the other) the second is kept."""
-    extra = drop_fragments(extra, primary)
+    distance): of two overlapping hands of `extra` (one hand in front of the other) the second is kept.
+    Hands of `extra` that are fragments of a primary hand or straddle two (`is_union`) are dropped."""
+    extra = [d for d in drop_fragments(extra, primary) if not is_union(d.keypoints2d, [p.keypoints2d for p in primary])]
     pairs = []
     for i, d in enumerate(extra):
         box = tight_box(d.keypoints2d)

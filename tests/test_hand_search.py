@@ -17,7 +17,7 @@ import pytest
 
 from core.errors import InputError, NoHandError, WeightsError
 from core.hand_search import (HandSearcher, SearchConfig, find_hands, is_fragment, keypoint_distance,
-                              merge_detections, views_agree)
+                              is_union, merge_detections, views_agree)
 from core.paths import SAMPLE_IMAGE
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -266,3 +266,23 @@ def test_two_hands_side_by_side_are_both_found(searcher, detector, hand_image):
     xs = sorted(d.keypoints2d[:, 0].mean() for d in dets)
     assert xs[0] < W < xs[1]
 
+
+
+def test_merge_drops_a_hand_straddling_two_primary_hands(palm):
+    """Two hands side by side (a heart gesture) and a "hand" whose box holds most of both."""
+    import copy
+
+    kp = palm.keypoints2d
+    width = np.ptp(kp[:, 0])
+    a, b = copy.deepcopy(palm), copy.deepcopy(palm)
+    b.keypoints2d = kp + [width + 10.0, 0.0]
+    centre = (kp.mean(0) + b.keypoints2d.mean(0)) / 2
+    straddle = copy.deepcopy(palm)
+    straddle.keypoints2d = centre + (kp - kp.mean(0)) * [2.6, 1.3]
+    assert is_union(straddle.keypoints2d, [a.keypoints2d, b.keypoints2d])
+    assert not is_union(a.keypoints2d, [b.keypoints2d, straddle.keypoints2d])
+    merged = merge_detections([a, b], [straddle])
+    assert len(merged) == 2 and not any(d is straddle for d in merged)
+    # Next to one hand only, the same "hand" is a hand of its own.
+    assert not is_union(straddle.keypoints2d, [a.keypoints2d])
+    assert len(merge_detections([a], [straddle])) == 2
