@@ -415,6 +415,17 @@ def test_one_engine_process_serves_the_cascade_and_dposer_lanes_side_by_side(qtb
         qtbot.waitUntil(lambda: engine.child_ready and prior.child_ready, timeout=240_000)
         qtbot.wait(200)
         assert len(reports) == 1 and "signal 9" in reports[0] and len(failures["DPoser"]) == 1, (reports, failures)
+        # A death not yet noticed when a run starts (the reader's signal still queued): the other lane's run
+        # in flight fails once, the new run goes to a fresh process.
+        with qtbot.waitSignal(prior.progress, timeout=60_000):
+            prior.start(endless)
+        proc, engine._last_respawn_t = engine.process, -1e9
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(5)   # dead; no Qt event handled since
+        with qtbot.waitSignal(engine.finished, timeout=240_000):
+            engine.start((str(SAMPLE_IMAGE), None, None, 0, {"n": 5, "steps": 2}))
+        assert not prior.busy and len(failures["DPoser"]) == 2 and not failures["engine"], failures
+        assert engine.pid not in (None, proc.pid) and len(reports) == 1
         again = prior.call(("source_from_pose", "p", pf.pose, pf.global_orient, None))
         assert again.vertices.shape == (1609, 3)
     finally:

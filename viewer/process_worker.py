@@ -133,7 +133,8 @@ class ProcessRunner(QtCore.QObject):
     def prewarm(self, hand_spec: dict | None = None) -> None:
         """Start the child now (it loads torch and its models in the background)."""
         if hand_spec is not None and hand_spec != self.hand_spec:
-            self.cancel()
+            for r in self._group():   # the process restarts: every lane's run in flight is cancelled
+                r.cancel()
             self._stop_child()
             self.hand_spec = dict(hand_spec)
         try:
@@ -222,6 +223,8 @@ class ProcessRunner(QtCore.QObject):
             return
         if self._proc is not None and self._proc.is_alive():
             return
+        if self._proc is not None:   # it died and the reader has not said so yet: as if it had (another
+            self._on_died(self._gen)   # lane's run in flight fails, the death is reported once)
         if self._proc is not None:
             self._stop_child(0.5)
         import viewer.engine
@@ -413,7 +416,7 @@ class ProcessRunner(QtCore.QObject):
         code = proc.exitcode
         group = self._group()   # every lane of this child: the first reader to notice handles them all
         was_ready = any(r.child_ready for r in group)
-        live = [r for r in group if r._live]
+        live = [r for r in group if r._live and r._sent_id >= r._run_id]   # a run not yet sent goes on
         finish_stop([r._detach_child() for r in group], 0.1)   # next start() spawns a fresh child
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         host = group[0]
