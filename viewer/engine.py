@@ -244,12 +244,13 @@ class PriorEngine:
         return result, result.vertices(self.hand)
 
 
-# -- DPoser in a separate process -----------------------------------------------------------------------
-# The test-time optimisation is a Python loop of small torch ops: on a thread of the GUI process it holds
-# the GIL for most of each iteration and stalls the window. `viewer.process_worker.ProcessRunner` runs it in
-# a child process (spawn) instead; the child runs `serve_prior` below. This module imports no Qt, so the
-# child never loads it. Messages are tuples of plain data (numbers, strings, numpy arrays, dataclasses of
-# numpy arrays), pickled only between our own two processes.
+# -- The engine in a child process ---------------------------------------------------------------------
+# The cascade and DPoser's test-time optimisation are Python loops of torch ops: on a thread of the GUI
+# process they would hold the GIL and stall the window. `viewer.process_worker.ProcessRunner` runs them in
+# a child process (spawn) instead: the window's one engine process runs `serve_lanes` below with a cascade
+# lane and a DPoser lane (`serve_cascade` / `serve_prior` serve one lane alone). This module imports no Qt,
+# so the child never loads it. Messages are tuples of plain data (numbers, strings, numpy arrays,
+# dataclasses of numpy arrays), pickled only between our own processes.
 
 
 def build_hand(spec: dict | None = None):
@@ -260,7 +261,7 @@ def build_hand(spec: dict | None = None):
     return load_hand_model(spec.get("kind", "anny"), mano_dir=spec.get("path"))
 
 
-WORKER_NICENESS = 10   # the engine processes' scheduling priority, below the window's
+WORKER_NICENESS = 10   # the engine process's scheduling priority, below the window's
 
 
 def _prior_setup(hand_spec: dict | None) -> PriorEngine:
