@@ -75,6 +75,8 @@ class SearchConfig:
     #: far edge of the frame) that the whole image, shrunk to the detector's 192 px, loses, at a fraction
     #: of the cost of a grid of small crops. Empty: no tiles.
     palm_tiles: tuple[float, ...] = (1.0, 0.5, 0.35)
+    #: Step between palm tiles as a fraction of the tile side.
+    tile_step: float = 0.5
     #: When the palm detector runs on tiles, grid scales below this are skipped: the grid is then for the
     #: hands the palm detector misses because they are big (a hand filling the frame) or unusual, and the
     #: tiles find the smaller hands at a fraction of the cost of a grid of small crops (~¾ of the grid).
@@ -352,8 +354,9 @@ class HandSearcher:
             side = int(round(f * short))
             if side < 32:
                 continue
-            for cy in _positions(h, side, side / 2):
-                for cx in _positions(w, side, side / 2):
+            step = side * cfg.tile_step
+            for cy in _positions(h, side, step):
+                for cx in _positions(w, side, step):
                     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
                     x0, y0 = min(max(x0, 0), w - side), min(max(y0, 0), h - side)
                     try:
