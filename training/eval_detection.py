@@ -4,7 +4,10 @@ Ground truth: `training/data/visible_hands.json` (clearly visible hands per phot
 approximate centre and size per hand). A detection is *found* when it is matched one-to-one (greedy,
 nearest first) to a visible hand whose centre lies within half the hand's size of the detection's
 keypoint-box centre and whose size is within a factor 2 of it; every other detection is *false*.
-Variants test robustness without new data: `mirror` (flipped left-right) and `half` (scaled to 50 %).
+Variants test robustness without new data: `mirror` (flipped left-right), `half` (scaled to 50 %) and
+`rot90` (turned a quarter clockwise); `--composites N` adds N canvases of several annotated crops each
+(small hands, several per image, keypoints known). With palm and search both run, auto (every hand
+wanted) is their two results merged, as `find_hands` does, and its time is theirs.
 Where the palm detector and the search both match one visible hand, their mean keypoint distance (px) is
 reported. `--annotated DIR` adds the real annotated crops (one hand each; hgc_realworld has keypoints).
 
