@@ -48,7 +48,7 @@ def reprojection_px(joints_cam: np.ndarray, keypoints2d: np.ndarray, K: np.ndarr
 
 
 def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: int = 0, lr: float = DEFAULT_LR,
-                w_prior: float = DEFAULT_W_PRIOR, w_init: float = 0.0, sigma_px: float = SIGMA_PX,
+                w_prior: float = DEFAULT_W_PRIOR, sigma_px: float = SIGMA_PX,
                 progress: Callable[[int, int], None] | None = None, cancel=None) -> Refinement:
     """Refine one `HandResult` that carries parameters (`result.params`) against its keypoints.
 
@@ -88,7 +88,6 @@ def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: in
             progress(it + 1, total)
 
     fit = fit_2d(prior, hand, kp, K, init, n=n, cfg=cfg, confidence=conf, sigma_px=sigma_px, fit_shape=False,
-                 w_init=w_init,
                  callback=callback, cancel=cancel)
     with torch.no_grad():
         out = hand(torch.from_numpy(fit.global_orient), torch.from_numpy(fit.pose), torch.from_numpy(fit.shape))

@@ -389,15 +389,13 @@ def geman_mcclure(sq_residual: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: int = DEFAULT_HYPOTHESES,
            cfg: TTOConfig | None = None, confidence: np.ndarray | None = None, sigma_px: float = 20.0,
-           hidden: np.ndarray | None = None, fit_shape: bool = True, w_init: float = 0.0,
+           hidden: np.ndarray | None = None, fit_shape: bool = True,
            callback: Callable | None = None, cancel=None) -> TTOResult:
     """Refine (global_orient, pose, shape, transl) — camera frame, metres — against 2D keypoints (21,2) px.
 
     `init` holds `global_orient` (3,)/(S,3), `pose` (45,)/(S,45), `transl` (3,)/(S,3) and optionally
     `shape`. Loss: Σ_j conf_j ρ_GM(‖Π(J_j) − k_j‖) + w_shape‖β − β_neutral‖² + prior (default schedule
-    [0.12, 0.08]) + w_init‖z − z_init‖² (normalised pose: keeps the fit near its start where the 2D
-    keypoints say nothing about depth). Joints listed in `hidden` get zero confidence and their dims start
-    from noise."""
+    [0.12, 0.08]). Joints listed in `hidden` get zero confidence and their dims start from noise."""
     import time
 
     cfg = cfg or TTOConfig(schedule=Schedule("truncated", *TASK_RANGES["fit2d"]))
@@ -456,8 +454,6 @@ def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: i
         loss = rep / sigma_px ** 2 * 100
         if fit_shape:
             loss = loss + cfg.w_shape * ((shp - neutral) ** 2).sum()
-        if w_init > 0:
-            loss = loss + w_init * ((z - z_init) ** 2).sum()
         if traj_p is not None:
             traj_p.append((z.detach() * std + mean).clone())
             traj_j.append(j.detach().clone())
