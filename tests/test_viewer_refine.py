@@ -195,6 +195,9 @@ def test_the_refinement_stays_with_the_hand_it_was_run_on(window, qtbot, tmp_pat
     assert m.result_state.result is rb and rb.refined is None
     assert m.display.refinement is None and not window.display_panel.refine_after.isEnabled()
     assert np.allclose(shown(window)[1], rb.vertices, atol=1e-6)
+    others = window.view3d.photo.others                       # hand A, drawn as another hand: refined
+    k = others.indices.index(a)
+    assert np.allclose(np.asarray(others.meshes[k][1].points), refined_agg, atol=1e-6)
 
     window.image_runs.choose_hand(a)              # back to hand A: its refinement again
     assert m.display.refinement[0] is ra and window.display_panel.refine_after.isEnabled()

@@ -228,7 +228,10 @@ class PhotoScene:
         for i, h in enumerate(m.hands.results):
             if h is None or i == chosen or h is selected:
                 continue
-            if getattr(h, "vertices", None) is not None:
+            refined = m.refine.outcome_for(i, h) if m.display.refined else None   # its refinement, if drawn
+            if refined is not None:
+                items.append((i, refined[1].vertices, h.faces, translation(h)))
+            elif getattr(h, "vertices", None) is not None:
                 items.append((i, h.vertices, h.faces, translation(h)))
             else:
                 items.append((i, h.joints, None, translation(h)))
