@@ -33,7 +33,7 @@ def run_app(args: argparse.Namespace) -> int:
     window.show()
     status = 0
     if args.file or args.screenshot:
-        wait_until_ready(window)   # the neutral hand is shown and the DPoser process answers
+        wait_until_ready(window)   # the neutral hand is shown and the DPoser lane answers
     if args.file:
         ok = window.open_path(args.file)
         if ok and args.screenshot:

@@ -18,7 +18,7 @@ from viewer.state import ViewerModel
 log = logging.getLogger("pose-viewer")
 POSE_SUFFIXES = (".npz", ".json")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-HAND_SPEC = {"kind": "anny"}   # how the DPoser process rebuilds the window's hand model (viewer.engine.build_hand)
+HAND_SPEC = {"kind": "anny"}   # the window's hand model, as the DPoser lane rebuilds it (engine.build_hand)
 #: Version of the saved dock layout: a layout saved by another version (the first one saved version 0,
 #: with the image panel at its 240 px minimum) is ignored and the window opens with its default layout.
 LAYOUT_VERSION = 2
@@ -52,7 +52,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.qsettings = settings or QtCore.QSettings("pose-viewer", "pose-viewer")
         self.model = m = ViewerModel()
         # `model_ready` fires once the neutral hand is on screen (at once: a shipped mesh, no hand model in
-        # this process); `ready` turns True when the DPoser process can also answer (a pose file's mesh
+        # this process); `ready` turns True when the DPoser lane can also answer (a pose file's mesh
         # comes from it), and files opened before that are opened then.
         self.ready = False
         self.neutral = None         # core.neutral_hand.NeutralHand
@@ -67,7 +67,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.prior_runs = ProcessRunner(self, hand_spec=HAND_SPEC, host=self.runs)
         self.image_runs = ImageRuns(m, self.runs, self)
         self.completion_runs = CompletionRuns(m, self.prior_runs, self)
-        self.refine_runs = RefineRuns(m, self.prior_runs, self)     # the DPoser process refines too
+        self.refine_runs = RefineRuns(m, self.prior_runs, self)     # the DPoser lane refines too
 
         # 3D view. We render on change, not on a timer. No multisampling: in software OpenGL (llvmpipe) 8x
         # MSAA (pyvista's default) multiplies the fill cost of every frame — the empty 3D view rendered in
@@ -126,7 +126,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._default_layout()
         self._restore_settings()
         # No torch and no hand model in this process (issue 27): the neutral hand is a shipped mesh, and what
-        # needs the hand model (a pose's mesh, a random pose) is asked of the DPoser process.
+        # needs the hand model (a pose's mesh, a random pose) is asked of the DPoser lane.
         self.runs.ready.connect(lambda: self.device_label.setText(self.runs.info.get("device", "engine ready")))
         self.prior_runs.ready.connect(self._mark_ready)
         self.statusBar().showMessage("Starting…")
@@ -140,7 +140,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         if self._closed:
             return     # closed before the first event-loop turn: start no engine process
-        self.prior_runs.prewarm(HAND_SPEC)   # the DPoser process builds the hand model and loads the prior
+        self.prior_runs.prewarm(HAND_SPEC)   # the DPoser lane builds the hand model and loads the prior
         self.runs.prewarm()                  # the image process loads the detector and the cascade
         try:
             hand = load_neutral_hand()
@@ -172,7 +172,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_engine_crashed(self, message: str) -> None:
         """An engine process died while idle (it is being replaced): say so once; opens waiting for a
-        DPoser process that died while starting go on (and report why they fail)."""
+        DPoser lane whose process died while starting go on (and report why they fail)."""
         self.model.status.fail(message)
         if not self.ready:
             self._mark_ready()
@@ -348,7 +348,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cancel_runs()
         from viewer.process_worker import shutdown_all
 
-        shutdown_all([self.runs, self.prior_runs])   # both engine processes end together, in ~2 s at most
+        shutdown_all([self.runs, self.prior_runs])   # the engine process (both lanes) ends, in ~2 s at most
         self.denoise_panel.set_playing(False)
         self._save_settings()
         self.plotter.close()
