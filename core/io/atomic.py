@@ -153,13 +153,11 @@ def _discard(fd: int | None, tmp: pathlib.Path) -> None:
         pass
 
 
-def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview, *, parents: bool = False) -> pathlib.Path:
-    """Write `data` to `path` atomically; `parents=True` creates missing folders (CLI `--out`)."""
-    path = pathlib.Path(path)
-    _check_target(path, parents)
-    fd, tmp = _temp(path)
+def _finish(path: pathlib.Path, tmp: pathlib.Path, fd: int | None, fill: Callable[[int | None], int]) -> pathlib.Path:
+    """`fill(fd)` completes the temporary file and returns an open descriptor of it; then fsync, mode,
+    rename. Any failure removes the temporary file: an OSError becomes one `OutputError`."""
     try:
-        _write_all(fd, data)
+        fd = fill(fd)
         handed, fd = fd, None
         _commit(handed, tmp, path)
     except OSError as exc:
@@ -169,6 +167,19 @@ def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview, *
         _discard(fd, tmp)
         raise
     return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview, *, parents: bool = False) -> pathlib.Path:
+    """Write `data` to `path` atomically; `parents=True` creates missing folders (CLI `--out`)."""
+    path = pathlib.Path(path)
+    _check_target(path, parents)
+    fd, tmp = _temp(path)
+
+    def fill(fd: int) -> int:
+        _write_all(fd, data)
+        return fd
+
+    return _finish(path, tmp, fd, fill)
 
 
 def write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], Any], *, parents: bool = False) -> pathlib.Path:
@@ -213,8 +224,8 @@ def write_via_path(path: str | os.PathLike, write: Callable[[pathlib.Path], Any]
     _check_target(path, parents)
     fd, tmp = _temp(path, path.suffix)
     os.close(fd)
-    fd = None
-    try:
+
+    def fill(_fd: None) -> int:
         ok = write(tmp)
         if ok is False:
             raise output_error(path, "the writer reported a failure (disk full or read-only?)")
@@ -222,16 +233,9 @@ def write_via_path(path: str | os.PathLike, write: Callable[[pathlib.Path], Any]
             raise output_error(path, "nothing was written (disk full or read-only?)")
         if verify is not None and not verify(tmp):
             raise output_error(path, "the written file is incomplete (disk full?)")
-        fd = os.open(tmp, os.O_RDWR)
-        handed, fd = fd, None
-        _commit(handed, tmp, path)
-    except OSError as exc:
-        _discard(fd, tmp)
-        raise output_error(path, exc) from None
-    except BaseException:
-        _discard(fd, tmp)
-        raise
-    return path
+        return os.open(tmp, os.O_RDWR)
+
+    return _finish(path, tmp, None, fill)
 
 
 def png_file_is_complete(path: pathlib.Path) -> bool:
