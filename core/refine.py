@@ -17,14 +17,15 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from core.geometry import project
 from core.joints import mirror_x
+from core.prior.choices import DEFAULT_REFINE_ITERS
 from core.results import MeshParams, Refinement
 
-#: The refinement's defaults, chosen on the even-numbered hgc_realworld crops and their mirrors
+#: The refinement's defaults (with DEFAULT_REFINE_ITERS = 20 in core.prior.choices), chosen on the even-numbered hgc_realworld crops and their mirrors
 #: (`training/eval_refine.py`; docs/results.md "Refinement"): a short, gentle fit — larger steps fit the
 #: keypoints closer (reprojection ↓) but move the 3D joints away from the truth (PA-MPJPE ↑), because a
 #: 2D keypoint says nothing about depth.
-DEFAULT_REFINE_ITERS = 20
 DEFAULT_LR = 0.02
 DEFAULT_W_PRIOR = 10.0
 #: Robust scale of the reprojection term, px (residuals beyond it count ~constant).
@@ -32,19 +33,16 @@ SIGMA_PX = 20.0
 
 
 def _mirror_uv(uv: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixels of camera-frame points mirrored across x = 0 (`mirror_x`) under the same K: u → 2·cx − u."""
     out = np.array(uv, np.float32, copy=True)
     out[..., 0] = 2.0 * float(K[0, 2]) - out[..., 0]
     return out
 
 
-def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    uvw = points @ np.asarray(K, np.float64).T
-    return (uvw[..., :2] / np.maximum(uvw[..., 2:], 1e-6)).astype(np.float32)
-
-
 def reprojection_px(joints_cam: np.ndarray, keypoints2d: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Mean keypoint distance (px) of camera-frame joints (..., 21, 3) to the keypoints (21, 2)."""
-    return np.linalg.norm(_project(joints_cam, K) - np.asarray(keypoints2d, np.float32), axis=-1).mean(-1)
+    uv = project(np.asarray(joints_cam, np.float64), K)
+    return np.linalg.norm(uv - np.asarray(keypoints2d, np.float64), axis=-1).mean(-1).astype(np.float32)
 
 
 def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: int = 0, lr: float = DEFAULT_LR,
@@ -75,7 +73,7 @@ def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: in
     shape = np.concatenate([p.hyp_shape, p.shape[None]]).astype(np.float32)
     n = len(pose)
     if left:   # parameters describe the mirror image: fit there
-        kp, cam_t = _mirror_uv(kp, K), cam_t * np.array([-1, 1, 1], np.float32)
+        kp, cam_t = _mirror_uv(kp, K), mirror_x(cam_t)
     cfg = TTOConfig(prior="dposer" if prior is not None else "none", iters=int(iters), seed=seed, record=False,
                     lr=lr, w_prior=w_prior,
                     schedule=Schedule("truncated", *TASK_RANGES["fit2d"]))
@@ -96,7 +94,7 @@ def refine_hand(prior, hand, result, iters: int = DEFAULT_REFINE_ITERS, seed: in
     err_after = reprojection_px(joints + fit.transl[:, None, :], kp, K)
     transl = fit.transl.copy()
     if left:
-        verts, joints, transl = mirror_x(verts), mirror_x(joints), transl * np.array([-1, 1, 1], np.float32)
+        verts, joints, transl = mirror_x(verts), mirror_x(joints), mirror_x(transl)
     params = MeshParams(fit.global_orient[:-1], fit.pose[:-1], fit.shape[:-1],
                         fit.global_orient[-1], fit.pose[-1], fit.shape[-1],
                         hyp_vertices=verts[:-1], vertices=verts[-1], hyp_joints=joints[:-1], joints=joints[-1])

@@ -98,7 +98,7 @@ class Refinement:
     origin, photo camera axes, mirrored back for a left hand), each hypothesis's own camera translation,
     and the keypoint reprojection error before and after (px, mean over joints; the aggregate last)."""
 
-    params: MeshParams                     # refined parameters + meshes (hyp_*: N, then the aggregate)
+    params: MeshParams                     # refined parameters + Anny meshes (hyp_*: the N hypotheses)
     hyp_transl: np.ndarray                 # (N,3) metres: refined mesh + hyp_transl overlays the photo
     transl: np.ndarray                     # (3,) the aggregate's
     reprojection_px_before: np.ndarray     # (N+1,) mean keypoint distance, hypotheses then aggregate

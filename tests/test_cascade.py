@@ -119,15 +119,20 @@ def test_features_once_per_hand(mesh_stage, monkeypatch):
     assert calls == {"features": 1, "context": 1}
 
 
-def test_left_hand_is_the_mirror_of_the_right_hand(mesh_stage):
-    w = 320
+def mirrored_pair(w: int = 320):
+    """A right hand's stage-1 result, the same hand seen in the mirrored image (a left hand), and a
+    uniform image (the crops of both are identical)."""
     right = _stage1("right", w)
     left = _stage1("left", w)
     left.keypoints2d = np.c_[w - 1 - right.keypoints2d[:, 0], right.keypoints2d[:, 1]]
     left.joint_hypotheses = right.joint_hypotheses * np.array([-1.0, 1, 1])
     left.K = right.K.copy()
     left.K[0, 2] = w - 1 - right.K[0, 2]
-    img = np.full((240, w, 3), 90, np.uint8)                  # uniform: crops are identical
+    return right, left, np.full((240, w, 3), 90, np.uint8)
+
+
+def test_left_hand_is_the_mirror_of_the_right_hand(mesh_stage):
+    right, left, img = mirrored_pair()
     rr = mesh_stage.run_hand(img, right, steps=STEPS, seed=3)
     rl = mesh_stage.run_hand(img, left, steps=STEPS, seed=3)
     np.testing.assert_allclose(rl.vertex_hypotheses, rr.vertex_hypotheses * [-1, 1, 1], atol=1e-5)

@@ -12,7 +12,7 @@ from core.cli import main
 from core.joints import mirror_x
 from core.mesh.params import ParamHead, parametric_meshes
 from core.paths import SAMPLE_IMAGE
-from tests.test_cascade import N, STEPS, FakeStage1, _randomise, _stage1, tiny_mesh_stage
+from tests.test_cascade import N, STEPS, FakeStage1, _randomise, _stage1, mirrored_pair, tiny_mesh_stage
 
 PARAM_KEYS = {"param_hypotheses_global_orient": (N, 3), "param_hypotheses_pose": (N, 45),
               "param_hypotheses_shape": (N, 10), "param_global_orient": (3,), "param_pose": (45,),
@@ -53,14 +53,7 @@ def test_params_in_hand_result_and_npz(stage_with_head):
 
 
 def test_left_hand_params_are_the_right_models_and_meshes_mirrored(stage_with_head):
-    w = 320
-    right = _stage1("right", w)
-    left = _stage1("left", w)
-    left.keypoints2d = np.c_[w - 1 - right.keypoints2d[:, 0], right.keypoints2d[:, 1]]
-    left.joint_hypotheses = right.joint_hypotheses * np.array([-1.0, 1, 1])
-    left.K = right.K.copy()
-    left.K[0, 2] = w - 1 - right.K[0, 2]
-    img = np.full((240, w, 3), 90, np.uint8)                  # uniform: crops are identical
+    right, left, img = mirrored_pair()
     pr = stage_with_head.run_hand(img, right, steps=STEPS, seed=3).params
     pl = stage_with_head.run_hand(img, left, steps=STEPS, seed=3).params
     np.testing.assert_allclose(pl.hyp_pose, pr.hyp_pose, atol=1e-5)        # the right-hand model's parameters
@@ -158,13 +151,13 @@ def test_infer_writes_params_and_pose_files_that_complete_opens(tmp_path, capsys
 def test_trajectory_params_per_step_and_the_last_step_is_the_result(stage_with_head):
     """Parameters of every stage-2 step's x̂0 mesh (asked for): (S,N,·) arrays in the npz, and the last
     step's x̂0 is the final sample, so its parameters are the result's."""
-
     est = CascadeEstimator(stage1=FakeStage1(_stage1()), mesh_stage=stage_with_head)
     (r,) = est.run(np.zeros((240, 320, 3), np.uint8), n=N, steps=STEPS)
     assert "trajectory_param_pose" not in r.to_npz_dict()
     tp = est.trajectory_params(r)
     s = r.trajectory_latents_x0.shape[0]
-    assert tp["pose"].shape == (s, N, 45) and tp["global_orient"].shape == (s, N, 3) and tp["shape"].shape == (s, N, 10)
+    assert tp["pose"].shape == (s, N, 45) and tp["global_orient"].shape == (s, N, 3)
+    assert tp["shape"].shape == (s, N, 10)
     assert np.abs(tp["pose"][0] - tp["pose"][-1]).max() > 1e-4   # the steps differ
     np.testing.assert_allclose(tp["pose"][-1], r.params.hyp_pose, atol=1e-4)
     d = r.to_npz_dict()

@@ -39,12 +39,12 @@ def refine_and_wait(window, qtbot, iters: int) -> None:
 
 
 def test_refine_changes_the_meshes_and_before_after_switches_back(photo_window, qtbot, tmp_path):
-    from core.refine import DEFAULT_REFINE_ITERS
+    from core.prior.choices import DEFAULT_REFINE_ITERS
     from viewer.actions import shortcut_lines
     from viewer.state import RefineState
 
     window = photo_window
-    assert RefineState.DEFAULT_ITERS == DEFAULT_REFINE_ITERS       # the window's default is core's
+    assert RefineState().iters == DEFAULT_REFINE_ITERS       # the window's default is core's
     assert window.display_panel.refine_iters.value() == DEFAULT_REFINE_ITERS
     assert ("Ctrl+R", window.qactions["refine"].toolTip()[:1].lower() + window.qactions["refine"].toolTip()[1:]) \
         in shortcut_lines()

@@ -19,7 +19,7 @@ import numpy as np
 from psygnal import evented
 
 from core.joints import NUM_JOINTS
-from core.prior.choices import DEFAULT_HYPOTHESES, DEFAULT_ITERS, PRIORS, SCHEDULES, TASK_RANGES
+from core.prior.choices import DEFAULT_HYPOTHESES, DEFAULT_ITERS, DEFAULT_REFINE_ITERS, PRIORS, SCHEDULES, TASK_RANGES
 
 DISPLAY_MODES = ("all", "aggregate", "best", "single")
 VIEWS = ("pose", "image")   # what the 3D view shows: a hand / DPoser completion, or an image result
@@ -181,11 +181,7 @@ class RefineState:
     the iterations asked for, whether a run is going (and on which hand), and the refinements done,
     each kept with the hand and the result it was run on (a new result of that hand drops it)."""
 
-    #: core.refine.DEFAULT_REFINE_ITERS (core.refine imports torch, which this process must not;
-    #: tests/test_viewer_refine.py checks the two agree).
-    DEFAULT_ITERS = 20
-
-    iters: int = DEFAULT_ITERS
+    iters: int = DEFAULT_REFINE_ITERS
     running: bool = False
     hand: int = -1                                       # the hand being (or last) refined
     outcomes: dict = field(default_factory=dict)         # hand index → (HandResult, RefineOutcome)

@@ -109,32 +109,32 @@ def _validate(args: argparse.Namespace) -> None:
         raise InputError(f"--refine-iters must be in [1, 1000], got {args.refine_iters}")
 
 
+def _save_mesh_set(folder: pathlib.Path, stem: str, fmt: str, faces: np.ndarray, aggregate: np.ndarray,
+                   hypotheses: np.ndarray | None = None) -> list[pathlib.Path]:
+    from core.io.export import save_mesh
+
+    paths = [save_mesh(folder / f"{stem}.{fmt}", aggregate, faces)]
+    for i, v in enumerate(() if hypotheses is None else hypotheses):
+        paths.append(save_mesh(folder / f"{stem}_hyp_{i:03d}.{fmt}", v, faces))
+    return paths
+
+
 def write_meshes(result: HandResult, folder: pathlib.Path, fmt: str = "obj", save_hypotheses: bool = False,
                  stem: str = "mesh") -> list[pathlib.Path]:
     """The aggregate mesh (`<stem>.<fmt>`) and, with `save_hypotheses`, every hypothesis
     (`<stem>_hyp_000.<fmt>` …) of a mesh result, in the camera frame (vertices + mesh_cam_t) so they
     overlay the image. Returns the written paths."""
-    from core.io.export import save_mesh
-
-    paths = [save_mesh(folder / f"{stem}.{fmt}", result.vertices + result.mesh_cam_t, result.faces)]
-    if save_hypotheses:
-        for i, v in enumerate(result.vertex_hypotheses):
-            paths.append(save_mesh(folder / f"{stem}_hyp_{i:03d}.{fmt}", v + result.mesh_cam_t, result.faces))
-    return paths
+    t = result.mesh_cam_t
+    return _save_mesh_set(folder, stem, fmt, result.faces, result.vertices + t,
+                          result.vertex_hypotheses + t if save_hypotheses else None)
 
 
 def write_refined_meshes(result: HandResult, folder: pathlib.Path, fmt: str = "obj", save_hypotheses: bool = False,
                          stem: str = "mesh_refined") -> list[pathlib.Path]:
-    """The refined aggregate (and hypotheses) of `result.refined` in the camera frame (mesh + its own
-    translation), like `write_meshes`."""
-    from core.io.export import save_mesh
-
+    """The same for `result.refined`: each refined mesh at its own camera translation."""
     ref = result.refined
-    paths = [save_mesh(folder / f"{stem}.{fmt}", ref.params.vertices + ref.transl, result.faces)]
-    if save_hypotheses:
-        for i, (v, t) in enumerate(zip(ref.params.hyp_vertices, ref.hyp_transl)):
-            paths.append(save_mesh(folder / f"{stem}_hyp_{i:03d}.{fmt}", v + t, result.faces))
-    return paths
+    return _save_mesh_set(folder, stem, fmt, result.faces, ref.params.vertices + ref.transl,
+                          ref.params.hyp_vertices + ref.hyp_transl[:, None, :] if save_hypotheses else None)
 
 
 def write_pose_files(result: HandResult, folder: pathlib.Path) -> list[pathlib.Path]:
@@ -201,9 +201,10 @@ def run(args: argparse.Namespace) -> int:
             save_npz(folder / ("result.npz" if i == 0 else f"result_hand{i}.npz"), **arrays)
         dt = time.perf_counter() - t0
         sides = ", ".join(r.handedness for r in results)
-        refined = "".join(f", refined {r.refined.reprojection_px_before[-1]:.1f} -> {r.refined.reprojection_px_after[-1]:.1f} px"
-                          for r in results if r.refined is not None)
-        print(f"{path}: {len(results)} hand(s) ({sides}), {args.n} hypotheses{refined}, {dt:.2f} s -> {folder}/result.npz")
+        refined = "".join(f", refined {q.reprojection_px_before[-1]:.1f} -> {q.reprojection_px_after[-1]:.1f} px"
+                          for q in (r.refined for r in results) if q is not None)
+        print(f"{path}: {len(results)} hand(s) ({sides}), {args.n} hypotheses{refined}, {dt:.2f} s "
+              f"-> {folder}/result.npz")
 
     return run_each(args.images, handle, args.debug)
 

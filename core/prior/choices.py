@@ -17,3 +17,5 @@ TASK_RANGES = {
 }
 DEFAULT_HYPOTHESES = 10   # S completions per run
 DEFAULT_ITERS = 100       # test-time optimisation iterations
+#: Iterations of the refinement of a photo's result (`core.refine`: why so few is said there).
+DEFAULT_REFINE_ITERS = 20
