@@ -46,13 +46,20 @@ def trajectory_frames(result) -> list[tuple[str, str, np.ndarray]]:
 _LOD_CACHE: dict = {}
 
 
+def _gather_form(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A dense (V_out, V_in) sampling matrix with few non-zeros per row → (indices, weights), both
+    (V_out, k): row r of `matrix @ x` is `(x[indices[r]] * weights[r]).sum()` (padding has weight 0)."""
+    k = max(int((matrix != 0).sum(1).max()), 1)
+    indices = np.argsort(matrix == 0, axis=1, kind="stable")[:, :k]     # each row's non-zero columns first
+    return indices, np.take_along_axis(matrix, indices, 1).astype(np.float32)
+
+
 def coarse_meshes(vertices: np.ndarray, level: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
     """Hypothesis meshes (N,1609,3) of the Anny hand → the same meshes at the autoencoder's
     down-sampled `level` (1: 400 vertices, 2: 200, 3: 100; the shipped sampling resource) with its
     faces: fewer triangles for drawing a translucent cloud (level 1 for still frames, a coarser one
-    while the user scrubs). Other vertex counts are returned unchanged (with faces None)."""
-    import scipy.sparse as sp
-
+    while the user scrubs). Other vertex counts are returned unchanged (with faces None). Plain numpy
+    (a gather of the few weighted vertices each coarse vertex has): the window process has no scipy."""
     from core.mesh.sampling import load_sampling_arrays   # numpy only: the window process has no torch
 
     if "sampling" not in _LOD_CACHE:
@@ -60,15 +67,15 @@ def coarse_meshes(vertices: np.ndarray, level: int = 1) -> tuple[np.ndarray, np.
     s = _LOD_CACHE["sampling"]
     level = max(1, min(level, len(s["down"])))
     if level not in _LOD_CACHE:
-        down = sp.csr_matrix(s["down"][0])
+        down = s["down"][0]
         for d in s["down"][1:level]:
-            down = sp.csr_matrix(d) @ down
-        _LOD_CACHE[level] = (down.tocsr(), np.asarray(s["level_faces"][level]))
-    down, faces = _LOD_CACHE[level]
+            down = d @ down
+        _LOD_CACHE[level] = (*_gather_form(down), down.shape[1], np.asarray(s["level_faces"][level]))
+    indices, weights, n_in, faces = _LOD_CACHE[level]
     v = np.asarray(vertices, np.float32)
-    if v.ndim != 3 or v.shape[1] != down.shape[1]:
+    if v.ndim != 3 or v.shape[1] != n_in:
         return v, None
     n, nv, _ = v.shape
-    flat = v.transpose(1, 0, 2).reshape(nv, n * 3)          # (V, N·3)
-    coarse = (down @ flat).reshape(down.shape[0], n, 3)     # (V_level, N, 3)
-    return np.ascontiguousarray(coarse.transpose(1, 0, 2)), faces
+    flat = v.transpose(1, 0, 2).reshape(nv, n * 3)                     # (V, N·3): rows gathered whole
+    coarse = np.einsum("lkm,lk->lm", flat[indices], weights)            # (V_level, N·3)
+    return np.ascontiguousarray(coarse.reshape(len(indices), n, 3).transpose(1, 0, 2)), faces
