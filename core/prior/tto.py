@@ -249,6 +249,88 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     return s, r, mu_d - s * r @ mu_s
 
 
+@dataclass
+class _Fit:
+    """What `_optimise` needs of one fitting task: the normalised pose `z` (with `mean`, `std`), the
+    optimiser over it and the task's other variables, `joints()` → (S,21,3) and `data_loss(joints)`; the
+    shape `shp` (regularised towards `neutral` and kept in the model's range while it needs a gradient)."""
+
+    z: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    opt: torch.optim.Optimizer
+    joints: Callable[[], torch.Tensor]
+    data_loss: Callable[[torch.Tensor], torch.Tensor]
+    shp: torch.Tensor
+    neutral: torch.Tensor
+    shape_weight: float
+
+
+_SHAPE_LO = torch.tensor([0.0] * 6 + [-1.0] * 4)
+_SHAPE_HI = torch.ones(10)
+
+
+def _optimise(fit: _Fit, prior, cfg: TTOConfig, n: int, before_step: Callable[[int], None] | None = None,
+              callback: Callable | None = None, cancel=None) -> tuple[np.ndarray, np.ndarray, torch.Tensor,
+                                                                      list | None, list | None]:
+    """The loop `fit_joints` and `fit_2d` share: per iteration the cosine learning rate, the task loss
+    (+ the shape regulariser while the shape is fitted), the prior's closed-form gradient at the
+    schedule's t, an Adam step and the shape clamp. `before_step(it)` runs first in each iteration.
+    Returns (t schedule, loss per iteration, final joints, pose trajectory, joint trajectory)."""
+    z, std, mean = fit.z, fit.std, fit.mean
+    term = _PriorTerm(prior, cfg, n)
+    ts = cfg.schedule.times(cfg.iters, cfg.seed)
+    losses = np.zeros(cfg.iters)
+    traj_p, traj_j = ([], []) if cfg.record else (None, None)
+    for it, t in enumerate(ts):
+        raise_if_cancelled(cancel, "optimisation cancelled")
+        if before_step is not None:
+            before_step(it)
+        for g in fit.opt.param_groups:
+            g["lr"] = g["base"] * _lr_factor(it, cfg.iters)
+        j = fit.joints()
+        loss = fit.data_loss(j)
+        fitting_shape = fit.shp.requires_grad
+        if fitting_shape:
+            loss = loss + fit.shape_weight * ((fit.shp - fit.neutral) ** 2).sum()
+        if traj_p is not None:
+            traj_p.append((z.detach() * std + mean).clone())
+            traj_j.append(j.detach().clone())
+        fit.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        value, g = term.grad(z.detach(), float(t))
+        _add_grad(z, g)
+        fit.opt.step()
+        loss = loss.detach() + value
+        if fitting_shape:
+            with torch.no_grad():
+                fit.shp.copy_(torch.maximum(torch.minimum(fit.shp, _SHAPE_HI), _SHAPE_LO))
+        losses[it] = float(loss.detach())
+        if callback is not None:
+            callback(it, cfg.iters, float(t), (z.detach() * std + mean).numpy())
+    with torch.no_grad():
+        j = fit.joints()
+    if traj_p is not None:
+        traj_p.append(z.detach() * std + mean)
+        traj_j.append(j.clone())
+    return ts, losses, j, traj_p, traj_j
+
+
+def _result(fit: _Fit, go: torch.Tensor, shape: torch.Tensor, scale: np.ndarray, transl: torch.Tensor,
+            run: tuple, free: np.ndarray, t0: float) -> TTOResult:
+    import time
+
+    ts, losses, j, traj_p, traj_j = run
+    pose = fit.z.detach() * fit.std + fit.mean
+    return TTOResult(pose=pose.numpy().astype(np.float32), global_orient=go.detach().numpy().astype(np.float32),
+                     shape=shape.detach().numpy().astype(np.float32), scale=scale.astype(np.float32),
+                     transl=transl.detach().numpy().astype(np.float32), joints=j.numpy().astype(np.float32),
+                     t_schedule=ts, free_dims=free,
+                     traj_pose=None if traj_p is None else torch.stack(traj_p).numpy(),
+                     traj_joints=None if traj_j is None else torch.stack(traj_j).numpy(),
+                     loss=losses, seconds=time.perf_counter() - t0)
+
+
 def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = None, n: int = DEFAULT_HYPOTHESES,
                cfg: TTOConfig | None = None, fit_shape: bool = True, fit_scale: bool = True,
                shape: np.ndarray | None = None, noise_std: float = 0.01, shape_frac: float = 0.3,
@@ -322,12 +404,6 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
     opt = torch.optim.Adam(groups)
     obs_t = torch.from_numpy(observed)
     vis_t = torch.from_numpy(visible.astype(np.float32))
-    term = _PriorTerm(prior, cfg, n)
-    ts = cfg.schedule.times(cfg.iters, cfg.seed)
-    lo = torch.tensor([0.0] * 6 + [-1.0] * 4)
-    hi = torch.ones(10)
-    losses = np.zeros(cfg.iters)
-    traj_p, traj_j = ([], []) if cfg.record else (None, None)
 
     # Shape is fitted during the first `shape_iters` iterations, then held (its rest model cached).
     n_shape = int(round(shape_frac * cfg.iters)) if fit_shape else 0
@@ -338,47 +414,18 @@ def fit_joints(prior, hand, observed: np.ndarray, hidden: np.ndarray | None = No
         jj = FixedShapeJoints.shared_shape_joints(hand, go, pose, shp) if fixed is None else fixed(go, pose)
         return torch.exp(log_s)[:, :, None] * jj + transl[:, None, :]
 
-    for it, t in enumerate(ts):
-        raise_if_cancelled(cancel, "optimisation cancelled")
+    def hold_shape(it: int) -> None:
+        nonlocal fixed
         if fixed is None and it >= n_shape:
             shp.requires_grad_(False)
             fixed = FixedShapeJoints(hand, shp, n)
-        for g in opt.param_groups:
-            g["lr"] = g["base"] * _lr_factor(it, cfg.iters)
-        j = model_joints()
-        data = ((((j - obs_t) ** 2).sum(-1) * vis_t).sum(-1) / noise_std ** 2).sum()
-        loss = data
-        if fit_shape and shp.requires_grad:
-            loss = loss + n * cfg.w_shape * ((shp - neutral) ** 2).sum()
-        if traj_p is not None:
-            traj_p.append((z.detach() * std + mean).clone())
-            traj_j.append(j.detach().clone())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        value, g = term.grad(z.detach(), float(t))
-        _add_grad(z, g)
-        opt.step()
-        loss = loss.detach() + value
-        if fit_shape and shp.requires_grad:
-            with torch.no_grad():
-                shp.copy_(torch.maximum(torch.minimum(shp, hi), lo))
-        losses[it] = float(loss.detach())
-        if callback is not None:
-            callback(it, cfg.iters, float(t), (z.detach() * std + mean).numpy())
-    with torch.no_grad():
-        j = model_joints()
-    pose = (z.detach() * std + mean)
-    if traj_p is not None:
-        traj_p.append(pose.clone())
-        traj_j.append(j.clone())
-    return TTOResult(pose=pose.numpy().astype(np.float32), global_orient=go.detach().numpy().astype(np.float32),
-                     shape=shp.detach().expand(n, -1).numpy().astype(np.float32),
-                     scale=torch.exp(log_s).detach().numpy()[:, 0].astype(np.float32),
-                     transl=transl.detach().numpy().astype(np.float32), joints=j.numpy().astype(np.float32),
-                     t_schedule=ts, free_dims=free,
-                     traj_pose=None if traj_p is None else torch.stack(traj_p).numpy(),
-                     traj_joints=None if traj_j is None else torch.stack(traj_j).numpy(),
-                     loss=losses, seconds=time.perf_counter() - t0)
+
+    # The shape is one row shared by the S hypotheses: its regulariser counts S times, as for S rows.
+    fit = _Fit(z, mean, std, opt, model_joints,
+               lambda j: ((((j - obs_t) ** 2).sum(-1) * vis_t).sum(-1) / noise_std ** 2).sum(),
+               shp, neutral, n * cfg.w_shape)
+    run = _optimise(fit, prior, cfg, n, hold_shape, callback, cancel)
+    return _result(fit, go, shp.expand(n, -1), torch.exp(log_s).detach().numpy()[:, 0], transl, run, free, t0)
 
 
 # -- 2D fitting ---------------------------------------------------------------------------------------------
@@ -428,12 +475,6 @@ def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: i
     if fit_shape:
         groups.append({"params": [shp], "lr": 0.2 * lr, "base": 0.2 * lr})
     opt = torch.optim.Adam(groups)
-    term = _PriorTerm(prior, cfg, n)
-    ts = cfg.schedule.times(cfg.iters, cfg.seed)
-    lo = torch.tensor([0.0] * 6 + [-1.0] * 4)
-    hi = torch.ones(10)
-    losses = np.zeros(cfg.iters)
-    traj_p, traj_j = ([], []) if cfg.record else (None, None)
 
     # Shape held: its rest model is cached once (FixedShapeJoints), the loop replays the pose part only.
     fixed = None if fit_shape else FixedShapeJoints(hand, shp.detach(), n)
@@ -443,42 +484,11 @@ def fit_2d(prior, hand, keypoints2d: np.ndarray, K: np.ndarray, init: dict, n: i
         jj = hand.joints(go, pose, shp) if fixed is None else fixed(go, pose)
         return jj + transl[:, None, :]
 
-    for it, t in enumerate(ts):
-        raise_if_cancelled(cancel, "optimisation cancelled")
-        for grp in opt.param_groups:
-            grp["lr"] = grp["base"] * _lr_factor(it, cfg.iters)
-        j = joints3d()
+    def reprojection(j: torch.Tensor) -> torch.Tensor:
         uvw = j @ Kt.T
         uv = uvw[..., :2] / uvw[..., 2:].clamp_min(1e-4)
-        rep = (geman_mcclure(((uv - kp) ** 2).sum(-1), sigma_px) * conf_t).sum()
-        loss = rep / sigma_px ** 2 * 100
-        if fit_shape:
-            loss = loss + cfg.w_shape * ((shp - neutral) ** 2).sum()
-        if traj_p is not None:
-            traj_p.append((z.detach() * std + mean).clone())
-            traj_j.append(j.detach().clone())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        value, g = term.grad(z.detach(), float(t))
-        _add_grad(z, g)
-        opt.step()
-        loss = loss.detach() + value
-        if fit_shape:
-            with torch.no_grad():
-                shp.copy_(torch.maximum(torch.minimum(shp, hi), lo))
-        losses[it] = float(loss.detach())
-        if callback is not None:
-            callback(it, cfg.iters, float(t), (z.detach() * std + mean).numpy())
-    with torch.no_grad():
-        j = joints3d()
-    pose = z.detach() * std + mean
-    if traj_p is not None:
-        traj_p.append(pose.clone())
-        traj_j.append(j.clone())
-    return TTOResult(pose=pose.numpy().astype(np.float32), global_orient=go.detach().numpy().astype(np.float32),
-                     shape=shp.detach().numpy().astype(np.float32), scale=np.ones(n, np.float32),
-                     transl=transl.detach().numpy().astype(np.float32), joints=j.numpy().astype(np.float32),
-                     t_schedule=ts, free_dims=free,
-                     traj_pose=None if traj_p is None else torch.stack(traj_p).numpy(),
-                     traj_joints=None if traj_j is None else torch.stack(traj_j).numpy(),
-                     loss=losses, seconds=time.perf_counter() - t0)
+        return (geman_mcclure(((uv - kp) ** 2).sum(-1), sigma_px) * conf_t).sum() / sigma_px ** 2 * 100
+
+    fit = _Fit(z, mean, std, opt, joints3d, reprojection, shp, neutral, cfg.w_shape)
+    run = _optimise(fit, prior, cfg, n, None, callback, cancel)
+    return _result(fit, go, shp, np.ones(n, np.float32), transl, run, free, t0)
