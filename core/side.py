@@ -15,13 +15,16 @@ evidence; the others used here:
   − wrist) · (thumb MCP − wrist) is + for a right hand, − for a left one (`chirality`). The label
   comes from one crop, and its errors depend on the crop: over several crops the errors mostly cancel;
   the 3D head's chirality is the steadier reading (measured in docs/results.md "Hand side");
+- **the views' handedness**: the same views' handedness outputs (mean log-odds, weight ½);
 - the chirality of the detector's own 3D landmarks (world and image), used only when there is no view
   vote.
 
 `decide_side` combines them (rules in its docstring) and returns a `SideDecision`: the side, a
-confidence in [0.5, 1], and which evidence decided. The constants are round numbers chosen on one half
-of the mirrored and augmented real images and checked on the other half (training/eval_side.py `tune`,
-docs/results.md "Hand side"), not fitted per image.
+confidence in [0.5, 1], and which evidence decided. The view set, the vote's weight and the abstain
+threshold were chosen on one half of the mirrored and augmented real images and checked on the other
+(training/eval_side.py `tune`); the views' handedness term and the guard of confident labels (the
+mirror check and the views must both disagree) were chosen among the variants of `eval_side rules`
+and checked on variants and renders collected after the choice (docs/results.md "Hand side").
 """
 from __future__ import annotations
 
@@ -64,10 +67,14 @@ VIEWS: tuple[View, ...] = tuple(View(t, z, (0.0, 0.0), m) for m in (False, True)
 #: The weight of a unanimous view vote, in log-odds; a vote of k views for and j against is
 #: VIEW_VOTE_WEIGHT × (k − j) / len(VIEWS).
 VIEW_VOTE_WEIGHT = 8.0
-#: With a view vote, a confident label (≥ CONFIDENT_LABEL) is overturned only when the summed log-odds are
-#: at least this far on the other side. 0 was chosen (fewest wrong sides on the tuning half); 4 broke no
-#: confident correct label on any of our sets but fixes fewer (docs/results.md "Hand side").
-CONFIDENT_MARGIN = 0.0
+#: The weight of the views' own handedness readings: their mean log-odds of "right" (each clipped to ±4,
+#: `ViewReadings.log_odds`) times this joins the sum.
+VIEW_HANDEDNESS_WEIGHT = 0.5
+#: With views, a confident label (≥ CONFIDENT_LABEL) is overturned only when both other readings disagree
+#: with it: the mirror check (its P(right) on the other side of ½) and the view vote (at least this far
+#: against it: one view net of 10). One of them alone — a crop the handedness classifier reads the other way,
+#: or views whose 3D flips on an odd pose — never overturns a confident label (docs/results.md "Hand side").
+CONFIDENT_VOTE = 0.1
 
 
 def hand_crop_map(keypoints2d: np.ndarray, view: View = View(), size: int = 224) -> np.ndarray:
@@ -123,6 +130,13 @@ class ViewReadings:
     p_right: np.ndarray
     presence: np.ndarray
     chirality: np.ndarray
+
+
+def views_log_odds(readings: ViewReadings) -> float:
+    """The views' mean log-odds of "right" from their handedness outputs, each clipped to ±4 (one
+    overconfident view cannot outweigh the rest)."""
+    p = np.clip(np.asarray(readings.p_right, np.float64), 1e-3, 1 - 1e-3)
+    return float(np.clip(np.log(p / (1 - p)), -4.0, 4.0).mean()) if p.size else 0.0
 
 
 def read_views(searcher, image: np.ndarray, keypoints2d: np.ndarray, views) -> ViewReadings:
@@ -189,7 +203,7 @@ class SideEvidence:
     image_chirality: float | None = None        # from the image landmarks (x, y, relative depth)
     mirror_p_right: float | None = None         # P(right) read on the mirrored image, turned back
     view_vote: float | None = None              # the views' chirality vote in [-1, 1] (`view_vote`)
-    view_p_right: float | None = None           # the views' mean P(right) (recorded, not used)
+    view_log_odds: float | None = None          # the views' handedness, mean log-odds of right (`views_log_odds`)
 
     @classmethod
     def from_detection(cls, det, mirror_det=None, views: ViewReadings | None = None) -> "SideEvidence":
@@ -206,7 +220,7 @@ class SideEvidence:
             mp = 1.0 - p_right(m_label, m_score)
         vv = vp = None
         if views is not None:
-            vv, vp = view_vote(views), float(np.mean(views.p_right))
+            vv, vp = view_vote(views), views_log_odds(views)
         return cls(label, float(score), wc, ic, mp, vv, vp)
 
 
@@ -228,7 +242,8 @@ class SideDecision:
 
     def npz(self) -> dict[str, np.ndarray]:
         """The result.npz keys: side, side_confidence, side_decided_by, side_label, side_label_confidence,
-        and side_view_vote (in [-1, 1], +1: every view says right) when the views voted."""
+        and side_view_vote (in [-1, 1], +1: every view says right) and side_view_log_odds (the views'
+        handedness, mean log-odds of right) when the views voted."""
         d = {"side": np.array(self.side), "side_confidence": np.float32(self.confidence),
              "side_decided_by": np.array(self.decided_by)}
         if self.evidence is not None:
@@ -236,6 +251,8 @@ class SideDecision:
                      side_label_confidence=np.float32(self.evidence.label_confidence))
             if self.evidence.view_vote is not None:
                 d["side_view_vote"] = np.float32(self.evidence.view_vote)
+            if self.evidence.view_log_odds is not None:
+                d["side_view_log_odds"] = np.float32(self.evidence.view_log_odds)
         return d
 
 
@@ -256,10 +273,10 @@ def decide_side(ev: SideEvidence, forced: str | None = None) -> SideDecision:
 
     1. `forced` ('left' / 'right'; None or 'auto' decide) wins, confidence 1.
     2. The evidence is summed in log-odds of "right": the label's P(right), averaged with the mirror
-       check's when there is one, plus VIEW_VOTE_WEIGHT × the view vote when there is one; the side is
-       the sign of the sum (the label on a tie). A confident label is overturned only by a clear view
-       vote (a label of 0.9 needs 3 views net of 10 against it, 0.99 needs 6), and only when the sum is
-       at least CONFIDENT_MARGIN on the other side.
+       check's when there is one, plus VIEW_VOTE_WEIGHT × the view vote and VIEW_HANDEDNESS_WEIGHT × the
+       views' handedness log-odds when there are views; the side is the sign of the sum (the label on a
+       tie). A confident label (≥ CONFIDENT_LABEL) is overturned only when the mirror check and the view
+       vote (by at least CONFIDENT_VOTE) both disagree with it.
     3. Without a view vote (the older rule): plus ±CHIRALITY_WEIGHT when the detector's world and image
        chiralities agree in sign and are both at least CHIRALITY_MIN, and a confident label
        (≥ CONFIDENT_LABEL) is kept whatever the sum says (its confidence is then the sum's P of the
@@ -272,9 +289,12 @@ def decide_side(ev: SideEvidence, forced: str | None = None) -> SideDecision:
     pr_label = p_right(ev.label, ev.label_confidence)
     pr = pr_label if ev.mirror_p_right is None else 0.5 * (pr_label + float(ev.mirror_p_right))
     if ev.view_vote is not None:
-        score = _logit(pr) + VIEW_VOTE_WEIGHT * float(ev.view_vote)
-        against = -score if ev.label == "right" else score
-        keep_label = score == 0 or (ev.label_confidence >= CONFIDENT_LABEL and against < CONFIDENT_MARGIN)
+        score = (_logit(pr) + VIEW_VOTE_WEIGHT * float(ev.view_vote)
+                 + VIEW_HANDEDNESS_WEIGHT * float(ev.view_log_odds or 0.0))
+        towards_label = 1.0 if ev.label == "right" else -1.0      # + towards the label's side
+        both_disagree = (ev.mirror_p_right is not None and towards_label * (ev.mirror_p_right - 0.5) < 0
+                         and -towards_label * float(ev.view_vote) >= CONFIDENT_VOTE)
+        keep_label = score == 0 or (ev.label_confidence >= CONFIDENT_LABEL and not both_disagree)
     else:
         w, i = _sign(ev.world_chirality), _sign(ev.image_chirality)
         score = _logit(pr) + CHIRALITY_WEIGHT * (w if w == i else 0)

@@ -10,7 +10,7 @@ from core.errors import InputError
 from core.paths import SAMPLE_IMAGE
 from core.side import (CHIRALITY_MIN, CONFIDENT_LABEL, VIEW_VOTE_WEIGHT, VIEWS, SideEvidence, View, ViewReadings,
                        chirality, decide_side, decide_sides, hand_crop_map, hand_view_crops, match_mirrored, other,
-                       p_right, read_views, view_vote)
+                       p_right, read_views, view_vote, views_log_odds)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -51,22 +51,28 @@ def test_chirality_does_not_beat_a_fairly_sure_averaged_label():
     assert d.side == "right"
 
 
-def test_a_clear_view_vote_overturns_even_a_confident_label():
-    d = decide_side(SideEvidence("right", 0.95, mirror_p_right=0.9, view_vote=-1.0))
+def test_a_confident_label_is_overturned_only_when_mirror_check_and_views_both_disagree():
+    d = decide_side(SideEvidence("right", 0.95, mirror_p_right=0.1, view_vote=-1.0))
     assert (d.side, d.decided_by) == ("left", "chirality") and d.confidence > 0.5
-    # the confident-label guard of the rule without views does not apply once there is a view vote
-    assert decide_side(SideEvidence("right", 0.95, mirror_p_right=0.9)).side == "right"
+    # one of the two alone keeps the label, flagged by a confidence below ½
+    for ev in (SideEvidence("right", 0.95, mirror_p_right=0.9, view_vote=-1.0),     # the mirror check agrees
+               SideEvidence("right", 0.95, view_vote=-1.0),                         # no mirror reading
+               SideEvidence("right", 0.95, mirror_p_right=0.1, view_vote=0.0,       # views split: the sum
+                            view_log_odds=-4.0)):                                    # alone says left
+        d = decide_side(ev)
+        assert (d.side, d.decided_by) == ("right", "label") and d.confidence < 0.5, ev
+    # the same evidence overturns an unsure label
+    assert decide_side(SideEvidence("right", 0.8, mirror_p_right=0.9, view_vote=-1.0)).side == "left"
+    # the older rule (no views) keeps a confident label whatever the rest says
+    assert decide_side(SideEvidence("right", 0.95, mirror_p_right=0.1)).side == "right"
 
 
-def test_confident_margin_keeps_a_confident_label_against_a_narrow_sum(monkeypatch):
-    import core.side
-
-    ev = SideEvidence("right", 0.95, mirror_p_right=0.9, view_vote=-0.6)     # sum 2.5 - 4.8 = -2.3
-    assert decide_side(ev).side == "left"                                      # margin 0 (the default)
-    monkeypatch.setattr(core.side, "CONFIDENT_MARGIN", 4.0)
-    assert decide_side(ev).side == "right"
-    assert decide_side(SideEvidence("right", 0.95, mirror_p_right=0.9, view_vote=-1.0)).side == "left"  # -5.5
-    assert decide_side(SideEvidence("right", 0.8, mirror_p_right=0.9, view_vote=-0.6)).side == "left"   # unsure
+def test_the_views_handedness_joins_the_sum():
+    # label 0.6 right (logit 0.41), no chirality vote: the views' handedness (0.5 × log-odds) decides
+    assert decide_side(SideEvidence("right", 0.6, view_vote=0.0, view_log_odds=-4.0)).side == "left"
+    assert decide_side(SideEvidence("right", 0.6, view_vote=0.0, view_log_odds=-0.5)).side == "right"
+    r = ViewReadings(np.array([0.0, 1.0, 0.5, 0.9]), np.ones(4), np.zeros(4))   # clipped at ±4
+    assert views_log_odds(r) == pytest.approx((-4 + 4 + 0 + np.log(9)) / 4)
 
 
 def test_a_weak_or_split_view_vote_does_not_overturn_a_sure_label():
@@ -266,6 +272,7 @@ def test_infer_records_the_decision_and_a_mirrored_image_gives_the_other_side(tm
         assert str(z["side_decided_by"]) in ("label", "mirror-check", "chirality")
         assert str(z["side_label"]) in ("left", "right")
     assert float(r["side_view_vote"]) > 0 and float(m["side_view_vote"]) < 0      # the views voted
+    assert float(r["side_view_log_odds"]) > 0 > float(m["side_view_log_odds"])    # and read the handedness
     # the joints are mirrored with the side: the left result is (about) the right one mirrored
     assert np.sign(chirality(r["joints"])) == 1 and np.sign(chirality(m["joints"])) == -1
 
@@ -297,9 +304,26 @@ def test_eval_side_votes_with_the_views_of_the_rule():
     idx = set(view_indices(VIEWS))
     assert len(idx) == len(VIEWS) and [recorded[i] for i in view_indices(VIEWS)] == list(VIEWS)
     ch = [-0.5 if i in idx else 0.5 for i in range(len(recorded))]     # only the rule's views say left
-    row = {"label": "right", "conf": 0.95, "cw": 0.3, "ci": 0.3, "mirror_p_right": 0.9, "true": "left",
+    row = {"label": "right", "conf": 0.95, "cw": 0.3, "ci": 0.3, "mirror_p_right": 0.1, "true": "left",
            "views": {"p": [0.5] * len(recorded), "pres": [1.0] * len(recorded), "ch": ch}}
     (d,) = decisions([row])
     assert (d.side, d.evidence.view_vote) == ("left", -1.0)
     (old,) = decisions([row], use_views=False)                        # the older rule keeps the label
     assert old.side == "right" and old.evidence.view_vote is None
+
+
+def test_eval_side_rules_shipped_variant_is_the_core_rule():
+    """`rules` re-implements the rule with knobs; with `SHIPPED` it must choose what `decide_side` does."""
+    from training.eval_side import SHIPPED, alternative_side, collect_views, decisions, view_indices
+
+    rng = np.random.default_rng(0)
+    n_views = len(collect_views())
+    rows = []
+    for _ in range(400):
+        label = "right" if rng.random() < 0.5 else "left"
+        rows.append({"label": label, "conf": float(rng.uniform(0.5, 1.0)), "cw": 0.0, "ci": 0.0, "true": "left",
+                     "mirror_p_right": None if rng.random() < 0.2 else float(rng.random()),
+                     "views": {"p": rng.random(n_views).tolist(), "pres": [1.0] * n_views,
+                               "ch": rng.uniform(-0.5, 0.5, n_views).tolist()}})
+    idx = view_indices(VIEWS)
+    assert [d.side for d in decisions(rows)] == [alternative_side(r, idx, **SHIPPED) for r in rows]

@@ -5,6 +5,7 @@
     python -m training.eval_side report runs/side/real.json [runs/side/syn.json ...] [--half 0|1] [--brief]
     python -m training.eval_side tune runs/side/real.json
     python -m training.eval_side views-report runs/side/real.json
+    python -m training.eval_side rules runs/side/real.json [more.json ...]   # variants of the rule compared
     python -m training.eval_side pampjpe --real-data ../shared/realdata [--stage 2] [--aug 12 --differing-only]
     python -m training.eval_side time
     python -m training.eval_side lift --real-data ../shared/realdata --aug 12 --out runs/side/lift.json
@@ -378,7 +379,7 @@ def decisions(rows: list[dict], use_mirror: bool = True, use_views: bool = True,
               min_chirality: float | None = None) -> list:
     """`decide_side` on recorded evidence; the view vote (when the rows have views and `use_views`) from
     `views` (default core.side.VIEWS) with `min_chirality` (default CHIRALITY_MIN)."""
-    from core.side import CHIRALITY_MIN, VIEWS, SideEvidence, ViewReadings, decide_side, view_vote
+    from core.side import CHIRALITY_MIN, VIEWS, SideEvidence, ViewReadings, decide_side, view_vote, views_log_odds
 
     idx = view_indices(VIEWS if views is None else views)
     cmin = CHIRALITY_MIN if min_chirality is None else min_chirality
@@ -387,7 +388,7 @@ def decisions(rows: list[dict], use_mirror: bool = True, use_views: bool = True,
         vv = vp = None
         if use_views and "views" in r:
             rd = ViewReadings(*(np.asarray(r["views"][k], np.float64)[idx] for k in ("p", "pres", "ch")))
-            vv, vp = view_vote(rd, cmin), float(rd.p_right.mean())
+            vv, vp = view_vote(rd, cmin), views_log_odds(rd)
         ev = SideEvidence(r["label"], r["conf"], r["cw"], r["ci"], r["mirror_p_right"] if use_mirror else None,
                           vv, vp)
         out.append(decide_side(ev))
@@ -611,12 +612,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--half", type=int, choices=[0, 1], help="only the images of this half (`image_half`)")
     r.add_argument("--brief", action="store_true", help="originals and mirrored together only")
     r.add_argument("--json", action="store_true", help="also the full counts as JSON")
-    r.add_argument("--confident-margin", type=float, help="core.side.CONFIDENT_MARGIN for this report")
     vr = sub.add_parser("views-report", help="each recorded view alone: wrong sides by handedness and chirality")
     vr.add_argument("file", type=pathlib.Path, help="a `collect --views` file")
     tm = sub.add_parser("time", help="time of the side decision per hand at one thread (wall and CPU)")
     tm.add_argument("--image", type=pathlib.Path)
     tm.add_argument("--repeats", type=int, default=20)
+    ru = sub.add_parser("rules", help="variants of the decision rule (RULES) on `collect --views` files")
+    ru.add_argument("files", nargs="+", type=pathlib.Path)
     t = sub.add_parser("tune", help="choose the view vote's constants on one half of the images, report on the "
                                     "other (both ways)")
     t.add_argument("file", type=pathlib.Path, help="a `collect --views` file")
@@ -662,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "time":
         print(json.dumps(time_side(args.image, args.repeats), indent=1))
         return 0
+    if args.what == "rules":
+        print("\n".join(rules_report(args.files)))
+        return 0
     if args.what == "tune":
         lines, _ = tune(json.loads(args.file.read_text())["rows"])
         print("\n".join(lines))
@@ -672,10 +677,6 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(res, indent=1))
         print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
         return 0
-    if args.confident_margin is not None:
-        import core.side
-
-        core.side.CONFIDENT_MARGIN = args.confident_margin
     print(TABLE_HEAD)
     for f in args.files:
         rows = json.loads(f.read_text())["rows"]
@@ -691,9 +692,68 @@ def main(argv: list[str] | None = None) -> int:
                 if args.json:
                     print(f, g, part, json.dumps(res))
                 half = "" if args.half is None else f" half {args.half}"
-                margin = "" if args.confident_margin is None else f", margin {args.confident_margin:g}"
-                print(markdown_row(f"{f.stem}{half} {g}, {part}{margin}", res))
+                print(markdown_row(f"{f.stem}{half} {g}, {part}", res))
     return 0
+
+
+def alternative_side(r: dict, idx: list[int], weight: float = 8.0, handedness_weight: float = 0.0,
+                     margin: float = 0.0, both_disagree: bool = False) -> str:
+    """One recorded hand's side under a variant of `core.side.decide_side` (for `rules`): the label and
+    mirror check averaged, + `weight` × the chirality vote of the views `idx`, + `handedness_weight` × the
+    views' handedness log-odds; a confident label (≥ 0.9) is overturned only when the sum is ≥ `margin` on
+    the other side and, with `both_disagree`, only when the mirror check and the view vote (≥ 0.1) both
+    disagree with it. Session 12's rule: weight 8, the rest off; today's: `SHIPPED`."""
+    from core.side import CHIRALITY_MIN, CONFIDENT_LABEL, CONFIDENT_VOTE, ViewReadings, _logit, p_right, views_log_odds
+
+    pl = p_right(r["label"], r["conf"])
+    m = r.get("mirror_p_right")
+    pr = pl if m is None else 0.5 * (pl + m)
+    rd = ViewReadings(*(np.asarray(r["views"][k], np.float64)[idx] for k in ("p", "pres", "ch")))
+    vote = float(np.mean(np.where(np.abs(rd.chirality) >= CHIRALITY_MIN, np.sign(rd.chirality), 0.0)))
+    score = _logit(pr) + weight * vote + handedness_weight * views_log_odds(rd)
+    side = r["label"] if score == 0 else ("right" if score > 0 else "left")
+    if side != r["label"] and r["conf"] >= CONFIDENT_LABEL:
+        sign = 1.0 if r["label"] == "right" else -1.0
+        if -sign * score < margin:
+            side = r["label"]
+        elif both_disagree and not (m is not None and sign * (m - 0.5) < 0 and -sign * vote >= CONFIDENT_VOTE):
+            side = r["label"]
+    return side
+
+
+#: `alternative_side`'s arguments for the shipped rule (core.side's constants).
+SHIPPED = {"weight": 8.0, "handedness_weight": 0.5, "both_disagree": True}
+_TEN = "upright, ±15°, zoom (10)"
+#: The variants `rules` compares: (name, view set of `candidate_view_sets`, `alternative_side` arguments).
+RULES = (("session 12: 10 views, vote weight 8, sum decides", _TEN, {}),
+         ("session 12 with margin 4", _TEN, {"margin": 4.0}),
+         ("+ views' handedness ×0.5, sum decides", _TEN, {"handedness_weight": 0.5}),
+         ("+ views' handedness ×0.5, margin 4", _TEN, {"handedness_weight": 0.5, "margin": 4.0}),
+         ("confident label: mirror check and views both disagree", _TEN, {"both_disagree": True}),
+         ("**shipped**: both disagree + views' handedness ×0.5", _TEN, SHIPPED),
+         ("shipped with handedness ×0.25", _TEN, dict(SHIPPED, handedness_weight=0.25)),
+         ("shipped with handedness ×1", _TEN, dict(SHIPPED, handedness_weight=1.0)),
+         ("shipped with 22 views", "±15°, ±30°, zoom, shifts (22)", SHIPPED),
+         ("22 views, vote weight 8, margin 4", "±15°, ±30°, zoom, shifts (22)", {"margin": 4.0}))
+
+
+def rules_report(files: list[pathlib.Path]) -> list[str]:
+    """Wrong sides and confident correct labels broken for each of `RULES` on each `collect --views` file."""
+    sets = candidate_view_sets()
+    data = {f.stem: json.loads(f.read_text())["rows"] for f in files}
+    head = "| rule | " + " | ".join(f"{k}: wrong (label wrong), conf. broken" for k in data) + " |"
+    lines = [head, "|" + "---|" * (len(data) + 1)]
+    for name, views, kw in RULES:
+        idx = view_indices(sets[views])
+        cells = []
+        for rows in data.values():
+            chosen = [alternative_side(r, idx, **kw) for r in rows]
+            wrong = sum(c != r["true"] for c, r in zip(chosen, rows))
+            label_wrong = sum(r["label"] != r["true"] for r in rows)
+            broken = sum(c != r["true"] and r["label"] == r["true"] and r["conf"] >= 0.9 for c, r in zip(chosen, rows))
+            cells.append(f"{wrong} ({label_wrong}), {broken}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def views_report(rows: list[dict]) -> list[str]:

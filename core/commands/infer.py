@@ -10,7 +10,8 @@ For each input, `DIR/<image stem>/result.npz` holds (stage 1):
   side ('left'|'right', = handedness, the side used) · side_confidence (P of that side) ·
   side_decided_by ('label' | 'mirror-check' | 'chirality' | 'forced'; `--side`, core/side.py) ·
   side_label / side_label_confidence (the detector's own handedness label and its confidence) ·
-  side_view_vote (in [-1, 1]: the views' chirality vote, +1 = every view says right; when the views voted).
+  side_view_vote (in [-1, 1]: the views' chirality vote, +1 = every view says right; when the views voted),
+  side_view_log_odds (the views' handedness outputs, mean log-odds of right; when the views voted).
 Stage 2 (meshes, core/cascade.py; when its weights are shipped, or with `--stage 2`) adds:
   vertex_hypotheses (N,V,3) one mesh per joint hypothesis · vertices (V,3) the paper aggregate ·
   faces (F,3) · mesh_joint_hypotheses (N,21,3) / mesh_joints (21,3) regressed from the meshes (same
