@@ -57,12 +57,11 @@ def pose_npz(tmp_path):
 
 @pytest.fixture
 def window(qtbot):
-    """A real MainWindow under Xvfb; on teardown checks that no plotter, top-level widget or child process
-    (the DPoser worker) leaked."""
+    """A real MainWindow under Xvfb; on teardown checks that no 3D view (VTK window), top-level widget or
+    child process (the engine) leaked."""
     from viewer.app import qt_environment
 
     qt_environment()
-    import pyvista as pv
     from PySide6 import QtWidgets
 
     from viewer.main_window import MainWindow
@@ -75,8 +74,11 @@ def window(qtbot):
     yield w
     w.close()
     qtbot.wait(10)
-    assert w.plotter._closed
-    assert w.plotter._id_name not in pv.plotting.plotter._ALL_PLOTTERS, "leaked VTK plotter"
+    from viewer.interactor import OPEN_VIEWS
+
+    assert w.plotter.closed
+    assert w.plotter not in OPEN_VIEWS, "leaked VTK view"
+    assert w.plotter.render_window is None, "the VTK window is still referenced"
     visible = [t for t in QtWidgets.QApplication.topLevelWidgets() if t.isVisible() and t is not w]
     assert not visible, f"leaked top-level widgets: {visible}"
     import multiprocessing

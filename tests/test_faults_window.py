@@ -150,7 +150,8 @@ def test_the_engine_killed_mid_run_fails_that_run_once_and_the_next_open_works(w
 
 def test_the_window_process_imports_no_torch_and_builds_no_hand(tmp_path):
     """Item 7: open the window, show the sample image's result; the window's own process never imported
-    torch or Anny (they live in the engine processes) and its memory is printed for the record."""
+    torch or Anny (they live in the engine processes), nor pyvista / pyvistaqt / matplotlib / scipy / the
+    all-modules `vtk` (it draws with vtkmodules directly), and its memory is printed for the record."""
     code = f"""
 import sys, time
 sys.path.insert(0, {str(ROOT / 'tests' / 'benchmarks')!r})
@@ -172,7 +173,8 @@ pump(lambda: w.runs.busy)
 pump(lambda: not w.runs.busy)
 assert w.last_error is None and w.model.result_state.result is not None, w.last_error
 m = tree_rss_mb()
-print("TORCH", 'torch' in sys.modules, "ANNY", 'anny' in sys.modules, "GUI_MB", round(m['gui']), "ALL_MB", round(m['total']))
+heavy = [name for name in ('pyvista', 'pyvistaqt', 'matplotlib', 'scipy', 'vtk') if name in sys.modules]
+print("TORCH", 'torch' in sys.modules, "ANNY", 'anny' in sys.modules, "HEAVY", heavy, "GUI_MB", round(m['gui']), "ALL_MB", round(m['total']))
 w.close()
 """
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -180,4 +182,4 @@ w.close()
     line = [x for x in r.stdout.splitlines() if x.startswith("TORCH")]
     assert r.returncode == 0 and line, r.stderr[-3000:]
     print(line[0])
-    assert line[0].startswith("TORCH False ANNY False"), line[0]
+    assert line[0].startswith("TORCH False ANNY False HEAVY []"), line[0]   # issue 27: VTK directly, no scipy

@@ -24,7 +24,7 @@ def click_joint(window, qtbot, j: int) -> None:
     """A real mouse click on the 3D widget at the joint's projected screen position."""
     window.plotter.render()
     x, y = window.view3d.scene.display_coords(window.view3d.scene.marker_joints[j:j + 1])[0]
-    widget = window.plotter.interactor
+    widget = window.plotter
     ratio = widget.devicePixelRatioF()
     height = widget.height() * ratio
     pos = QtCore.QPoint(int(round(x / ratio)), int(round((height - y) / ratio)))

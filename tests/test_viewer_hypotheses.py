@@ -22,7 +22,7 @@ def open_and_wait(window, qtbot, path):
 
 def grab(window) -> np.ndarray:
     window.plotter.render()
-    return np.asarray(window.plotter.screenshot(return_img=True)).astype(int)
+    return window.plotter.screenshot().astype(int)
 
 
 def test_image_gives_a_cloud_of_hypotheses(small_run, qtbot):

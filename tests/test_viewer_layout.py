@@ -21,7 +21,7 @@ def test_first_window_gives_the_image_panel_a_fair_share_and_its_hint_fits(windo
     panel, hint = window.image_panel, window.image_panel.hint
     width = window.width()
     assert panel.width() >= 0.25 * width and visible_width(panel) == panel.width()
-    view = window.plotter.interactor
+    view = window.plotter
     assert view.width() >= 0.35 * width                               # the 3D view keeps the largest part
     assert window.docks["settings"].width() <= 0.3 * width            # the settings column is not 480 px wide
     # The hint is shown in full: each line fits the label, the wrapped text fits its height.

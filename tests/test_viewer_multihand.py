@@ -36,7 +36,7 @@ def wait_run(window, qtbot, start) -> None:
 
 def grab(window) -> np.ndarray:
     window.view3d.still_frame()
-    return np.asarray(window.plotter.screenshot(return_img=True))[..., :3].astype(int)
+    return window.plotter.screenshot().astype(int)
 
 
 def to_top_left(window, xy: np.ndarray) -> np.ndarray:

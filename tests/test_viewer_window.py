@@ -7,7 +7,7 @@ pytest.importorskip("pytestqt")
 
 def grab(window) -> np.ndarray:
     window.plotter.render()
-    return np.asarray(window.plotter.screenshot(return_img=True))
+    return window.plotter.screenshot()
 
 
 def test_window_shows_a_hand_not_just_background(window, qtbot):
@@ -82,7 +82,7 @@ def test_a_change_renders_the_scene_once_and_shows_it(window, qtbot, pose_npz):
     """One VTK render per change: the paint that follows a finished render only copies the frame
     (viewer/interactor.py); a progress-bar repaint does not render the 3D scene again."""
     renders = []
-    tag = window.plotter.ren_win.AddObserver("EndEvent", lambda *_: renders.append(1))
+    tag = window.plotter.render_window.AddObserver("EndEvent", lambda *_: renders.append(1))
     try:
         window.progress.setVisible(True)
         qtbot.wait(200)
@@ -97,5 +97,33 @@ def test_a_change_renders_the_scene_once_and_shows_it(window, qtbot, pose_npz):
         qtbot.wait(100)
         assert renders == []
     finally:
-        window.plotter.ren_win.RemoveObserver(tag)
+        window.plotter.render_window.RemoveObserver(tag)
         window.progress.setVisible(False)
+
+
+def test_3d_view_interaction_is_trackball_camera_with_arrow_zoom(window, qtbot):
+    """The 3D view behaves as under pyvista: trackball camera (a left drag orbits the camera, the scene
+    stays), Up / Down zoom in / out; frames are counted."""
+    from PySide6 import QtCore
+    from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+
+    view = window.plotter
+    assert isinstance(view.iren.GetInteractorStyle(), vtkInteractorStyleTrackballCamera)
+    cam = view.renderer.GetActiveCamera()
+    window.view3d.view("front")
+    angle, position, focus = cam.GetViewAngle(), np.array(cam.GetPosition()), np.array(cam.GetFocalPoint())
+    view.setFocus()
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Up)
+    assert cam.GetViewAngle() < angle - 1
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Down)
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Down)
+    assert cam.GetViewAngle() > angle
+    centre = QtCore.QPoint(view.width() // 2, view.height() // 2)
+    shown = view.frames_shown
+    qtbot.mousePress(view, QtCore.Qt.MouseButton.LeftButton, pos=centre)
+    for dx in (20, 40, 60):
+        qtbot.mouseMove(view, centre + QtCore.QPoint(dx, 0))
+    qtbot.mouseRelease(view, QtCore.Qt.MouseButton.LeftButton, pos=centre + QtCore.QPoint(60, 0))
+    assert np.linalg.norm(np.array(cam.GetPosition()) - position) > 1e-3   # the camera orbited
+    assert np.allclose(cam.GetFocalPoint(), focus)                          # around the same point
+    assert view.frames_shown > shown                                        # each drag step drew a frame

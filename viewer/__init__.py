@@ -1,1 +1,1 @@
-"""Qt desktop viewer (PySide6 + pyvistaqt). Imports core; does no tensor math beyond display."""
+"""Qt desktop viewer (PySide6 + VTK). Imports core; does no tensor math beyond display."""

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from viewer import vtk_draw
+
 #: One colour per hand of a photo (hand 0 keeps the single-hand skin colour); boxes in the image panel use
 #: them. No light blue: that is the hypothesis cloud's colour (viewer.scene.CLOUD).
 HAND_COLOURS = ((0.91, 0.74, 0.64), (0.55, 0.82, 0.6), (0.98, 0.62, 0.35), (0.96, 0.62, 0.78),
@@ -102,26 +104,22 @@ class Backdrop:
         self.depth = 0.0
 
     def show(self, image: np.ndarray, K: np.ndarray, depth: float) -> None:
-        import pyvista as pv
-
         h, w = image.shape[:2]
         corners = backdrop_corners(K, (w, h), depth)
         self.depth = depth
         if self.mesh is None:
-            self.mesh = pv.PolyData(corners.astype(np.float32), np.array([4, 0, 1, 2, 3]))
+            self.mesh = vtk_draw.polydata(corners, np.array([[0, 1, 2, 3]]))
             # texture (s, t) from the bottom-left: pixel (u, v) → (u / W, 1 − v / H)
-            self.mesh.active_texture_coordinates = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)
+            vtk_draw.set_texture_coordinates(self.mesh, np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32))
         else:
-            self.mesh.points = corners.astype(np.float32)
+            self.mesh.points = corners
         if self._image_id != id(image):
             step = max(1, int(math.ceil(max(h, w) / MAX_TEXTURE)))
-            texture = pv.Texture(np.ascontiguousarray(image[::step, ::step]))
-            texture.interpolate = True
+            texture = vtk_draw.texture(image[::step, ::step], interpolate=True)
             if self.actor is None:
-                self.actor = self.plotter.add_mesh(self.mesh, texture=texture, name="backdrop", pickable=False,
-                                                   reset_camera=False, render=False, lighting=False)
-            else:
-                self.actor.texture = texture
+                self.actor = vtk_draw.mesh_actor(self.mesh, (1.0, 1.0, 1.0), lighting=False, pickable=False)
+                self.plotter.renderer.AddActor(self.actor)
+            self.actor.SetTexture(texture)
             self._image_id = id(image)
         self.actor.SetVisibility(True)
 
@@ -146,10 +144,7 @@ class OtherHands:
 
     def show(self, hands: list[tuple[int, np.ndarray, np.ndarray | None, np.ndarray]]) -> None:
         """`hands`: (hand index, points (V,3) or joints (21,3), faces (F,3) or None for a skeleton, translation)."""
-        import pyvista as pv
-
         from core.joints import BONES
-        from viewer.scene import faces_to_vtk
 
         for k, (index, pts, faces, t) in enumerate(hands):
             pts = np.asarray(pts, np.float32)
@@ -158,16 +153,14 @@ class OtherHands:
                 self.meshes[k][1].points = pts
             else:
                 if k < len(self.actors):
-                    self.plotter.remove_actor(self.actors[k], render=False)
+                    self.plotter.renderer.RemoveActor(self.actors[k])
                 if faces is None:
-                    lines = np.hstack([np.full((len(BONES), 1), 2), np.array(BONES)]).ravel()
-                    mesh = pv.PolyData(pts.copy(), lines=lines)
-                    actor = self.plotter.add_mesh(mesh, line_width=4, name=f"other_hand_{k}", reset_camera=False,
-                                                  render=False, pickable=True)
+                    mesh = vtk_draw.polydata(pts, lines=np.array(BONES))
+                    actor = vtk_draw.mesh_actor(mesh, line_width=4)
                 else:
-                    mesh = pv.PolyData(pts.copy(), faces_to_vtk(faces))
-                    actor = self.plotter.add_mesh(mesh, smooth_shading=True, specular=0.2, name=f"other_hand_{k}",
-                                                  reset_camera=False, render=False, pickable=True)
+                    mesh = vtk_draw.polydata(pts, np.asarray(faces))
+                    actor = vtk_draw.mesh_actor(mesh, smooth=True, specular=0.2)
+                self.plotter.renderer.AddActor(actor)
                 if k < len(self.actors):
                     self.actors[k], self.meshes[k] = actor, (key, mesh)
                 else:

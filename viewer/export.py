@@ -130,13 +130,13 @@ class Exporter:
 
         self.view3d.still_frame()    # a pending level-of-detail refinement first: screenshots at full detail
         plotter = self.view3d.plotter
-        view = np.ascontiguousarray(plotter.screenshot(return_img=True)[..., :3])
+        view = plotter.screenshot()
         h, w = view.shape[:2]
         image = QtGui.QImage(view.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
         if whole_window:
             shot = self.window.grab()
             painter = QtGui.QPainter(shot)
-            widget = plotter.interactor
+            widget = plotter
             painter.drawImage(QtCore.QRect(widget.mapTo(self.window, QtCore.QPoint(0, 0)), widget.size()), image)
             painter.end()
             image = shot.toImage()

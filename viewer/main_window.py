@@ -70,11 +70,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refine_runs = RefineRuns(m, self.prior_runs, self)     # the DPoser lane refines too
 
         # 3D view. We render on change, not on a timer. No multisampling: in software OpenGL (llvmpipe) 8x
-        # MSAA (pyvista's default) multiplies the fill cost of every frame — the empty 3D view rendered in
-        # 45 ms with it, 5 ms without; still frames are smoothed by FXAA instead (scene.set_fast).
-        self.plotter = FrameInteractor(self, auto_update=False, multi_samples=0)
-        self.plotter.set_background("#1e2126")
-        self.setCentralWidget(self.plotter.interactor)
+        # MSAA (pyvista's default then) multiplies the fill cost of every frame — the empty 3D view rendered
+        # in 45 ms with it, 5 ms without; still frames are smoothed by FXAA instead (scene.set_fast).
+        self.plotter = FrameInteractor(self, background="#1e2126")
+        self.setCentralWidget(self.plotter)
         self.view3d = SceneController(self.plotter, m, self)
         self.exporter = Exporter(m, self, self.view3d)
 
@@ -149,7 +148,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.neutral = self.completion_runs.neutral = hand
         self.exporter.faces = hand.faces
-        # The cloud's level-of-detail matrices (scipy, ~0.4 s here) on a thread: not before the first frame.
+        # The cloud's level-of-detail gathers (~30 ms here) on a thread: not before the first frame.
         threading.Thread(target=prepare_levels_of_detail, args=(hand.vertices,), name="lod", daemon=True).start()
         self.view3d.start(hand.faces, hand.vertices, hand.joints)
         self.model.hand.set(hand.vertices, hand.joints, "neutral hand")

@@ -1,4 +1,5 @@
-"""The 3D scene: one embedded pyvista `QtInteractor`; every actor is created once and updated in place.
+"""The 3D scene in the embedded VTK view (viewer/interactor.py); every actor is created once and updated
+in place (numpy ↔ VTK through viewer/vtk_draw.py).
 
 Everything is drawn in the camera axes of the photo (OpenCV: x right, y down, z forward), wrist at
 the origin, so the front view looks at the hand the way the camera saw it.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.joints import BONES, NUM_JOINTS
+from viewer import vtk_draw
 
 SKIN = (0.91, 0.74, 0.64)
 CLOUD = (0.55, 0.75, 1.0)
@@ -17,21 +19,21 @@ FINGER_COLOURS = np.array([[0.9, 0.9, 0.9], [0.95, 0.35, 0.35], [0.95, 0.75, 0.2
                            [0.3, 0.6, 0.95], [0.75, 0.45, 0.95]])
 
 
-def faces_to_vtk(faces: np.ndarray) -> np.ndarray:
-    """(F,3) triangles → VTK's flat cell array [3, a, b, c, ...]."""
-    f = np.asarray(faces, np.int64)
-    return np.hstack([np.full((f.shape[0], 1), 3, np.int64), f]).ravel()
-
-
 def joint_colours() -> np.ndarray:
     """RGB per keypoint: wrist white, then one colour per finger (thumb → pinky)."""
     return np.array([FINGER_COLOURS[0]] + [FINGER_COLOURS[1 + (j - 1) // 4] for j in range(1, NUM_JOINTS)])
 
 
 def _lines(n_sets: int, points_per_set: int, edges: list[tuple[int, int]]) -> np.ndarray:
+    """(n_sets·E, 2) segments: `edges` repeated for each set of `points_per_set` points."""
     base = np.array(edges, np.int64)
-    cells = [np.hstack([np.full((len(base), 1), 2), base + k * points_per_set]) for k in range(n_sets)]
-    return np.vstack(cells).ravel()
+    return np.vstack([base + k * points_per_set for k in range(n_sets)])
+
+
+def _tiled_faces(faces: np.ndarray, n: int, points_per_mesh: int) -> np.ndarray:
+    """(n·F, 3) triangles of n meshes stored one after another."""
+    f = np.asarray(faces, np.int64)
+    return np.vstack([f + k * points_per_mesh for k in range(n)])
 
 
 class HandScene:
@@ -39,39 +41,45 @@ class HandScene:
     aggregate mesh (optionally coloured by spread) and the selected hypothesis' skeleton."""
 
     def __init__(self, plotter, faces: np.ndarray, vertices: np.ndarray) -> None:
-        import pyvista as pv
-
-        self.pv = pv
-        self.plotter = plotter
+        self.plotter = plotter              # viewer.interactor.FrameInteractor
+        self.renderer = plotter.renderer
         self.faces = np.asarray(faces)
         self.plotter.set_background(BACKGROUND)
-        self.mesh = pv.PolyData(np.asarray(vertices, np.float32).copy(), faces_to_vtk(faces))
-        self.actor = self.plotter.add_mesh(self.mesh, color=SKIN, smooth_shading=True, specular=0.2, name="hand")
-        self.cloud: pv.PolyData | None = None
+        self.mesh = vtk_draw.polydata(vertices, self.faces)
+        self.actor = self._add(vtk_draw.mesh_actor(self.mesh, SKIN, smooth=True, specular=0.2))
+        self.cloud: vtk_draw.Mesh | None = None
         self.cloud_actor = None
         self._cloud_key: tuple | None = None
-        self.aggregate: pv.PolyData | None = None
+        self.aggregate: vtk_draw.Mesh | None = None
         self.aggregate_actor = None
-        self.skeleton: pv.PolyData | None = None
+        self._spread_lut = None
+        self.scalar_bar = None              # the spread colour bar (created on first use)
+        self.skeleton: vtk_draw.Mesh | None = None
         self.skeleton_actor = None
         self.points_per_hypothesis = 0
         self.marker_joints: np.ndarray | None = None
-        self.markers_visible: pv.PolyData | None = None
         self.markers_visible_actor = None
         self.markers_hidden_actor = None
-        self.plotter.add_axes()
         # Plain alpha blending instead of VTK's order-independent translucency: the hypothesis cloud is one
         # colour at one opacity, where blending order does not matter (same pixels in a screenshot test),
         # and the OIT passes cost ~3-9 ms a frame in llvmpipe. The see-through hand of pose mode may show
         # small order artefacts where it overlaps itself.
-        self.plotter.renderer.SetUseOIT(False)
+        self.renderer.SetUseOIT(False)
         self.set_fast(False)
         self.view_front()
+
+    def _add(self, actor):
+        self.renderer.AddActor(actor)
+        return actor
+
+    def _remove(self, actor) -> None:
+        if actor is not None:
+            self.renderer.RemoveActor(actor)
 
     def set_fast(self, fast: bool) -> None:
         """Frames drawn while the user scrubs skip anti-aliasing (FXAA, a full-view pass); still frames
         and screenshots get it."""
-        self.plotter.renderer.SetUseFXAA(not fast)
+        self.renderer.SetUseFXAA(not fast)
 
     # -- single hand --------------------------------------------------------------------------
     def set_see_through(self, on: bool) -> None:
@@ -101,26 +109,21 @@ class HandScene:
         `points_only` draws the cloud's points only (the level of detail while scrubbing: software OpenGL
         pays for every translucent layer of 50 overlapping surfaces, and ~8 ms a frame for 1,000 bone
         lines in llvmpipe; points cost almost nothing)."""
-        pv = self.pv
         n, p = points.shape[:2]
         key = (kind, n, p, points_only)
         flat = np.asarray(points, np.float32).reshape(-1, 3)
         if self._cloud_key != key:
-            if self.cloud_actor is not None:
-                self.plotter.remove_actor(self.cloud_actor, render=False)
+            self._remove(self.cloud_actor)
             if points_only:
                 # Vertex cells, not triangles drawn as points: each vertex once (a triangle mesh in points
                 # representation draws every vertex once per triangle it belongs to, ~6 ×).
-                self.cloud = pv.PolyData(flat.copy())
-                self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.5,
-                                                         point_size=3 if kind == "mesh" else 5,
-                                                         name="cloud", pickable=True, reset_camera=False, render=False)
+                self.cloud = vtk_draw.polydata(flat, verts=True)
+                self.cloud_actor = self._add(vtk_draw.mesh_actor(self.cloud, CLOUD, opacity=0.5,
+                                                                 point_size=3 if kind == "mesh" else 5))
             elif kind == "mesh":
                 f = self.faces if faces is None else np.asarray(faces)
-                cells = np.vstack([np.hstack([np.full((len(f), 1), 3), f + k * p]) for k in range(n)]).ravel()
-                self.cloud = pv.PolyData(flat.copy(), cells)
-                self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.05, name="cloud",
-                                                         pickable=True, reset_camera=False, render=False)
+                self.cloud = vtk_draw.polydata(flat, _tiled_faces(f, n, p))
+                self.cloud_actor = self._add(vtk_draw.mesh_actor(self.cloud, CLOUD, opacity=0.05))
                 # Unlit: the cloud reads as a density of hypotheses (a pixel covered by all 50 is dense, one
                 # reached by a few outliers faint) while the opaque aggregate carries the shading. Lighting 50
                 # translucent layers with the 5-light kit was ~55 % of a still frame in llvmpipe.
@@ -131,9 +134,8 @@ class HandScene:
                 # Front faces only: half the translucent layers to blend, and a less muddy cloud.
                 self.cloud_actor.GetProperty().BackfaceCullingOn()
             else:
-                self.cloud = pv.PolyData(flat.copy(), lines=_lines(n, p, BONES))
-                self.cloud_actor = self.plotter.add_mesh(self.cloud, color=CLOUD, opacity=0.35, line_width=1.5,
-                                                         name="cloud", pickable=True, reset_camera=False, render=False)
+                self.cloud = vtk_draw.polydata(flat, lines=_lines(n, p, BONES))
+                self.cloud_actor = self._add(vtk_draw.mesh_actor(self.cloud, CLOUD, opacity=0.35, line_width=1.5))
             self._cloud_key = key
             self.points_per_hypothesis = p
         else:
@@ -145,49 +147,82 @@ class HandScene:
             self.cloud_actor.SetVisibility(False)
 
     def set_aggregate(self, vertices: np.ndarray | None, spread: np.ndarray | None = None) -> None:
-        """The opaque aggregate mesh (V,3); `spread` (V,) in metres colours it (mm colour bar)."""
-        pv = self.pv
+        """The opaque aggregate mesh (V,3); `spread` (V,) in metres colours it (viridis, mm colour bar)."""
         if vertices is None:
             if self.aggregate_actor is not None:
                 self.aggregate_actor.SetVisibility(False)
+            self._show_scalar_bar(False)
             return
         want_scalars = spread is not None
         rebuild = (self.aggregate is None or self.aggregate.n_points != len(vertices)
-                   or want_scalars != ("spread_mm" in self.aggregate.point_data))
+                   or want_scalars != self.aggregate_actor.GetMapper().GetScalarVisibility())
         if rebuild:
-            if self.aggregate_actor is not None:
-                self.plotter.remove_actor(self.aggregate_actor, render=False)
-                self.plotter.remove_scalar_bar(render=False) if self.plotter.scalar_bars else None
-            self.aggregate = pv.PolyData(np.asarray(vertices, np.float32).copy(), faces_to_vtk(self.faces))
+            self._remove(self.aggregate_actor)
+            self.aggregate = vtk_draw.polydata(vertices, self.faces)
             if want_scalars:
-                self.aggregate.point_data["spread_mm"] = np.asarray(spread, np.float32) * 1000
-                self.aggregate_actor = self.plotter.add_mesh(
-                    self.aggregate, scalars="spread_mm", cmap="viridis", smooth_shading=True, name="aggregate",
-                    scalar_bar_args={"title": "spread (mm)", "vertical": True}, reset_camera=False, render=False)
+                # no specular on the coloured mesh (as pyvista drew it): the colours read truer
+                self.aggregate_actor = self._add(vtk_draw.mesh_actor(self.aggregate, smooth=True))
             else:
-                self.aggregate_actor = self.plotter.add_mesh(self.aggregate, color=SKIN, smooth_shading=True,
-                                                             name="aggregate", reset_camera=False, render=False)
+                self.aggregate_actor = self._add(vtk_draw.mesh_actor(self.aggregate, SKIN, smooth=True))
         else:
-            self.aggregate.points = np.asarray(vertices, np.float32)
-            if want_scalars:
-                self.aggregate.point_data["spread_mm"] = np.asarray(spread, np.float32) * 1000
+            self.aggregate.points = vertices
+        if want_scalars:
+            spread_mm = np.asarray(spread, np.float32) * 1000
+            vtk_draw.set_point_scalars(self.aggregate, spread_mm, "spread_mm")
+            self._colour_by_spread((float(spread_mm.min()), float(spread_mm.max())))
+        self._show_scalar_bar(want_scalars)
         self.aggregate_actor.GetProperty().SetOpacity(self.actor.GetProperty().GetOpacity())
         self.aggregate_actor.SetVisibility(True)
 
+    def _colour_by_spread(self, value_range: tuple[float, float]) -> None:
+        """The aggregate coloured by its spread scalars; the colour bar shows the same table and range."""
+        if self._spread_lut is None:
+            from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
+
+            self._spread_lut = vtk_draw.viridis_lut()
+            bar = self.scalar_bar = vtkScalarBarActor()
+            bar.SetLookupTable(self._spread_lut)
+            bar.SetTitle("spread (mm)")
+            bar.SetOrientationToVertical()
+            bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+            bar.SetPosition(0.9, 0.02)        # pyvista's vertical colour bar: right edge, lower half
+            bar.SetPosition2(0.08, 0.45)
+            bar.SetNumberOfLabels(5)
+            bar.SetMaximumNumberOfColors(256)
+            bar.SetLabelFormat("{:<#6.3g}")
+            bar.SetUnconstrainedFontSize(True)
+            bar.SetBarRatio(0.375)
+            bar.SetTextPositionToPrecedeScalarBar()   # labels left of the bar (pyvista put them right, cut off by the edge)
+            for text, centred in ((bar.GetLabelTextProperty(), False), (bar.GetTitleTextProperty(), True)):
+                text.SetFontSize(18)
+                text.SetFontFamilyToArial()
+                text.SetBold(False)
+                text.SetItalic(False)
+                text.SetShadow(False)
+                text.SetColor(0.85, 0.85, 0.85)   # light on the dark background (pyvista's was black)
+                if centred:
+                    text.SetJustificationToCentered()
+            bar.SetVisibility(False)
+            self.renderer.AddViewProp(bar)
+        lo, hi = value_range
+        vtk_draw.map_scalars(self.aggregate_actor, self._spread_lut, (lo, max(hi, lo + 1e-6)))
+
+    def _show_scalar_bar(self, visible: bool) -> None:
+        if self.scalar_bar is not None:
+            self.scalar_bar.SetVisibility(visible)
+
     def set_skeleton(self, joints: np.ndarray | None) -> None:
         """Joints (21,3) and bones of the selected hypothesis."""
-        pv = self.pv
         if joints is None:
             if self.skeleton_actor is not None:
                 self.skeleton_actor.SetVisibility(False)
             return
         pts = np.asarray(joints, np.float32)
         if self.skeleton is None:
-            self.skeleton = pv.PolyData(pts.copy(), lines=_lines(1, NUM_JOINTS, BONES))
-            self.skeleton.point_data["rgb"] = (joint_colours() * 255).astype(np.uint8)
-            self.skeleton_actor = self.plotter.add_mesh(self.skeleton, scalars="rgb", rgb=True, line_width=4,
-                                                        point_size=12, render_points_as_spheres=True,
-                                                        name="skeleton", reset_camera=False, render=False, pickable=False)
+            self.skeleton = vtk_draw.polydata(pts, lines=_lines(1, NUM_JOINTS, BONES))
+            vtk_draw.set_point_scalars(self.skeleton, (joint_colours() * 255).astype(np.uint8), "rgb")
+            self.skeleton_actor = self._add(vtk_draw.mesh_actor(self.skeleton, rgb=True, line_width=4, point_size=12,
+                                                                spheres=True, pickable=False))
         else:
             self.skeleton.points = pts
         self.skeleton_actor.SetVisibility(True)
@@ -195,10 +230,8 @@ class HandScene:
     def set_joint_markers(self, joints: np.ndarray | None, hidden: np.ndarray | None = None) -> None:
         """Clickable joint spheres of the pose being completed: visible ones solid and coloured,
         hidden ones hollow (wireframe) and grey."""
-        pv = self.pv
         for actor in (self.markers_visible_actor, self.markers_hidden_actor):
-            if actor is not None:
-                self.plotter.remove_actor(actor, render=False)
+            self._remove(actor)
         self.markers_visible_actor = self.markers_hidden_actor = None
         self.marker_joints = None if joints is None else np.asarray(joints, np.float32)
         if joints is None:
@@ -206,20 +239,17 @@ class HandScene:
         hidden = np.zeros(NUM_JOINTS, bool) if hidden is None else np.asarray(hidden, bool)
         pts = self.marker_joints
         if (~hidden).any():
-            vis = pv.PolyData(pts[~hidden].copy())
-            vis.point_data["rgb"] = (joint_colours()[~hidden] * 255).astype(np.uint8)
-            self.markers_visible_actor = self.plotter.add_mesh(
-                vis, scalars="rgb", rgb=True, point_size=16, render_points_as_spheres=True, name="markers_visible",
-                reset_camera=False, render=False, pickable=False)
+            vis = vtk_draw.polydata(pts[~hidden], verts=True)
+            vtk_draw.set_point_scalars(vis, (joint_colours()[~hidden] * 255).astype(np.uint8), "rgb")
+            self.markers_visible_actor = self._add(vtk_draw.mesh_actor(vis, rgb=True, point_size=16, spheres=True,
+                                                                       pickable=False))
         if hidden.any():
-            balls = pv.PolyData(pts[hidden].copy()).glyph(geom=pv.Sphere(radius=0.006, theta_resolution=10,
-                                                                          phi_resolution=8), scale=False, orient=False)
-            self.markers_hidden_actor = self.plotter.add_mesh(balls, color="#9a9a9a", style="wireframe", line_width=1,
-                                                              name="markers_hidden", reset_camera=False, render=False, pickable=False)
+            self.markers_hidden_actor = self._add(vtk_draw.mesh_actor(
+                _hollow_balls(pts[hidden], radius=0.006), (0.604, 0.604, 0.604), wireframe=True, pickable=False))
 
     def display_coords(self, points: np.ndarray) -> np.ndarray:
         """VTK display coordinates (x, y from the bottom-left, pixels) of world points (P,3)."""
-        ren = self.plotter.renderer
+        ren = self.renderer
         out = np.zeros((len(points), 2))
         for i, p in enumerate(np.asarray(points, np.float64)):
             ren.SetWorldPoint(p[0], p[1], p[2], 1.0)
@@ -245,7 +275,7 @@ class HandScene:
         picker.SetTolerance(0.01)
         picker.PickFromListOn()
         picker.AddPickList(self.cloud_actor)
-        if not picker.Pick(x, y, 0, self.plotter.renderer):
+        if not picker.Pick(x, y, 0, self.renderer):
             return None
         pid = picker.GetPointId()
         return None if pid < 0 else pid // self.points_per_hypothesis
@@ -273,10 +303,31 @@ class HandScene:
         d = 0.6
         eye, up = {"front": (c + [0, 0, -d], (0, -1, 0)), "side": (c + [d, 0, 0], (0, -1, 0)),
                    "top": (c + [0, -d, 0], (0, 0, 1))}[direction]
-        self.plotter.renderer.camera_position = [tuple(eye), tuple(c), up]
-        self.plotter.renderer.reset_camera(render=False)   # the plotter's version renders twice
+        cam = self.renderer.GetActiveCamera()
+        cam.SetPosition(*eye)
+        cam.SetFocalPoint(*c)
+        cam.SetViewUp(*up)
+        self.renderer.ResetCamera()          # frames the visible actors along this direction
         if render:
             self.plotter.render()
 
     def view_front(self) -> None:
         self.view("front")
+
+
+def _hollow_balls(centres: np.ndarray, radius: float) -> "vtk_draw.Mesh":
+    """A small UV sphere (10 × 8, pyvista's `Sphere(theta_resolution=10, phi_resolution=8)`) at each
+    centre (the hidden joints of a pose, drawn as wireframe)."""
+    from vtkmodules.vtkFiltersSources import vtkSphereSource
+
+    source = vtkSphereSource()
+    source.SetRadius(radius)
+    source.SetThetaResolution(10)
+    source.SetPhiResolution(8)
+    source.Update()
+    ball = source.GetOutput()
+    pts = vtk_draw.vtk_to_numpy(ball.GetPoints().GetData())
+    tris = vtk_draw.vtk_to_numpy(ball.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    centres = np.asarray(centres, np.float32)
+    points = (pts[None] + centres[:, None]).reshape(-1, 3)
+    return vtk_draw.polydata(points, _tiled_faces(tris, len(centres), len(pts)))

@@ -25,8 +25,8 @@ HOVER_EVERY_S = 0.08   # picking under the mouse is throttled so hovering never 
 
 
 def prepare_levels_of_detail(vertices: np.ndarray) -> None:
-    """Build the cloud's level-of-detail matrices at start-up (scipy; ~0.4 s here, the window runs it on a
-    thread), not when the first result arrives."""
+    """Build the cloud's level-of-detail gathers at start-up (~30 ms here with the resource's load; the
+    window runs it on a thread), not when the first result arrives."""
     from core.hypotheses import coarse_meshes
 
     for level in (CLOUD_LEVEL, SCRUB_LEVEL):
@@ -59,9 +59,9 @@ class SceneController(QtCore.QObject):
         self._refine_timer.timeout.connect(self._refine)
         # Count the pause from the end of the last coarse frame (a slow frame must not trigger refinement).
         self._render_timer.timeout.connect(lambda: self._refine_timer.start() if self._scrubbing else None)
-        plotter.iren.add_observer("MouseMoveEvent", self._on_mouse_move)
-        plotter.iren.add_observer("LeftButtonPressEvent", self._on_left_press)
-        plotter.iren.add_observer("LeftButtonReleaseEvent", self._on_left_release)
+        plotter.add_observer("MouseMoveEvent", self._on_mouse_move)
+        plotter.add_observer("LeftButtonPressEvent", self._on_left_press)
+        plotter.add_observer("LeftButtonReleaseEvent", self._on_left_release)
 
     def start(self, faces: np.ndarray, vertices: np.ndarray, joints: np.ndarray) -> None:
         """Create the scene with the neutral hand, draw the result actors once, observe the models."""
@@ -80,7 +80,7 @@ class SceneController(QtCore.QObject):
         from viewer.camera_view import PhotoScene
 
         self.photo = PhotoScene(self.plotter, self.model)
-        self.plotter.interactor.installEventFilter(self)   # resizes keep the camera view lined up
+        self.plotter.installEventFilter(self)   # resizes keep the camera view lined up
         self._warm_up(vertices, joints)
 
     # -- frames ---------------------------------------------------------------------------------------
@@ -303,20 +303,20 @@ class SceneController(QtCore.QObject):
         if self.scene is None or self.model.display.view != "image" or now - self._last_hover < HOVER_EVERY_S:
             return
         self._last_hover = now
-        x, y = self.plotter.iren.get_event_position()
+        x, y = self.plotter.iren.GetEventPosition()
         k = self.scene.pick_hypothesis(x, y)
         err = self.model.result_state.reprojection_px
         if k is not None and err is not None and k < len(err):
             text = f"hypothesis #{k}: reprojection error {err[k]:.1f} px"
-            self.plotter.interactor.setToolTip(text)
+            self.plotter.setToolTip(text)
             self.message.emit(text, 2000)
 
     def _on_left_press(self, _obj, _event) -> None:
-        self._press_pos = self.plotter.iren.get_event_position()
+        self._press_pos = self.plotter.iren.GetEventPosition()
 
     def _on_left_release(self, _obj, _event) -> None:
         """A click (press and release without dragging) toggles a joint (pose view) or picks a hypothesis."""
-        x, y = self.plotter.iren.get_event_position()
+        x, y = self.plotter.iren.GetEventPosition()
         if self.scene is None or self._press_pos is None or abs(x - self._press_pos[0]) + abs(y - self._press_pos[1]) > 4:
             return
         self.click_at(x, y)

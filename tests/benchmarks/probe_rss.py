@@ -19,7 +19,9 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from _rss import children, rss_mb, tree_rss_mb  # noqa: E402
 
-HEAVY = ("torch", "matplotlib", "scipy", "cv2", "mediapipe", "pyvista", "vtk", "PIL", "numpy", "pandas")
+# "vtk" is the all-modules package (the window imports only the vtkmodules it draws with)
+HEAVY = ("torch", "matplotlib", "scipy", "cv2", "mediapipe", "pyvista", "pyvistaqt", "vtk", "vtkmodules", "PIL",
+         "numpy", "pandas")
 
 
 def mappings(pid: int) -> list[tuple[float, str]]:
