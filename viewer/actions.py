@@ -27,7 +27,7 @@ class Action:
     menu: str | None = None                    # one of MENUS, or None (toolbar / keys / help only)
     shortcut: str | K | None = None            # a QAction shortcut
     help: str = ""                             # the help line (and tooltip); empty: not in the help
-    icon: str | None = None                    # a qtawesome icon name
+    icon: str | None = None                    # a qtawesome fa5s icon name (viewer/icons.py)
     toolbar: bool = False
     keys: tuple[Key, ...] = ()                 # playback keys (event filter) instead of a shortcut
     key_text: str = ""                         # how the help names `keys` (or a mouse gesture)
@@ -141,7 +141,7 @@ def show_shortcuts(parent: QtWidgets.QWidget) -> QtWidgets.QMessageBox:
 def build(window: QtWidgets.QMainWindow) -> dict[str, QtGui.QAction]:
     """Menus, toolbar and shortcuts of `window` from `ACTIONS`; returns the QActions by id (the recent-files
     submenu is `window.recent_menu`). Playback keys are installed as an application event filter."""
-    import qtawesome as qta
+    from viewer.icons import icon
 
     menus = {name: window.menuBar().addMenu(name) for name in MENUS}
     toolbar = window.addToolBar("Main")
@@ -153,7 +153,7 @@ def build(window: QtWidgets.QMainWindow) -> dict[str, QtGui.QAction]:
             continue
         if a.run is None or a.keys:
             continue
-        act = QtGui.QAction(qta.icon(a.icon) if a.icon else QtGui.QIcon(), a.text, window)
+        act = QtGui.QAction(icon(a.icon) if a.icon else QtGui.QIcon(), a.text, window)
         if a.shortcut is not None:
             act.setShortcut(a.shortcut)
         tip = a.help[:1].upper() + a.help[1:] if a.help else a.text.replace("&", "").rstrip("…")

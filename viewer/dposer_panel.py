@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-import qtawesome as qta
+from viewer.icons import icon
 from PySide6 import QtCore, QtWidgets
 
 from core.io.poses import parse_mask
@@ -66,7 +66,7 @@ class DPoserPanel(QtWidgets.QWidget):
         clear = QtWidgets.QPushButton("Clear")
         clear.clicked.connect(self.mask.clear)
         undo = QtWidgets.QToolButton()
-        undo.setIcon(qta.icon("fa5s.undo"))
+        undo.setIcon(icon("fa5s.undo"))
         undo.setToolTip("Undo the last mask change (Ctrl+Z)")
         undo.clicked.connect(self.mask.undo)
         for w in (tips, rnd, clear, undo):   # two rows, so the dock needs no more width than its forms
@@ -95,7 +95,7 @@ class DPoserPanel(QtWidgets.QWidget):
                          ("t max", self.t_max), ("t min", self.t_min), ("Iterations", self.iters)):
             form.addRow(label, w)
         outer.addLayout(form)
-        self.complete_button = QtWidgets.QPushButton(qta.icon("fa5s.magic"), "Complete")
+        self.complete_button = QtWidgets.QPushButton(icon("fa5s.magic"), "Complete")
         self.complete_button.setToolTip("Complete the hidden joints with DPoser (S hypotheses)")
         self.complete_button.clicked.connect(self.complete_requested.emit)
         outer.addWidget(self.complete_button)
@@ -114,7 +114,7 @@ class DPoserPanel(QtWidgets.QWidget):
         pick = QtWidgets.QHBoxLayout()
         self.hypothesis = QtWidgets.QSpinBox(minimum=0, maximum=0)
         self.hypothesis.setToolTip("Completion to highlight and export")
-        export = QtWidgets.QPushButton(qta.icon("fa5s.file-export"), "Export")
+        export = QtWidgets.QPushButton(icon("fa5s.file-export"), "Export")
         export.clicked.connect(self.export_requested.emit)
         pick.addWidget(QtWidgets.QLabel("Hypothesis"))
         pick.addWidget(self.hypothesis)

@@ -193,14 +193,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _build_status_bar(self) -> None:
         """Message, timings, progress + cancel, device."""
-        import qtawesome as qta
+        from viewer.icons import icon
 
         self.timing_label = QtWidgets.QLabel("")
         self.progress = QtWidgets.QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setVisible(False)
         self.cancel_button = QtWidgets.QToolButton()
-        self.cancel_button.setIcon(qta.icon("fa5s.times-circle"))
+        self.cancel_button.setIcon(icon("fa5s.times-circle"))
         self.cancel_button.setToolTip("Cancel the running estimate (Esc)")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_runs)

@@ -3,7 +3,7 @@ evented model (viewer/state.py); `bind` keeps a widget and a model field equal b
 from __future__ import annotations
 
 import numpy as np
-import qtawesome as qta
+from viewer.icons import icon
 from PySide6 import QtCore, QtWidgets
 
 from viewer.state import DISPLAY_MODES, DisplayState, RefineState, ResultState, RunSettings, TrajectoryState
@@ -54,7 +54,7 @@ class SettingsPanel(QtWidgets.QWidget):
                                ("Device", self.device, "device")):
             form.addRow(label, w)
             bind(w, settings, name)
-        self.rerun = QtWidgets.QPushButton(qta.icon("fa5s.redo"), "Re-run")
+        self.rerun = QtWidgets.QPushButton(icon("fa5s.redo"), "Re-run")
         self.rerun.setToolTip("Run the estimate again with these settings")
         form.addRow(self.rerun)
 
@@ -127,7 +127,7 @@ class DisplayPanel(QtWidgets.QWidget):
     def _show_refine(self) -> None:
         running = self.refine.running
         self.refine_button.setText("Cancel refinement" if running else "Refine (DPoser)")
-        self.refine_button.setIcon(qta.icon("fa5s.times-circle" if running else "fa5s.bullseye"))
+        self.refine_button.setIcon(icon("fa5s.times-circle" if running else "fa5s.bullseye"))
         self.refine_button.setToolTip("Stop the refinement (the meshes stay as they are)" if running else
                                       "Refine the selected hand's hypotheses and aggregate against the photo's "
                                       "2D keypoints with the DPoser prior (Ctrl+R)")
@@ -166,7 +166,7 @@ class DenoisePanel(QtWidgets.QWidget):
         self.traj = traj
         lay = QtWidgets.QHBoxLayout(self)
         self.play = QtWidgets.QToolButton()
-        self.play.setIcon(qta.icon("fa5s.play"))
+        self.play.setIcon(icon("fa5s.play"))
         self.play.setToolTip("Play / pause the denoising (Space)")
         self.play.setCheckable(True)
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
@@ -201,7 +201,7 @@ class DenoisePanel(QtWidgets.QWidget):
         blocked = self.play.blockSignals(True)
         self.play.setChecked(on)
         self.play.blockSignals(blocked)
-        self.play.setIcon(qta.icon("fa5s.pause" if on else "fa5s.play"))
+        self.play.setIcon(icon("fa5s.pause" if on else "fa5s.play"))
         self.timer.start() if on else self.timer.stop()
 
     def _tick(self) -> None:
