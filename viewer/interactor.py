@@ -66,8 +66,9 @@ LETTERS = {"X": ((0, 0, 1, 1), (0, 1, 1, 0)), "Y": ((0, 1, 0.5, 0.5), (1, 1, 0.5
 def orientation_axes(renderer: vtkRenderer) -> vtkRenderer:
     """X/Y/Z axes in the bottom-left corner that turn with `renderer`'s camera (pyvista's `add_axes`:
     its colours, labels at the tips). A second renderer on the layer above whose camera copies the
-    scene's before every frame — what vtkOrientationMarkerWidget does — drawing lines and stroke letters:
-    vtkAxesActor's cones, cylinders and FreeType captions cost ~9 MB more in this process (issue 27)."""
+    scene's before every frame — what vtkOrientationMarkerWidget does, without its module (~7 MB in the
+    window process, issue 27) — drawing lines and stroke letters (vtkAxesActor's cones, cylinders and
+    FreeType captions: ~4 MB more)."""
     from vtkmodules.vtkRenderingCore import vtkFollower
 
     corner = vtkRenderer()
@@ -77,11 +78,12 @@ def orientation_axes(renderer: vtkRenderer) -> vtkRenderer:
     shafts = vtk_draw.polydata(np.vstack([np.zeros(3), np.eye(3)]), lines=np.array([[0, 1], [0, 2], [0, 3]]))
     vtk_draw.set_cell_colours(shafts, (np.array(AXES_COLOURS) * 255).astype(np.uint8))
     corner.AddActor(vtk_draw.mesh_actor(shafts, rgb=True, line_width=2, lighting=False, pickable=False))
-    for axis, (name, segments) in enumerate(LETTERS.items()):
+    for axis, segments in enumerate(LETTERS.values()):
         seg = np.array(segments, np.float32).reshape(-1, 2)
         points = np.hstack([seg - 0.5, np.zeros((len(seg), 1))]) * 0.16
         letter = vtkFollower()
-        letter.SetMapper(vtk_draw.mesh_actor(vtk_draw.polydata(points, lines=np.arange(len(points)).reshape(-1, 2))).GetMapper())
+        strokes = vtk_draw.polydata(points, lines=np.arange(len(points)).reshape(-1, 2))
+        letter.SetMapper(vtk_draw.mesh_actor(strokes).GetMapper())
         letter.GetProperty().SetColor(1.0, 1.0, 1.0)
         letter.GetProperty().LightingOff()
         letter.GetProperty().SetLineWidth(1.5)

@@ -192,7 +192,7 @@ class HandScene:
             bar.SetLabelFormat("{:<#6.3g}")
             bar.SetUnconstrainedFontSize(True)
             bar.SetBarRatio(0.375)
-            bar.SetTextPositionToPrecedeScalarBar()   # labels left of the bar (pyvista put them right, cut off by the edge)
+            bar.SetTextPositionToPrecedeScalarBar()   # labels left of the bar (pyvista's, right, were cut off)
             for text, centred in ((bar.GetLabelTextProperty(), False), (bar.GetTitleTextProperty(), True)):
                 text.SetFontSize(18)
                 text.SetFontFamilyToArial()
