@@ -103,6 +103,41 @@ def test_display_modes_and_selection(small_run, qtbot):
     assert window.display_panel.index.value() == 3
 
 
+def test_colour_by_spread_shows_viridis_and_its_colour_bar(small_run, qtbot):
+    """'Colour aggregate by spread': the aggregate mesh takes viridis colours over its per-vertex spread (mm)
+    and the colour bar shows the same range; turned off, the skin colour and no bar."""
+    from core.hypotheses import per_point_spread
+
+    window = small_run
+    open_and_wait(small_run, qtbot, IMAGE)
+    window.model.display.update(mode="aggregate")
+    scene = window.view3d.scene
+    skin = grab(window)
+    window.model.display.update(color_by_spread=True)
+    coloured = grab(window)
+    meshes = window.model.result_state.result.vertex_hypotheses
+    spread_mm = per_point_spread(meshes) * 1000
+    mapper = scene.aggregate_actor.GetMapper()
+    assert mapper.GetScalarVisibility() and np.allclose(mapper.GetScalarRange(), (spread_mm.min(), spread_mm.max()),
+                                                        rtol=1e-4)
+    assert scene.scalar_bar.GetVisibility() and scene.scalar_bar.GetTitle() == "spread (mm)"
+    lut = scene.scalar_bar.GetLookupTable()
+    assert np.allclose(lut.GetTableValue(0)[:3], (0.267, 0.005, 0.329), atol=0.01)      # viridis' ends
+    assert np.allclose(lut.GetTableValue(255)[:3], (0.993, 0.906, 0.144), atol=0.01)
+
+    def skin_px(img):
+        return ((img[..., 0] > img[..., 2] + 20) & (img[..., 0] > 120)).sum()
+
+    def viridis_px(img):   # purple / blue / teal / green: more blue or green than red
+        return ((img[..., 2] > img[..., 0] + 20) | (img[..., 1] > img[..., 0] + 40)).sum()
+
+    assert skin_px(skin) > 500 and skin_px(coloured) < skin_px(skin) / 5
+    assert viridis_px(coloured) > viridis_px(skin) + 500
+    window.model.display.update(color_by_spread=False)
+    assert not scene.scalar_bar.GetVisibility() and not scene.aggregate_actor.GetMapper().GetScalarVisibility()
+    assert skin_px(grab(window)) > skin_px(skin) / 2
+
+
 def test_denoising_slider_steps_through_the_trajectory(small_run, qtbot):
     window = small_run
     open_and_wait(small_run, qtbot, IMAGE)
