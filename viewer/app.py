@@ -6,11 +6,25 @@ import os
 import sys
 
 
+#: glibc's M_ARENA_MAX (mallopt): the most malloc arenas the window process may make.
+_M_ARENA_MAX = -8
+
+
 def qt_environment() -> None:
-    """Importing the non-headless cv2 points Qt at its own Qt5 plugins (DESIGN §12): drop those
-    variables before Qt starts. The engine imports cv2 later, on workers, when Qt is already up."""
+    """The window process's set-up before Qt starts. Importing the non-headless cv2 points Qt at its own
+    Qt5 plugins (DESIGN §12): drop those variables (the engine imports cv2 later, on workers, when Qt is
+    up). And cap glibc's malloc arenas at 2: by default each thread that meets a busy arena may get one of
+    its own (up to 8 × cores), memory the window keeps for little gain — it does no heavy allocation on
+    threads (issue 27: ~4 MB less here, more on machines with many cores)."""
     os.environ.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
     os.environ.pop("QT_QPA_FONTDIR", None)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
+        except (OSError, AttributeError):   # not glibc (musl has no mallopt): nothing to cap
+            pass
 
 
 def run_app(args: argparse.Namespace) -> int:
