@@ -236,7 +236,7 @@ def test_cli_mesh_write_failure_exits_2_with_one_line(request, tmp_path, pose_np
     ("engine/n", "abc", 50), ("engine/n", "1e9", 50), ("engine/n", "-3", 50), ("engine/n", "nan", 50),
     ("engine/n", [1, 2], 50), ("engine/steps", "99", 10), ("engine/seed", "1.5", 0),
     ("engine/mode", "fast", "cloud"), ("engine/device", 3, "auto"), ("recent", {"a": 1}, []),
-    ("geometry", "not bytes", b""),
+    ("geometry", "not bytes", b""), ("engine/all_hands", "yes", False), ("engine/all_hands", 2, False),
 ])
 def test_a_bad_stored_setting_falls_back_to_its_default_with_one_warning(caplog, key, raw, expected):
     from viewer.settings_schema import read_setting
@@ -250,7 +250,8 @@ def test_a_bad_stored_setting_falls_back_to_its_default_with_one_warning(caplog,
 @pytest.mark.parametrize("key,raw,expected", [
     ("engine/n", "7", 7), ("engine/n", 7, 7), ("engine/steps", "1e1", 10), ("engine/mode", "paper", "paper"),
     ("recent", "/a.png", ["/a.png"]), ("recent", [f"/{i}" for i in range(30)], [f"/{i}" for i in range(10)]),
-    ("engine/n", None, 50),
+    ("engine/n", None, 50), ("engine/all_hands", "true", True), ("engine/all_hands", "false", False),
+    ("engine/all_hands", True, True),
 ])
 def test_good_or_missing_settings_are_read_silently(caplog, key, raw, expected):
     from viewer.settings_schema import read_setting

@@ -73,7 +73,7 @@ def test_corrupt_settings_never_stop_the_window(qtbot, tmp_path, caplog):
     from viewer.main_window import MainWindow
 
     ini = tmp_path / "pose-viewer.ini"
-    ini.write_text("[engine]\nn=abc\nsteps=1e9\nseed=-5\nmode=turbo\ndevice=quantum\n"
+    ini.write_text("[engine]\nn=abc\nsteps=1e9\nseed=-5\nmode=turbo\ndevice=quantum\nall_hands=maybe\n"
                    "[General]\ngeometry=not-a-geometry\nrecent=@Invalid()\n")
     settings = QtCore.QSettings(str(ini), QtCore.QSettings.Format.IniFormat)
     with caplog.at_level("WARNING", logger="pose-viewer"):
@@ -81,9 +81,9 @@ def test_corrupt_settings_never_stop_the_window(qtbot, tmp_path, caplog):
     qtbot.addWidget(w)
     try:
         run = w.model.run_settings
-        assert (run.n, run.steps, run.seed, run.mode, run.device) == (50, 10, 0, "cloud", "auto")
+        assert (run.n, run.steps, run.seed, run.mode, run.device, run.all_hands) == (50, 10, 0, "cloud", "auto", False)
         warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
-        for key in ("engine/n", "engine/steps", "engine/seed", "engine/mode", "engine/device"):
+        for key in ("engine/n", "engine/steps", "engine/seed", "engine/mode", "engine/device", "engine/all_hands"):
             assert warned.count(key) == 1, (key, warned)
     finally:
         w.close()

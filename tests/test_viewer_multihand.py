@@ -1,6 +1,7 @@
 """Every hand of a photo in one scene, selecting a hand, the camera view over the photo and drawing a box
 around a hand, in a real window (Xvfb, issue 26). The photo: the shipped sample and its mirror tiled 2 × 2
 (four hands)."""
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -189,3 +190,36 @@ def test_a_box_drawn_around_a_hand_is_estimated(small_run, qtbot, four_hands):
         assert w.image_runs.add_box((0, 0, 40, 40)) is True
     assert w.last_error and "no hand in the box" in w.last_error
     assert m.result_state.result is r
+
+
+def test_every_hand_setting_finds_the_hand_the_palm_detector_misses(small_run, qtbot, tmp_path):
+    """A photo with the sample hand and a small copy of it turned 90° far to the right: the palm detector on
+    the whole photo finds the big one only; ticking Every hand (Settings dock) looks again with the crop
+    search too and estimates both; unticking goes back to the palm detector's hand. The choice is saved."""
+    w = small_run
+    img = load_image(str(SAMPLE_IMAGE))
+    photo = np.empty((512, 768, 3), np.uint8)
+    photo[:] = img[0, 0]
+    photo[128:384, :256] = img
+    photo[224:304, 648:728] = cv2.resize(np.ascontiguousarray(np.rot90(img)), (80, 80), interpolation=cv2.INTER_AREA)
+    path = tmp_path / "small_hand.png"
+    Image.fromarray(photo).save(path)
+    wait_run(w, qtbot, lambda: w.open_path(str(path)))
+    assert len(w.model.image_state.detections) == 1
+    box = w.settings_panel.all_hands
+    assert box.isVisible() and not box.isChecked()
+    try:
+        wait_run(w, qtbot, lambda: box.setChecked(True))
+        dets = w.model.image_state.detections
+        assert w.model.run_settings.all_hands and len(dets) == 2
+        assert sorted(d.extra.get("source") for d in dets) == ["palm", "search"]
+        small = next(d for d in dets if d.extra.get("source") == "search")
+        assert 600 < small.keypoints2d[:, 0].mean() < 768                   # the small hand, where it is
+        assert all(r is not None for r in w.model.hands.results)              # both estimated
+        w._save_settings()
+        assert str(w.qsettings.value("engine/all_hands")).lower() == "true"
+        wait_run(w, qtbot, lambda: box.setChecked(False))
+        assert len(w.model.image_state.detections) == 1
+    finally:   # the tests share one settings folder: leave the default behind whatever happened
+        with w.model.run_settings.events.all_hands.blocked():
+            w.model.run_settings.all_hands = False

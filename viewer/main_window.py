@@ -102,6 +102,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings_panel.rerun.clicked.connect(self.image_runs.rerun)
         self.display_panel.refine_requested.connect(self.refine_runs.toggle)
         m.run_settings.events.mode.connect(lambda mode: m.display.update(mode="aggregate" if mode == "paper" else "all"))
+        m.run_settings.events.all_hands.connect(lambda _on: self.image_runs.redetect())   # look for the hands again
         self.dposer_panel.complete_requested.connect(self.complete)
         self.dposer_panel.source_requested.connect(self.completion_runs.use)
         self.dposer_panel.schedule_changed.connect(self.completion_runs.schedule_changed)
@@ -298,7 +299,7 @@ class MainWindow(QtWidgets.QMainWindow):
             log.info("settings: the saved dock layout is from another version; using the default layout")
         run = self.model.run_settings
         run.n, run.steps, run.seed = s["engine/n"], s["engine/steps"], s["engine/seed"]
-        run.mode, run.device = s["engine/mode"], s["engine/device"]
+        run.mode, run.device, run.all_hands = s["engine/mode"], s["engine/device"], s["engine/all_hands"]
 
     def _save_settings(self) -> None:
         s = self.qsettings

@@ -30,7 +30,7 @@ def bind(widget: QtWidgets.QWidget, model, name: str) -> None:
 
 
 class SettingsPanel(QtWidgets.QWidget):
-    """Engine settings: hypotheses N, DDIM steps, seed, inference mode, device (`RunSettings`)."""
+    """Engine settings: hypotheses N, DDIM steps, seed, inference mode, device, every hand (`RunSettings`)."""
 
     def __init__(self, settings: RunSettings, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +54,11 @@ class SettingsPanel(QtWidgets.QWidget):
                                ("Device", self.device, "device")):
             form.addRow(label, w)
             bind(w, settings, name)
+        self.all_hands = QtWidgets.QCheckBox("Every hand (crop search)")
+        self.all_hands.setToolTip("Also look for the hands the palm detector misses, with the hand-landmark model "
+                                  "on crops of the photo (~1-2 s more per photo); changing it looks again")
+        form.addRow(self.all_hands)
+        bind(self.all_hands, settings, "all_hands")
         self.rerun = QtWidgets.QPushButton(icon("fa5s.redo"), "Re-run")
         self.rerun.setToolTip("Run the estimate again with these settings")
         form.addRow(self.rerun)

@@ -108,6 +108,16 @@ class ImageRuns(QtCore.QObject):
         self._start(st.path, st.image, st.detections, st.chosen, box=[float(x) for x in box])
         return True
 
+    def redetect(self) -> None:
+        """Look for the current photo's hands again (the detector settings changed) and estimate them all."""
+        st = self.model.image_state
+        if st.image is None:
+            return
+        self.status.error = None
+        self.status.message = ("Looking for every hand (palm detector and crop search)…" if self.model.run_settings.all_hands
+                               else "Looking for the hands (palm detector)…")
+        self._start(st.path, st.image, None, 0)
+
     def rerun(self) -> None:
         """Run the current image again with the current settings (every estimated hand, in one batch)."""
         st = self.model.image_state

@@ -21,7 +21,7 @@ MAX_RECENT = 10
 
 @dataclass(frozen=True)
 class Setting:
-    """One stored setting: `kind` is int | float | str | bytes | list (of str); ranges are inclusive."""
+    """One stored setting: `kind` is int | float | str | bool | bytes | list (of str); ranges are inclusive."""
 
     key: str
     kind: type
@@ -86,6 +86,16 @@ def _to_str(raw: Any, _: Setting) -> str:
     return raw
 
 
+def _to_bool(raw: Any, _: Setting) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false", "1", "0"):
+        return raw.strip().lower() in ("true", "1")   # an INI file holds "true" / "false"
+    raise ValueError("not true or false")
+
+
 def _to_bytes(raw: Any, _: Setting) -> bytes:
     if isinstance(raw, (str, int, float, list, dict)) or raw is None:
         raise ValueError(f"a {type(raw).__name__}, not binary data")
@@ -104,7 +114,7 @@ def _to_str_list(raw: Any, setting: Setting) -> list[str]:
 
 
 _CONVERT: dict[type, Callable[[Any, Setting], Any]] = {
-    int: _to_int, float: _to_float, str: _to_str, bytes: _to_bytes, list: _to_str_list}
+    int: _to_int, float: _to_float, str: _to_str, bytes: _to_bytes, list: _to_str_list, bool: _to_bool}
 
 #: The stored settings (QSettings keys). `engine/*` mirror viewer.panels.SettingsPanel's widgets.
 SCHEMA: dict[str, Setting] = {s.key: s for s in (
@@ -115,6 +125,7 @@ SCHEMA: dict[str, Setting] = {s.key: s for s in (
     Setting("engine/seed", int, 0, 0, 2**31 - 1),
     Setting("engine/mode", str, "cloud", choices=("cloud", "paper")),
     Setting("engine/device", str, "auto", choices=("auto", "cpu", "cuda")),
+    Setting("engine/all_hands", bool, False),
     Setting("recent", list, [], max_items=MAX_RECENT),
 )}
 

@@ -352,13 +352,15 @@ class CompletionState:
 @evented
 @dataclass
 class RunSettings:
-    """Image-run settings (the Settings dock): hypotheses N, DDIM steps, seed, mode, device."""
+    """Image-run settings (the Settings dock): hypotheses N, DDIM steps, seed, mode, device, and whether
+    a photo's hands are looked for with the crop search too (`all_hands`, issue 26)."""
 
     n: int = 50
     steps: int = 10
     seed: int = 0
     mode: str = "cloud"      # 'cloud': one mesh per joint hypothesis; 'paper': mean joints → one mesh
     device: str = "auto"
+    all_hands: bool = False  # every hand: the palm detector's and the crop search's (~1-2 s more a photo)
 
     def values(self) -> dict:
         return asdict(self)
