@@ -166,7 +166,8 @@ def test_status_notifies_every_message_and_failure():
 
 
 def test_settings_are_plain_values():
-    assert RunSettings().values() == {"n": 50, "steps": 10, "seed": 0, "mode": "cloud", "device": "auto"}
+    assert RunSettings().values() == {"n": 50, "steps": 10, "seed": 0, "mode": "cloud", "device": "auto",
+                                      "all_hands": False}
     s = CompletionSettings()
     seen = record(s)
     with batch(s):
