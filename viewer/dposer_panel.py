@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-from viewer.icons import icon
 from PySide6 import QtCore, QtWidgets
 
 from core.io.poses import parse_mask
 from core.joints import FINGERS, JOINT_NAMES, NUM_JOINTS
 from core.prior.choices import DEFAULT_HYPOTHESES, DEFAULT_ITERS, PRIORS, SCHEDULES, TASK_RANGES
+from viewer.icons import icon
 from viewer.panels import bind
 from viewer.schedule_plot import SchedulePlot
 from viewer.state import CompletionSettings, CompletionState, MaskState, batch

@@ -3,9 +3,9 @@ evented model (viewer/state.py); `bind` keeps a widget and a model field equal b
 from __future__ import annotations
 
 import numpy as np
-from viewer.icons import icon
 from PySide6 import QtCore, QtWidgets
 
+from viewer.icons import icon
 from viewer.state import DISPLAY_MODES, DisplayState, RefineState, ResultState, RunSettings, TrajectoryState
 
 

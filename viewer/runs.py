@@ -114,7 +114,8 @@ class ImageRuns(QtCore.QObject):
         if st.image is None:
             return
         self.status.error = None
-        self.status.message = ("Looking for every hand (palm detector and crop search)…" if self.model.run_settings.all_hands
+        every = self.model.run_settings.all_hands
+        self.status.message = ("Looking for every hand (palm detector and crop search)…" if every
                                else "Looking for the hands (palm detector)…")
         self._start(st.path, st.image, None, 0)
 
