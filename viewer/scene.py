@@ -24,16 +24,11 @@ def joint_colours() -> np.ndarray:
     return np.array([FINGER_COLOURS[0]] + [FINGER_COLOURS[1 + (j - 1) // 4] for j in range(1, NUM_JOINTS)])
 
 
-def _lines(n_sets: int, points_per_set: int, edges: list[tuple[int, int]]) -> np.ndarray:
-    """(n_sets·E, 2) segments: `edges` repeated for each set of `points_per_set` points."""
-    base = np.array(edges, np.int64)
-    return np.vstack([base + k * points_per_set for k in range(n_sets)])
-
-
-def _tiled_faces(faces: np.ndarray, n: int, points_per_mesh: int) -> np.ndarray:
-    """(n·F, 3) triangles of n meshes stored one after another."""
-    f = np.asarray(faces, np.int64)
-    return np.vstack([f + k * points_per_mesh for k in range(n)])
+def _tiled(cells, n: int, points_per_set: int) -> np.ndarray:
+    """(n·C, k) cells: the (C, k) point indices `cells` (triangles, bone segments) repeated for each of n
+    sets of `points_per_set` points stored one after another."""
+    base = np.asarray(cells, np.int64)
+    return np.vstack([base + k * points_per_set for k in range(n)])
 
 
 class HandScene:
@@ -122,7 +117,7 @@ class HandScene:
                                                                  point_size=3 if kind == "mesh" else 5))
             elif kind == "mesh":
                 f = self.faces if faces is None else np.asarray(faces)
-                self.cloud = vtk_draw.polydata(flat, _tiled_faces(f, n, p))
+                self.cloud = vtk_draw.polydata(flat, _tiled(f, n, p))
                 self.cloud_actor = self._add(vtk_draw.mesh_actor(self.cloud, CLOUD, opacity=0.05))
                 # Unlit: the cloud reads as a density of hypotheses (a pixel covered by all 50 is dense, one
                 # reached by a few outliers faint) while the opaque aggregate carries the shading. Lighting 50
@@ -134,7 +129,7 @@ class HandScene:
                 # Front faces only: half the translucent layers to blend, and a less muddy cloud.
                 self.cloud_actor.GetProperty().BackfaceCullingOn()
             else:
-                self.cloud = vtk_draw.polydata(flat, lines=_lines(n, p, BONES))
+                self.cloud = vtk_draw.polydata(flat, lines=_tiled(BONES, n, p))
                 self.cloud_actor = self._add(vtk_draw.mesh_actor(self.cloud, CLOUD, opacity=0.35, line_width=1.5))
             self._cloud_key = key
             self.points_per_hypothesis = p
@@ -219,7 +214,7 @@ class HandScene:
             return
         pts = np.asarray(joints, np.float32)
         if self.skeleton is None:
-            self.skeleton = vtk_draw.polydata(pts, lines=_lines(1, NUM_JOINTS, BONES))
+            self.skeleton = vtk_draw.polydata(pts, lines=_tiled(BONES, 1, NUM_JOINTS))
             vtk_draw.set_point_scalars(self.skeleton, (joint_colours() * 255).astype(np.uint8), "rgb")
             self.skeleton_actor = self._add(vtk_draw.mesh_actor(self.skeleton, rgb=True, line_width=4, point_size=12,
                                                                 spheres=True, pickable=False))
@@ -330,4 +325,4 @@ def _hollow_balls(centres: np.ndarray, radius: float) -> "vtk_draw.Mesh":
     tris = vtk_draw.vtk_to_numpy(ball.GetPolys().GetConnectivityArray()).reshape(-1, 3)
     centres = np.asarray(centres, np.float32)
     points = (pts[None] + centres[:, None]).reshape(-1, 3)
-    return vtk_draw.polydata(points, _tiled_faces(tris, len(centres), len(pts)))
+    return vtk_draw.polydata(points, _tiled(tris, len(centres), len(pts)))
