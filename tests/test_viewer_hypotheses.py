@@ -283,3 +283,29 @@ def test_image_overlay_repaints_only_when_it_changes(qtbot, monkeypatch):
     panel.set_overlay(boxes=[np.array([0, 0, 10, 10])], keypoints=kp, reprojected=kp + 1, highlight=kp)
     panel.set_overlay(boxes=[np.array([0, 0, 10, 10])], keypoints=kp, reprojected=kp + 2, highlight=kp)
     assert len(calls) == 3 and np.allclose(panel.reprojected, kp + 2)
+
+
+
+def test_side_tag_of_a_hand_at_the_right_edge_stays_whole_in_the_panel(qtbot):
+    """The chosen hand's side is written on a tag above its box; a box at the photo's right edge puts the tag
+    against the panel's edge, where it must move in rather than lose the end of its text."""
+    from PySide6 import QtGui
+
+    from viewer.image_panel import ImagePanel
+
+    panel = ImagePanel()
+    qtbot.addWidget(panel)
+    panel.resize(300, 200)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.set_image(np.full((200, 300, 3), 90, np.uint8))      # fills the panel: image px = widget px
+    text = "right hand, 100 % (label)"
+    panel.side_text = text
+    panel.set_overlay(boxes=[np.array([250.0, 100.0, 295.0, 150.0])], chosen=0)
+    img = panel.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    shot = np.frombuffer(img.constBits(), np.uint8, img.bytesPerLine() * img.height())
+    shot = shot.reshape(img.height(), img.bytesPerLine())[:, :3 * img.width()].reshape(img.height(), img.width(), 3)
+    tag_text = (shot[..., 0] > 200) & (shot[..., 1] > 150) & (shot[..., 2] < 120)     # yellow on the dark tag
+    cols = np.flatnonzero(tag_text[:100].any(0))
+    assert cols.size and cols[-1] < img.width() - 1
+    assert cols[-1] - cols[0] > 0.85 * panel.fontMetrics().horizontalAdvance(text)    # the whole text

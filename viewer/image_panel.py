@@ -158,9 +158,10 @@ class ImagePanel(QtWidgets.QWidget):
                 p.drawEllipse(QtCore.QPointF(*uv), 3.5, 3.5)
 
     def _draw_label(self, p: QtGui.QPainter, corner: np.ndarray, text: str) -> None:
-        """`text` on a dark tag just above the box corner (inside the panel)."""
+        """`text` on a dark tag just above the box corner, moved in where it would leave the panel."""
         rect = p.fontMetrics().boundingRect(text).adjusted(-4, -2, 4, 2)
-        rect.moveTo(int(corner[0]), max(int(corner[1]) - rect.height() - 2, 0))
+        rect.moveTo(max(min(int(corner[0]), self.width() - rect.width()), 0),
+                    max(int(corner[1]) - rect.height() - 2, 0))
         p.fillRect(rect, QtGui.QColor(0, 0, 0, 170))
         p.setPen(QtGui.QColor("#ffd23f"))
         p.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, text)

@@ -218,8 +218,7 @@ class ImageRuns(QtCore.QObject):
     def _describe(self, path: str | None, r, index: int) -> str:
         """The status line of the selected hand."""
         n, hands = r.joint_hypotheses.shape[0], len(self.model.image_state.detections)
-        extra = (f" (hand {index + 1} of {hands}: click another in the image or the 3D view; drag a box around a "
-                 "missed one)") if hands > 1 else ""
+        extra = f" · hand {index + 1} of {hands} (click one to select it)" if hands > 1 else ""
         side = r.side.describe() if r.side is not None else f"{r.handedness} hand"
         return f"{pathlib.Path(path or '').name}: {n} hypotheses, {side} (H flips it){extra}"
 
