@@ -47,7 +47,7 @@ class SearchConfig:
     """The grid and thresholds of `HandSearcher.search` (tuned in docs/detection.md)."""
 
     #: Crop sides as fractions of the image's shorter side (largest first).
-    scales: tuple[float, ...] = (1.0, 0.5, 0.25)
+    scales: tuple[float, ...] = (2.0, 1.5, 1.0, 0.5, 0.25)
     #: Grid step as a fraction of the crop side.
     stride: float = 0.5
     #: Rotations tried per grid crop, in multiples of 90° (0..3).

@@ -182,6 +182,20 @@ def test_bad_inputs_give_one_line_errors(searcher, hand_image, tmp_path):
         HandSearcher(bad)
 
 
+def test_a_hand_twice_the_frame_is_found_by_the_crops_bigger_than_the_image(searcher, hand_image, gt_kp):
+    """A hand that fills the frame and runs past its edges (a close-up) fits no crop of the image: the model
+    wants the hand at about half its input. Crops 1.5 and 2 × the image's shorter side (zero outside) are
+    for such hands; without them the search finds nothing here."""
+    n = 224
+    c, side = (gt_kp.min(0) + gt_kp.max(0)) / 2, np.ptp(gt_kp, 0).max() / 2.0    # the hand is 2 × the frame
+    A = np.array([[n / side, 0, n / 2 - c[0] * n / side], [0, n / side, n / 2 - c[1] * n / side]])
+    close_up = cv2.warpAffine(hand_image, A, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    truth = gt_kp * n / side + A[:, 2]
+    (d,) = searcher.search(close_up, RENDER)
+    assert keypoint_distance(d.keypoints2d, truth) < 0.15 * np.ptp(truth, 0).max()
+    assert searcher.search(close_up, SearchConfig(verify_threshold=0.6, scales=(1.0, 0.5, 0.25))) == []
+
+
 def test_config_scales_change_the_work(searcher, hand_image):
     n0 = searcher.evaluations
     searcher.search(hand_image, SearchConfig(scales=(1.0,), rotations=(0,)))

@@ -6,7 +6,8 @@ nearest first) to a visible hand whose centre lies within half the hand's size o
 keypoint-box centre and whose size is within a factor 2 of it; every other detection is *false*.
 Variants test robustness without new data: `mirror` (flipped left-right), `half` (scaled to 50 %) and
 `rot90` (turned a quarter clockwise); `--composites N` adds N canvases of several annotated crops each
-(small hands, several per image, keypoints known). With palm and search both run, auto (every hand
+(small hands, several per image, keypoints known); `--closeups Z …` replaces the images by close-ups of
+each located hand, Z × the frame (big hands cut by the frame's edges). With palm and search both run, auto (every hand
 wanted) is their two results merged, as `find_hands` does, and its time is theirs.
 Where the palm detector and the search both match one visible hand, their mean keypoint distance (px) is
 reported. `--annotated DIR` adds the real annotated crops (one hand each; hgc_realworld has keypoints).
@@ -133,6 +134,35 @@ def composites(annotated: pathlib.Path, n: int, seed: int = 0, size: tuple[int, 
     return out
 
 
+def closeups(items: list[dict], zooms: list[float], n: int = 256) -> list[dict]:
+    """Close-ups: for every located hand of `items` and every zoom z, an n × n image centred on the hand with
+    the hand z × the frame (z > 1: cut by the frame on every side; zero outside the source image), the way
+    a studio frame or a phone held close shows a hand. Truth = that hand and any other hand whose centre
+    lands inside the frame."""
+    import cv2
+
+    out = []
+    for it in items:
+        located = [h for h in it["hands"] if "c" in h]
+        if not located:
+            continue
+        rgb = it["rgb"] if "rgb" in it else cv2.cvtColor(cv2.imread(str(it["path"])), cv2.COLOR_BGR2RGB)
+        for k, h in enumerate(located):
+            for z in zooms:
+                f = n * z / h["size"]                          # source px → close-up px
+                A = np.array([[f, 0, n / 2 - f * h["c"][0]], [0, f, n / 2 - f * h["c"][1]]])
+                img = cv2.warpAffine(rgb, A, (n, n), flags=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT)
+                hands = []
+                for o in located:
+                    c = A[:, :2] @ np.asarray(o["c"], float) + A[:, 2]
+                    if o is h or (0 <= c[0] < n and 0 <= c[1] < n):
+                        hands.append(dict(c=c.tolist(), size=o["size"] * f))
+                out.append(dict(name=f"{pathlib.Path(it['name']).stem}_hand{k}_x{z:g}", rgb=img, hands=hands,
+                                set=f"{it['set']}-closeup-x{z:g}"))
+    return out
+
+
 def evaluate(items: list[dict], modes: list[str], variants: list[str], overlays: pathlib.Path | None = None,
              threads: int = 2, config=None) -> dict:
     import cv2
@@ -252,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="add this many canvases of several annotated crops each (needs --annotated)")
     ap.add_argument("--no-crops", action="store_true", help="with --annotated: the composites only, not the crops")
     ap.add_argument("--only", nargs="+", help="only images whose name contains one of these")
+    ap.add_argument("--closeups", nargs="+", type=float,
+                    help="instead of the images, close-ups of each located hand at these zooms (hand size / "
+                         "frame size, e.g. 1.0 1.2 1.5; use with --variants orig)")
     a = ap.parse_args(argv)
     if a.photos is None and a.annotated is None:
         ap.error("give --photos and/or --annotated")
@@ -270,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         items += composites(a.annotated, a.composites)
     if a.only:
         items = [it for it in items if any(o in it["name"] for o in a.only)]
+    if a.closeups:
+        items = closeups(items, a.closeups)
     res = evaluate(items, a.modes, a.variants, a.overlays, a.threads, cfg)
     res["config"] = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
     print(json.dumps(res["summary"], indent=1))
