@@ -3,7 +3,8 @@
 The palm detector misses hands a user can plainly see (large hands filling the frame, hands in odd
 rotations, small hands in a scene), yet the landmark model of the same bundle recognises them when it
 is shown a crop around them. `HandSearcher.search` slides a multi-scale grid of square crops over the
-image (the largest bigger than the image, for close-ups of a hand cut by the frame), shows each crop to the landmark model in 4 rotations (0/90/180/270°), keeps the crops whose
+image (the largest bigger than the image, for close-ups of a hand cut by the frame), shows each crop to
+the landmark model in 4 rotations (0/90/180/270°), keeps the crops whose
 hand-presence output passes `seed_threshold`, re-crops around the predicted keypoints the way MediaPipe
 tracks a hand (rotation from wrist to middle-finger MCP, side = 2 × keypoint extent) until it settles,
 keeps hands whose refined presence passes `threshold` and merges duplicates by non-maximum suppression.

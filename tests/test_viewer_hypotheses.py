@@ -285,7 +285,6 @@ def test_image_overlay_repaints_only_when_it_changes(qtbot, monkeypatch):
     assert len(calls) == 3 and np.allclose(panel.reprojected, kp + 2)
 
 
-
 def test_side_tag_of_a_hand_at_the_right_edge_stays_whole_in_the_panel(qtbot):
     """The chosen hand's side is written on a tag above its box; a box at the photo's right edge puts the tag
     against the panel's edge, where it must move in rather than lose the end of its text."""

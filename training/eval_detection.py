@@ -7,8 +7,8 @@ keypoint-box centre and whose size is within a factor 2 of it; every other detec
 Variants test robustness without new data: `mirror` (flipped left-right), `half` (scaled to 50 %) and
 `rot90` (turned a quarter clockwise); `--composites N` adds N canvases of several annotated crops each
 (small hands, several per image, keypoints known); `--closeups Z …` replaces the images by close-ups of
-each located hand, Z × the frame (big hands cut by the frame's edges). With palm and search both run, auto (every hand
-wanted) is their two results merged, as `find_hands` does, and its time is theirs.
+each located hand, Z × the frame (big hands cut by the frame's edges). With palm and search both run,
+auto (every hand wanted) is their two results merged, as `find_hands` does, and its time is theirs.
 Where the palm detector and the search both match one visible hand, their mean keypoint distance (px) is
 reported. `--annotated DIR` adds the real annotated crops (one hand each; hgc_realworld has keypoints).
 
