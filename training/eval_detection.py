@@ -134,6 +134,20 @@ def composites(annotated: pathlib.Path, n: int, seed: int = 0, size: tuple[int, 
     return out
 
 
+def _read_rgb(it: dict) -> np.ndarray | None:
+    """The item's image as RGB (its `rgb`, or read from its `path`); None, with a line on stderr, when the
+    file cannot be read."""
+    import cv2
+
+    if "rgb" in it:
+        return it["rgb"]
+    bgr = cv2.imread(str(it["path"]))
+    if bgr is None:
+        print(f"skipped (unreadable): {it['path']}", file=sys.stderr)
+        return None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def closeups(items: list[dict], zooms: list[float], n: int = 256) -> list[dict]:
     """Close-ups: for every located hand of `items` and every zoom z, an n × n image centred on the hand with
     the hand z × the frame (z > 1: cut by the frame on every side; zero outside the source image), the way
@@ -146,7 +160,9 @@ def closeups(items: list[dict], zooms: list[float], n: int = 256) -> list[dict]:
         located = [h for h in it["hands"] if "c" in h]
         if not located:
             continue
-        rgb = it["rgb"] if "rgb" in it else cv2.cvtColor(cv2.imread(str(it["path"])), cv2.COLOR_BGR2RGB)
+        rgb = _read_rgb(it)
+        if rgb is None:
+            continue
         for k, h in enumerate(located):
             for z in zooms:
                 f = n * z / h["size"]                          # source px → close-up px
@@ -165,8 +181,6 @@ def closeups(items: list[dict], zooms: list[float], n: int = 256) -> list[dict]:
 
 def evaluate(items: list[dict], modes: list[str], variants: list[str], overlays: pathlib.Path | None = None,
              threads: int = 2, config=None) -> dict:
-    import cv2
-
     from core.detector import HandDetector
     from core.hand_search import HandSearcher, find_hands, merge_detections
 
@@ -174,14 +188,9 @@ def evaluate(items: list[dict], modes: list[str], variants: list[str], overlays:
     det, searcher = HandDetector(), HandSearcher(num_threads=threads)
     rows = []
     for it in items:
-        if "rgb" in it:
-            rgb0 = it["rgb"]
-        else:
-            bgr = cv2.imread(str(it["path"]))
-            if bgr is None:
-                print(f"skipped (unreadable): {it['path']}", file=sys.stderr)
-                continue
-            rgb0 = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb0 = _read_rgb(it)
+        if rgb0 is None:
+            continue
         for var in variants:
             rgb, hands = _variant(rgb0, it["hands"], var)
             per_mode: dict[str, list[Detection]] = {}
